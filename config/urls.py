@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    # Each app owns its API routes (api_urls) and its pages (urls).
+    path("api/", include("persons.api_urls")),
+    path("api/", include("observations.api_urls")),
+    path("api/", include("mlmodels.api_urls")),
+    path("api/", include("predictions.api_urls")),
+    path("", include("mlmodels.urls")),
+    path("", include("predictions.urls")),
+    path("", include("observations.urls")),
+    path("", include("persons.urls")),
+]

@@ -1,0 +1,23 @@
+from django.contrib import admin
+
+from observations.models import ImportBatch, Observation
+
+
+@admin.register(Observation)
+class ObservationAdmin(admin.ModelAdmin):
+    list_display = ["person", "effective_at", "value_mg_dl", "original_value", "original_unit",
+                    "kind", "code", "status", "at_sensor_limit", "source"]
+    list_filter = ["status", "kind", "code", "source", "at_sensor_limit"]
+    search_fields = ["person__display_name", "person__owner__username", "source_identifier"]
+    date_hierarchy = "effective_at"
+    raw_id_fields = ["person", "import_batch"]
+    list_select_related = ["person"]
+
+
+@admin.register(ImportBatch)
+class ImportBatchAdmin(admin.ModelAdmin):
+    list_display = ["person", "source", "filename", "n_created", "n_duplicates", "created_at"]
+    list_filter = ["source"]
+    search_fields = ["person__display_name", "filename"]
+    date_hierarchy = "created_at"
+    raw_id_fields = ["person"]

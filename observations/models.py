@@ -1,0 +1,106 @@
+"""CGM and blood glucose readings, aligned with FHIR Observation and the HL7 CGM guide."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from persons.models import Person
+
+
+class PersonOwnedQuerySet(models.QuerySet):
+    """Ownership filter shared by every per-person model: rows of the caller's own Person."""
+
+    person_field = "person"
+
+    def for_user(self, user):
+        if not getattr(user, "is_authenticated", False):
+            return self.none()
+        return self.filter(**{f"{self.person_field}__owner": user})
+
+    def for_person(self, person):
+        return self.filter(**{self.person_field: person})
+
+
+class ObservationStatus(models.TextChoices):
+    FINAL = "final", _("final")
+    PRELIMINARY = "preliminary", _("preliminary")
+    ENTERED_IN_ERROR = "entered-in-error", _("entered in error")
+
+
+class ImportBatchQuerySet(PersonOwnedQuerySet):
+    pass
+
+
+class ImportBatch(models.Model):
+    """One upload or API call that brought readings in: lets a person list and delete imports."""
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="imports")
+    source = models.CharField(max_length=32, help_text="api, fhir, dexcom, libre, nightscout, csv, demo")
+    filename = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    n_created = models.PositiveIntegerField(default=0)
+    n_duplicates = models.PositiveIntegerField(default=0)
+
+    objects = ImportBatchQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.filename} ({self.n_created})".strip()
+
+
+class ObservationQuerySet(PersonOwnedQuerySet):
+    def usable(self):
+        return self.exclude(status=ObservationStatus.ENTERED_IN_ERROR)
+
+    def in_range(self, start=None, end=None):
+        qs = self
+        if start is not None:
+            qs = qs.filter(effective_at__gte=start)
+        if end is not None:
+            qs = qs.filter(effective_at__lte=end)
+        return qs
+
+
+class Observation(models.Model):
+    class Kind(models.TextChoices):
+        CGM = "cgm", _("CGM (interstitial)")
+        BLOOD = "blood", _("Blood / capillary")
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="observations")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.CGM)
+    code_system = models.CharField(max_length=64, default="http://loinc.org")
+    code = models.CharField(max_length=16, default="99504-3")
+    display = models.CharField(max_length=128, blank=True)
+    value_mg_dl = models.FloatField(help_text="Canonical value in mg/dL")
+    original_value = models.FloatField()
+    original_unit = models.CharField(max_length=16, help_text="UCUM unit of the original value")
+    at_sensor_limit = models.BooleanField(
+        default=False, help_text='The device reported "Low"/"High"; the value is the device limit.'
+    )
+    effective_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=20, choices=ObservationStatus.choices, default=ObservationStatus.FINAL
+    )
+    device = models.CharField(max_length=128, blank=True)
+    source = models.CharField(max_length=32, blank=True)
+    import_batch = models.ForeignKey(
+        ImportBatch, null=True, blank=True, on_delete=models.CASCADE, related_name="observations"
+    )
+    source_identifier = models.CharField(max_length=128, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ObservationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["effective_at"]
+        constraints = [
+            # Re-importing the same data is idempotent: one reading per person, kind and instant.
+            models.UniqueConstraint(
+                fields=["person", "kind", "effective_at"], name="observation_unique_per_instant"
+            ),
+        ]
+        indexes = [models.Index(fields=["person", "effective_at"], name="observation_person_time")]
+
+    def __str__(self) -> str:
+        return f"{self.value_mg_dl:g} mg/dL at {self.effective_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,41 @@
+import os
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from persons.services import create_person
+
+
+class Command(BaseCommand):
+    help = (
+        "Create a user with their Person and API token. The password comes from "
+        "GLUCAST_PASSWORD or is generated and printed; the token is the last line of output."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("username")
+        parser.add_argument("--staff", action="store_true", help="staff + superuser (admin access)")
+        parser.add_argument("--display-name", default="")
+        parser.add_argument("--time-zone", default="Europe/Berlin")
+        parser.add_argument("--unit", default="mg/dL", choices=["mg/dL", "mmol/L"])
+
+    def handle(self, *args, username, staff, display_name, time_zone, unit, **options):
+        if get_user_model().objects.filter(username=username).exists():
+            raise CommandError(f"user {username!r} already exists")
+        given_password = os.environ.get("GLUCAST_PASSWORD")
+        try:
+            person, password, token = create_person(
+                username,
+                password=given_password,
+                display_name=display_name,
+                time_zone=time_zone,
+                preferred_unit=unit,
+                is_staff=staff,
+            )
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages)) from exc
+        self.stdout.write(f"created {'staff ' if staff else ''}person {person.display_name!r} (user {username})")
+        if not given_password:
+            self.stdout.write(f"password: {password}")
+        self.stdout.write(token)

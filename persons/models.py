@@ -1,0 +1,49 @@
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(_("%(value)s is not an IANA time zone."), params={"value": value})
+
+
+class GlucoseUnit(models.TextChoices):
+    MG_DL = "mg/dL", "mg/dL"
+    MMOL_L = "mmol/L", "mmol/L"
+
+
+class PersonQuerySet(models.QuerySet):
+    def for_user(self, user):
+        """The only way to reach Person rows from user-facing code: the caller's own."""
+        if not getattr(user, "is_authenticated", False):
+            return self.none()
+        return self.filter(owner=user)
+
+
+class Person(models.Model):
+    owner = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="person"
+    )
+    display_name = models.CharField(max_length=150)
+    time_zone = models.CharField(max_length=64, default="Europe/Berlin", validators=[validate_time_zone])
+    preferred_unit = models.CharField(
+        max_length=8, choices=GlucoseUnit.choices, default=GlucoseUnit.MG_DL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PersonQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["display_name"]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.time_zone)

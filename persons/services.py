@@ -1,0 +1,44 @@
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from rest_framework.authtoken.models import Token
+
+from persons.models import Person
+
+
+@transaction.atomic
+def create_person(
+    username: str,
+    *,
+    password: str | None = None,
+    display_name: str = "",
+    time_zone: str = "Europe/Berlin",
+    preferred_unit: str = "mg/dL",
+    is_staff: bool = False,
+) -> tuple[Person, str, str]:
+    """Create a user with their Person and API token. Returns (person, password, token key)."""
+    password = password or secrets.token_urlsafe(12)
+    user = get_user_model().objects.create_user(
+        username=username, password=password, is_staff=is_staff, is_superuser=is_staff
+    )
+    person = Person(
+        owner=user,
+        display_name=display_name or username,
+        time_zone=time_zone,
+        preferred_unit=preferred_unit,
+    )
+    person.full_clean(exclude=["owner"])
+    person.save()
+    token, _ = Token.objects.get_or_create(user=user)
+    return person, password, token.key
+
+
+def person_for(user) -> Person:
+    """The caller's Person, or 404 (a staff user without a Person has no personal data)."""
+    from django.http import Http404
+
+    person = Person.objects.for_user(user).first()
+    if person is None:
+        raise Http404("No person profile for this account.")
+    return person

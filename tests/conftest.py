@@ -1,0 +1,56 @@
+import os
+from pathlib import Path
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.factories import PersonFactory
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("GLUCAST_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+BROLL_CSV = SHARED_DATA / "broll2021_cgm.csv"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture
+def broll_csv_path() -> Path:
+    if not BROLL_CSV.exists():
+        pytest.skip(
+            f"the shared Broll 2021 CGM file is not at {BROLL_CSV} "
+            "(set GLUCAST_SHARED_DATA to the folder holding broll2021_cgm.csv)"
+        )
+    return BROLL_CSV
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture
+def person(db):
+    return PersonFactory()
+
+
+@pytest.fixture
+def other_person(db):
+    return PersonFactory()
+
+
+def token_client(person) -> APIClient:
+    """An API client authenticated the way API consumers are: with the person's token."""
+    token, _ = Token.objects.get_or_create(user=person.owner)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def api(person) -> APIClient:
+    return token_client(person)
+
+
+@pytest.fixture
+def other_api(other_person) -> APIClient:
+    return token_client(other_person)
