@@ -1,0 +1,471 @@
+"""Training, versioning and deployment of per-person models (the Django side of mlmodels).
+
+Flow: request_training() records a TrainingJob and, once the surrounding transaction commits,
+hands its id to a django-q2 worker, which calls train_person(). The management command
+`train_models` calls train_person() directly. Web requests never train.
+
+Deploy only if better: a new version becomes active only when it beats the reference on the
+SAME held-out period — the currently active version if there is one (evaluated with
+mlmodels.training.evaluate_on on the new version's test period), else the AR2 baseline. The
+score is the mean of MAE at 30 and 60 minutes (DEPLOY_HORIZONS); the new version must be
+strictly lower. Otherwise it is kept as `rejected` with both sets of numbers in `comparison`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import traceback
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from mlmodels.models import (
+    GLUCOSE_PREDICTION,
+    JobStatus,
+    JobTrigger,
+    MLModel,
+    ModelStatus,
+    TrainingJob,
+    metric_value,
+)
+from mlmodels.storage import (
+    ArtifactIntegrityError,
+    delete_artifacts,
+    library_versions,
+    load_forecaster,
+    save_artifacts,
+)
+
+logger = logging.getLogger(__name__)
+
+DEPLOY_HORIZONS = (30, 60)
+TASK_PATH = "mlmodels.tasks.run_training_job"
+
+
+def pipeline_major() -> int:
+    """MAJOR of every version = the feature/output schema version of the numeric pipeline."""
+    from mlmodels.features import FEATURE_SCHEMA_VERSION
+
+    return int(FEATURE_SCHEMA_VERSION)
+
+
+def training_time_budget_s() -> float:
+    return float(getattr(settings, "GLUCAST_TRAINING_TIME_BUDGET_S", 15.0))
+
+
+# --- Reading the registry ---------------------------------------------------------------------
+
+
+def active_model(person, model_type: str = GLUCOSE_PREDICTION) -> MLModel | None:
+    return MLModel.objects.for_person(person).of_type(model_type).active().first()
+
+
+def next_version(person, model_type: str = GLUCOSE_PREDICTION) -> tuple[int, int, int]:
+    """MAJOR.0.0 for the first model of a schema, then each retrain bumps MINOR.
+
+    Counts every version of this MAJOR (rejected and failed ones too), so numbers are never reused.
+    """
+    major = pipeline_major()
+    latest = (
+        MLModel.objects.for_person(person)
+        .of_type(model_type)
+        .filter(version_major=major)
+        .newest_first()
+        .first()
+    )
+    if latest is None:
+        return major, 0, 0
+    return major, latest.version_minor + 1, 0
+
+
+# --- Requesting training ----------------------------------------------------------------------
+
+
+def open_job(person, model_type: str = GLUCOSE_PREDICTION) -> TrainingJob | None:
+    return TrainingJob.objects.for_person(person).filter(model_type=model_type).open().first()
+
+
+def request_training(
+    person, *, trigger: str = JobTrigger.API, model_type: str = GLUCOSE_PREDICTION
+) -> tuple[TrainingJob, bool]:
+    """Queue a training job for a person; (job, created).
+
+    While a job is queued or running for this person and model type, that job is returned
+    (created=False). Two concurrent calls cannot both create one: a partial unique constraint
+    refuses the second insert, which then returns the winner's job. The django-q2 task is only
+    enqueued after the transaction commits, so a worker never looks for an uncommitted job.
+    """
+    existing = open_job(person, model_type)
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            job = TrainingJob.objects.create(
+                person=person, model_type=model_type, trigger=trigger, status=JobStatus.QUEUED
+            )
+    except IntegrityError:
+        existing = open_job(person, model_type)
+        if existing is None:  # the other job finished in between: try once more
+            return request_training(person, trigger=trigger, model_type=model_type)
+        return existing, False
+    transaction.on_commit(lambda: enqueue_training_job(job.pk))
+    return job, True
+
+
+def enqueue_training_job(job_id: int) -> None:
+    """Hand a job to django-q2; if the broker refuses, fail the job instead of leaving it queued."""
+    from django_q.tasks import async_task
+
+    try:
+        task_id = async_task(TASK_PATH, job_id, task_name=f"train-job-{job_id}", group="training")
+    except Exception as exc:  # the broker is unreachable: nobody would ever run this job
+        logger.exception("Could not enqueue training job %s", job_id)
+        TrainingJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
+            status=JobStatus.FAILED,
+            reason="enqueue_failed",
+            error=f"{exc.__class__.__name__}: {exc}",
+            finished_at=timezone.now(),
+        )
+        return
+    TrainingJob.objects.filter(pk=job_id).update(task_id=str(task_id or ""))
+
+
+# --- Training ---------------------------------------------------------------------------------
+
+
+def train_person(
+    person,
+    *,
+    job: TrainingJob | None = None,
+    trigger: str = JobTrigger.OPERATOR,
+    model_type: str = GLUCOSE_PREDICTION,
+    time_budget_s: float | None = None,
+) -> TrainingJob:
+    """Train, store and (only if better) deploy a new version for one person.
+
+    Without `job` (the management command) a running job is created here; if the person already
+    has a queued or running job, a `skipped` job with reason `job_already_open` is returned and
+    nothing is trained. The returned job is final: succeeded (reason `deployed` or
+    `not_better`), skipped (`insufficient_data`, with the numbers in `detail`) or failed.
+    """
+    if job is None:
+        try:
+            with transaction.atomic():
+                job = TrainingJob.objects.create(
+                    person=person,
+                    model_type=model_type,
+                    trigger=trigger,
+                    status=JobStatus.RUNNING,
+                    started_at=timezone.now(),
+                    attempts=1,
+                )
+        except IntegrityError:
+            other = open_job(person, model_type)
+            return TrainingJob.objects.create(
+                person=person,
+                model_type=model_type,
+                trigger=trigger,
+                status=JobStatus.SKIPPED,
+                reason="job_already_open",
+                detail={"open_job_id": other.pk if other else None},
+                finished_at=timezone.now(),
+            )
+
+    mlmodel = None
+    try:
+        from mlmodels import training
+
+        from observations.services import readings_frame
+
+        readings = readings_frame(person)
+        budget = training_time_budget_s() if time_budget_s is None else time_budget_s
+        try:
+            result = training.train_forecaster(readings, tz=person.time_zone, time_budget_s=budget)
+        except training.InsufficientData as exc:  # the core may raise it ...
+            return _finish_skipped(job, exc)
+        if isinstance(result, training.InsufficientData):  # ... or return it
+            return _finish_skipped(job, result)
+
+        mlmodel = _create_version(person, model_type, result)
+        _store(mlmodel, result)
+        comparison = compare_with_reference(mlmodel, result, readings)
+        _decide(mlmodel, comparison)
+    except Exception as exc:
+        _finish_failed(job, mlmodel, exc)
+        return job
+
+    job.model = mlmodel
+    job.status = JobStatus.SUCCEEDED
+    job.reason = "deployed" if mlmodel.is_active else "not_better"
+    job.detail = {"version": mlmodel.version, "decision": comparison.get("decision")}
+    job.finished_at = timezone.now()
+    job.save()
+    logger.info("Trained %s for person %s: %s", mlmodel.version, person.pk, job.reason)
+    return job
+
+
+def _create_version(person, model_type: str, result) -> MLModel:
+    # Retried on a unique-version clash: two trainings of one person racing for a number.
+    for _ in range(3):
+        major, minor, patch = next_version(person, model_type)
+        try:
+            with transaction.atomic():
+                return MLModel.objects.create(
+                    person=person,
+                    model_type=model_type,
+                    version=f"{major}.{minor}.{patch}",
+                    version_major=major,
+                    version_minor=minor,
+                    version_patch=patch,
+                    algorithm=str(result.algorithm),
+                    trained_at=timezone.now(),
+                    data_start=result.data_start,
+                    data_end=result.data_end,
+                    n_readings=int(result.n_readings),
+                    hyperparameters=to_jsonable(result.hyperparameters),
+                    feature_schema=to_jsonable(result.feature_schema),
+                    metrics=to_jsonable(result.metrics),
+                    status=ModelStatus.TRAINING,
+                    parent=active_model(person, model_type),
+                )
+        except IntegrityError:
+            continue
+    raise RuntimeError("could not reserve a version number for the new model")
+
+
+def _store(mlmodel: MLModel, result) -> None:
+    files = result.forecaster.to_files()
+    metadata = {
+        "person_id": mlmodel.person_id,
+        "model_type": mlmodel.model_type,
+        "version": mlmodel.version,
+        "trained_at": mlmodel.trained_at,
+        "algorithm": mlmodel.algorithm,
+        "data_start": mlmodel.data_start,
+        "data_end": mlmodel.data_end,
+        "n_readings": mlmodel.n_readings,
+        "test_period": to_jsonable(getattr(result, "test_period", None)),
+        "feature_schema": mlmodel.feature_schema,
+        "features": feature_list(mlmodel.feature_schema),
+        "hyperparameters": mlmodel.hyperparameters,
+        "metrics": mlmodel.metrics,
+        "forecaster": to_jsonable(_safe_forecaster_metadata(result.forecaster)),
+        "library_versions": library_versions(),
+    }
+    log_text = result.log if isinstance(result.log, str) else "\n".join(map(str, result.log or []))
+    try:
+        save_artifacts(mlmodel, files, metadata, log_text)
+        mlmodel.save(update_fields=["storage_path", "artifact_manifest", "artifact_sha256"])
+    except Exception:
+        delete_artifacts(mlmodel)
+        raise
+
+
+def _safe_forecaster_metadata(forecaster) -> dict:
+    getter = getattr(forecaster, "metadata", None)
+    return getter() if callable(getter) else {}
+
+
+def feature_list(feature_schema) -> list[str]:
+    if isinstance(feature_schema, dict):
+        return list(feature_schema.get("names") or feature_schema.get("features") or [])
+    return list(feature_schema or [])
+
+
+# --- Deploy only if better --------------------------------------------------------------------
+
+
+def deploy_score(metrics: dict, *, baseline: bool = False) -> float | None:
+    """Mean MAE over DEPLOY_HORIZONS (mg/dL); None if any of them is missing."""
+    values = [metric_value(metrics, h, "mae", baseline=baseline) for h in DEPLOY_HORIZONS]
+    if any(v is None or not math.isfinite(v) for v in values):
+        return None
+    return sum(values) / len(values)
+
+
+def decide(candidate_metrics: dict, reference_metrics: dict, *, reference_is_baseline: bool = False) -> dict:
+    """Compare two metric sets computed on the same period. Pure: no database, no files."""
+    candidate = {h: metric_value(candidate_metrics, h, "mae") for h in DEPLOY_HORIZONS}
+    reference = {
+        h: metric_value(reference_metrics, h, "mae", baseline=reference_is_baseline)
+        for h in DEPLOY_HORIZONS
+    }
+    candidate_score = deploy_score(candidate_metrics)
+    reference_score = deploy_score(reference_metrics, baseline=reference_is_baseline)
+    if candidate_score is None:
+        decision, better = "rejected: candidate has no MAE at 30/60 min", False
+    elif reference_score is None:
+        decision, better = "deployed: the reference has no comparable figures", True
+    else:
+        better = candidate_score < reference_score
+        decision = "deployed" if better else "rejected: not better than the reference"
+    return {
+        "rule": "mean MAE at 30 and 60 min on the same held-out period; lower wins",
+        "candidate_mae": {str(h): v for h, v in candidate.items()},
+        "reference_mae": {str(h): v for h, v in reference.items()},
+        "candidate_score": candidate_score,
+        "reference_score": reference_score,
+        "improvement_mg_dl": (
+            None if candidate_score is None or reference_score is None
+            else reference_score - candidate_score
+        ),
+        "better": bool(better),
+        "decision": decision,
+    }
+
+
+def compare_with_reference(mlmodel: MLModel, result, readings) -> dict:
+    """Evaluate the new version and its reference on the new version's held-out period."""
+    from mlmodels import training
+    from mlmodels.forecaster import BaselineForecaster
+
+    start, end = _test_period(result)
+    candidate_metrics = training.evaluate_on(result.forecaster, readings, start, end)
+    active = (
+        MLModel.objects.for_person(mlmodel.person).of_type(mlmodel.model_type).active()
+        .exclude(pk=mlmodel.pk).first()
+    )
+    reference: dict = {"kind": "baseline", "version": None}
+    reference_forecaster = None
+    if active is not None:
+        try:
+            reference_forecaster = load_forecaster(active)
+            reference = {
+                "kind": "active",
+                "version": active.version,
+                "id": active.pk,
+                # An active model trained on data overlapping this period has seen it: the
+                # comparison then favours the incumbent, which errs on the side of not deploying.
+                "saw_test_period": bool(active.data_end and start and active.data_end > start),
+            }
+        except ArtifactIntegrityError as exc:
+            reference = {"kind": "baseline", "version": None, "active_unloadable": str(exc)}
+        except Exception as exc:  # e.g. a schema the current code cannot read
+            reference = {
+                "kind": "baseline", "version": None,
+                "active_unloadable": f"{exc.__class__.__name__}: {exc}",
+            }
+    if reference_forecaster is None:
+        reference_forecaster = BaselineForecaster()
+    reference_metrics = training.evaluate_on(reference_forecaster, readings, start, end)
+    comparison = decide(candidate_metrics, reference_metrics)
+    comparison.update(
+        {
+            "reference": reference,
+            "period": {"start": to_jsonable(start), "end": to_jsonable(end)},
+            "candidate_metrics": to_jsonable(candidate_metrics),
+            "reference_metrics": to_jsonable(reference_metrics),
+        }
+    )
+    return comparison
+
+
+def _test_period(result) -> tuple[datetime, datetime]:
+    period = result.test_period
+    if isinstance(period, dict):
+        return period["start"], period["end"]
+    if hasattr(period, "start"):
+        return period.start, period.end
+    start, end = period
+    return start, end
+
+
+def _decide(mlmodel: MLModel, comparison: dict) -> None:
+    """Record the comparison and switch the active version atomically if the new one won."""
+    with transaction.atomic():
+        current = (
+            MLModel.objects.select_for_update()
+            .for_person(mlmodel.person).of_type(mlmodel.model_type).active()
+            .exclude(pk=mlmodel.pk).first()
+        )
+        still_same_reference = comparison["reference"].get("id") == (current.pk if current else None)
+        if comparison["reference"]["kind"] == "baseline" and comparison["reference"].get("active_unloadable"):
+            still_same_reference = True  # the unloadable incumbent is replaced by design
+        if comparison["better"] and not still_same_reference:
+            # Someone activated another version while we evaluated: do not override them blindly.
+            comparison["better"] = False
+            comparison["decision"] = "rejected: the active version changed during training"
+        mlmodel.comparison = to_jsonable(comparison)
+        if comparison["better"]:
+            if current is not None:
+                current.is_active = False
+                current.status = ModelStatus.ARCHIVED
+                current.save(update_fields=["is_active", "status"])
+            mlmodel.status = ModelStatus.READY
+            mlmodel.is_active = True
+        else:
+            mlmodel.status = ModelStatus.REJECTED
+            mlmodel.is_active = False
+        mlmodel.save(update_fields=["comparison", "status", "is_active"])
+
+
+# --- Outcomes ---------------------------------------------------------------------------------
+
+
+def _finish_skipped(job: TrainingJob, insufficient) -> TrainingJob:
+    job.status = JobStatus.SKIPPED
+    job.reason = str(getattr(insufficient, "reason", "insufficient_data") or "insufficient_data")
+    job.detail = to_jsonable(_insufficient_detail(insufficient))
+    job.finished_at = timezone.now()
+    job.save()
+    return job
+
+
+def _insufficient_detail(insufficient) -> dict:
+    for attribute in ("detail", "details", "numbers"):
+        value = getattr(insufficient, attribute, None)
+        if isinstance(value, dict):
+            return dict(value)
+    if is_dataclass(insufficient):
+        return {k: v for k, v in asdict(insufficient).items() if k != "reason"}
+    return {"message": str(insufficient)}
+
+
+def _finish_failed(job: TrainingJob, mlmodel: MLModel | None, exc: Exception) -> None:
+    logger.exception("Training job %s for person %s failed", job.pk, job.person_id)
+    error = f"{exc.__class__.__name__}: {exc}"
+    if mlmodel is not None and mlmodel.pk is not None:
+        delete_artifacts(mlmodel)
+        MLModel.objects.filter(pk=mlmodel.pk).update(
+            status=ModelStatus.FAILED,
+            is_active=False,
+            error=error + "\n" + traceback.format_exc(limit=8),
+            storage_path="",
+            artifact_manifest={},
+            artifact_sha256="",
+        )
+    job.status = JobStatus.FAILED
+    job.reason = "error"
+    job.error = error
+    job.model_id = mlmodel.pk if mlmodel is not None and mlmodel.pk else None
+    job.finished_at = timezone.now()
+    job.save()
+
+
+def to_jsonable(value):
+    """Numbers, timestamps and small structures from the numeric core as plain JSON values."""
+    import numpy as np
+    import pandas as pd
+
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if isinstance(value, (pd.Timestamp, datetime)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, np.ndarray)):
+        return [to_jsonable(v) for v in value]
+    if is_dataclass(value):
+        return to_jsonable(asdict(value))
+    if hasattr(value, "to_dict"):
+        return to_jsonable(value.to_dict())
+    return str(value)

@@ -1,0 +1,38 @@
+"""django-q2 tasks. Workers run `manage.py qcluster`; web requests only enqueue.
+
+Q_CLUSTER["retry"] stays above Q_CLUSTER["timeout"] (config/settings.py), otherwise the ORM
+broker would hand a long training job to a second worker while the first still runs it.
+"""
+
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from mlmodels.models import OPEN_JOB_STATUSES, JobStatus, TrainingJob
+from mlmodels.services import train_person
+
+logger = logging.getLogger(__name__)
+
+
+def run_training_job(job_id: int) -> str:
+    """Run one queued TrainingJob to a final status; returns that status.
+
+    A redelivered task (worker died, broker retry) finds the job running and runs it again,
+    counting the attempt; a job that already finished is left alone.
+    """
+    with transaction.atomic():
+        job = (
+            TrainingJob.objects.select_for_update().select_related("person").filter(pk=job_id).first()
+        )
+        if job is None:
+            logger.warning("Training job %s no longer exists", job_id)
+            return "missing"
+        if job.status not in OPEN_JOB_STATUSES:
+            return job.status
+        job.status = JobStatus.RUNNING
+        job.started_at = timezone.now()
+        job.attempts += 1
+        job.save(update_fields=["status", "started_at", "attempts"])
+    job = train_person(job.person, job=job, trigger=job.trigger, model_type=job.model_type)
+    return job.status
