@@ -1,0 +1,149 @@
+"""The prediction log (every forecast served, with its outcomes) and realized performance."""
+
+import math
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from observations.models import PersonOwnedQuerySet
+from persons.models import Person
+
+
+class Variant(models.TextChoices):
+    STABLE = "stable", _("stable")
+    CANARY = "canary", _("canary")
+    BASELINE = "baseline", _("baseline")
+
+
+class Source(models.TextChoices):
+    API = "api", _("API request")
+    BATCH = "batch", _("batch")
+
+
+class PredictionLogQuerySet(PersonOwnedQuerySet):
+    def awaiting_outcomes(self, now):
+        """Logs with at least one point whose outcome can be looked up by `now`."""
+        return self.filter(outcome_pending=True, outcomes_next_at__lte=now)
+
+
+class PredictionLog(models.Model):
+    """One forecast as it was answered, kept so its accuracy can be checked once time has passed.
+
+    `points` (mg/dL, whatever unit was answered): [{horizon_min, time, value_mg_dl, lower_80_mg_dl,
+    upper_80_mg_dl, lower_95_mg_dl, upper_95_mg_dl, actual_mg_dl, actual_at, matched_at}].
+    `matched_at` is when the outcome was resolved: with `actual_mg_dl` null it means no reading
+    came within 5 minutes of the point's time.
+    """
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="predictions")
+    ml_model = models.ForeignKey(
+        "mlmodels.MLModel",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="predictions",
+        help_text="The model that answered; empty when the baseline answered",
+    )
+    model_type = models.CharField(max_length=32, default="glucose-prediction")
+    model_version = models.CharField(max_length=32, help_text="Version of the model that answered")
+    variant = models.CharField(max_length=8, choices=Variant.choices)
+    algorithm = models.CharField(max_length=64)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.API)
+    from_history = models.BooleanField(
+        default=False,
+        help_text="Made from readings sent with the request (a what-if or replay): never scored "
+        "against stored readings.",
+    )
+    issued_at = models.DateTimeField(db_index=False)
+    as_of = models.DateTimeField(help_text="Time of the last reading used")
+    unit = models.CharField(max_length=8)
+    horizons = models.JSONField(default=list)
+    points = models.JSONField(default=list)
+    provenance = models.JSONField(default=dict)
+    quality = models.JSONField(default=dict)
+    latency_ms = models.FloatField(null=True, blank=True)
+    fallback_reason = models.CharField(max_length=255, blank=True)
+    # The lifecycle (rollout) work replaces this with a foreign key to its rollout arm.
+    arm = models.CharField(max_length=32, blank=True)
+    outcome_pending = models.BooleanField(default=True)
+    outcomes_next_at = models.DateTimeField(
+        null=True, blank=True, help_text="Earliest time an unresolved point can be looked up"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PredictionLogQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        indexes = [
+            models.Index(fields=["person", "-issued_at"], name="predlog_person_issued"),
+            models.Index(
+                fields=["outcomes_next_at"],
+                name="predlog_outcomes_due",
+                condition=models.Q(outcome_pending=True),
+            ),
+            models.Index(fields=["issued_at"], name="predlog_issued"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person} {self.model_version} ({self.variant}) at {self.issued_at:%Y-%m-%d %H:%M}"
+
+
+class ModelPerformanceQuerySet(PersonOwnedQuerySet):
+    pass
+
+
+class ModelPerformance(models.Model):
+    """Running sums of realized errors, per person, model version and horizon.
+
+    Kept as sums (not averages) so the outcome task can add a batch with one UPDATE and the
+    figures stay exact however often it runs.
+    """
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="model_performance")
+    ml_model = models.ForeignKey(
+        "mlmodels.MLModel",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="performance",
+        help_text="Empty for the baseline",
+    )
+    model_version = models.CharField(max_length=32, help_text="Model version, or the baseline's name")
+    horizon_min = models.PositiveIntegerField()
+    n_matched = models.PositiveIntegerField(default=0)
+    sum_abs_error = models.FloatField(default=0.0)
+    sum_squared_error = models.FloatField(default=0.0)
+    n_inside_80 = models.PositiveIntegerField(default=0)
+    n_inside_95 = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ModelPerformanceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["person", "model_version", "horizon_min"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["person", "model_version", "horizon_min"],
+                name="modelperformance_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person} {self.model_version} +{self.horizon_min} min (n={self.n_matched})"
+
+    @property
+    def mae_mg_dl(self) -> float | None:
+        return self.sum_abs_error / self.n_matched if self.n_matched else None
+
+    @property
+    def rmse_mg_dl(self) -> float | None:
+        return math.sqrt(self.sum_squared_error / self.n_matched) if self.n_matched else None
+
+    @property
+    def coverage_80(self) -> float | None:
+        return self.n_inside_80 / self.n_matched if self.n_matched else None
+
+    @property
+    def coverage_95(self) -> float | None:
+        return self.n_inside_95 / self.n_matched if self.n_matched else None

@@ -1,0 +1,539 @@
+"""Serving forecasts: validate the request, pick and load the model, predict within a time
+bound (the baseline answers when anything goes wrong), store the answer in the prediction log.
+
+    forecast_for_person(person, *, horizons=None, range_24h=False, history=None, as_of=None,
+                        unit=None, source="api") -> PredictionLog
+    prediction_payload(log, *, with_outcomes=False) -> dict   (what the API returns)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+import numpy as np
+import pandas as pd
+from django.conf import settings
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from observations.services import readings_frame
+from observations.units import MG_DL, UNITS, from_mgdl, to_mgdl
+from predictions import copy
+from predictions.cache import forecaster_cache
+from predictions.errors import (
+    BadForecastRequest,
+    BadHistory,
+    BadHorizons,
+    NoReadings,
+    StaleReadings,
+    TooFewReadings,
+)
+from predictions.models import PredictionLog, Source, Variant
+from predictions.selection import choose_model
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HORIZONS = (30, 60, 120)
+HORIZON_STEP_MIN = 5
+MAX_HORIZON_MIN = 1440
+RANGE_24H_STEP_MIN = 15
+RANGE_24H = tuple(range(RANGE_24H_STEP_MIN, MAX_HORIZON_MIN + 1, RANGE_24H_STEP_MIN))
+# The model looks 120 minutes back; a little more lets the grid anchor and bridge short gaps.
+READINGS_LOOKBACK = timedelta(hours=3)
+STALE_AFTER_MIN = 30
+MAX_HISTORY_ROWS = 5000
+HISTORY_MIN_MG_DL = 20.0
+HISTORY_MAX_MG_DL = 600.0
+MAX_ROW_ERRORS_REPORTED = 50
+DEFAULT_PREDICT_TIMEOUT_S = 2.0
+
+
+# --- Request validation -----------------------------------------------------------------------
+
+
+def resolve_horizons(horizons=None, range_24h: bool = False) -> list[int]:
+    """The horizons to forecast, validated: [30, 60, 120] by default, or every 15 min for 24 h."""
+    if range_24h:
+        if horizons is not None:
+            raise BadForecastRequest(copy.HORIZONS_AND_RANGE, field="horizons")
+        return list(RANGE_24H)
+    if horizons is None:
+        return list(DEFAULT_HORIZONS)
+    if not isinstance(horizons, (list, tuple)) or not horizons:
+        raise BadHorizons(copy.BAD_HORIZONS, field="horizons")
+    bad = [
+        h
+        for h in horizons
+        if isinstance(h, bool)
+        or not isinstance(h, int)
+        or not (HORIZON_STEP_MIN <= h <= MAX_HORIZON_MIN)
+        or h % HORIZON_STEP_MIN
+    ]
+    if bad:
+        raise BadHorizons(
+            copy.BAD_HORIZONS, field="horizons", invalid=[_jsonable(h) for h in bad][:20]
+        )
+    if len(set(horizons)) != len(horizons):
+        duplicates = sorted({h for h in horizons if horizons.count(h) > 1})
+        raise BadHorizons(copy.BAD_HORIZONS, field="horizons", invalid=duplicates)
+    return sorted(horizons)
+
+
+def resolve_unit(unit, person) -> str:
+    if unit is None or unit == "":
+        return person.preferred_unit if person.preferred_unit in UNITS else MG_DL
+    if unit not in UNITS:
+        raise BadForecastRequest(copy.BAD_UNIT, field="unit")
+    return unit
+
+
+def parse_as_of(value) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        if isinstance(value, datetime) and timezone.is_naive(value):
+            raise BadForecastRequest(copy.BAD_AS_OF, field="as_of")
+        return value
+    parsed = parse_datetime(value) if isinstance(value, str) else None
+    if parsed is None or timezone.is_naive(parsed):
+        raise BadForecastRequest(copy.BAD_AS_OF, field="as_of")
+    return parsed
+
+
+def history_frame(rows, *, as_of: datetime | None = None) -> pd.DataFrame:
+    """Readings sent with a request -> frame[time (UTC), glucose_mg_dl, at_sensor_limit].
+
+    Every row is checked; all problems are reported together (row index and what to fix), and
+    nothing is stored. `as_of`: rows after it are refused (they would be "future" readings).
+    """
+    if not isinstance(rows, (list, tuple)):
+        raise BadHistory(copy.BAD_HISTORY, field="history", rows=[])
+    if len(rows) > MAX_HISTORY_ROWS:
+        raise BadHistory(copy.HISTORY_TOO_LONG % {"max": MAX_HISTORY_ROWS}, field="history")
+    times, values, errors = [], [], []
+    for index, row in enumerate(rows):
+        problems = []
+        if not isinstance(row, dict):
+            errors.append({"index": index, "errors": [str(copy.HISTORY_ROW_SHAPE)]})
+            continue
+        unknown = set(row) - {"effective_at", "value", "unit"}
+        if unknown:
+            problems.append(str(copy.HISTORY_ROW_SHAPE) + f" (unknown: {', '.join(sorted(unknown))})")
+        unit = row.get("unit", MG_DL)
+        if unit not in UNITS:
+            problems.append(str(copy.HISTORY_ROW_UNIT))
+            unit = None
+        moment = row.get("effective_at")
+        parsed = parse_datetime(moment) if isinstance(moment, str) else None
+        if parsed is None or timezone.is_naive(parsed):
+            problems.append(str(copy.HISTORY_ROW_TIME))
+        elif as_of is not None and parsed > as_of:
+            problems.append(str(copy.HISTORY_ROW_FUTURE))
+        value = row.get("value")
+        mg_dl = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            converted = to_mgdl(value, unit or MG_DL)
+            if HISTORY_MIN_MG_DL <= converted <= HISTORY_MAX_MG_DL:
+                mg_dl = converted
+        if mg_dl is None:
+            shown = unit or MG_DL
+            problems.append(
+                str(copy.HISTORY_ROW_VALUE)
+                % {
+                    "low": from_mgdl(HISTORY_MIN_MG_DL, shown),
+                    "high": from_mgdl(HISTORY_MAX_MG_DL, shown),
+                    "unit": shown,
+                }
+            )
+        if problems:
+            errors.append({"index": index, "errors": problems})
+            continue
+        times.append(parsed.astimezone(dt_timezone.utc))
+        values.append(mg_dl)
+    if errors:
+        raise BadHistory(
+            copy.BAD_HISTORY,
+            field="history",
+            rows=errors[:MAX_ROW_ERRORS_REPORTED],
+            n_invalid_rows=len(errors),
+        )
+    frame = pd.DataFrame(
+        {
+            "time": pd.to_datetime(pd.Series(times, dtype="object"), utc=True),
+            "glucose_mg_dl": np.asarray(values, dtype=np.float64),
+            "at_sensor_limit": np.zeros(len(values), dtype=bool),
+        }
+    )
+    return frame.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def _jsonable(value):
+    return value if isinstance(value, (int, float, str, bool)) or value is None else repr(value)
+
+
+# --- Model loading and bounded prediction -----------------------------------------------------
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+_baseline = None
+
+
+def _prediction_executor() -> ThreadPoolExecutor:
+    """Threads that run load+predict, so a request can stop waiting after the time bound."""
+    global _executor
+    if _executor is None:
+        with _executor_lock:
+            if _executor is None:
+                _executor = ThreadPoolExecutor(
+                    max_workers=getattr(settings, "GLUCAST_PREDICT_THREADS", 4),
+                    thread_name_prefix="glucast-predict",
+                )
+    return _executor
+
+
+def baseline_forecaster():
+    """The no-training forecaster that answers when no personal model can (one per process)."""
+    global _baseline
+    if _baseline is None:
+        from mlmodels.forecaster import BaselineForecaster
+
+        _baseline = BaselineForecaster()
+    return _baseline
+
+
+def artifact_nbytes(mlmodel) -> int:
+    """Approximate memory of a loaded model: the size of its stored model files."""
+    from mlmodels.storage import RESERVED_FILES, artifact_storage
+
+    storage = artifact_storage()
+    total = 0
+    for name in mlmodel.artifact_manifest or {}:
+        if name in RESERVED_FILES:
+            continue
+        try:
+            total += storage.size(f"{mlmodel.storage_path}/{name}")
+        except (OSError, NotImplementedError):
+            total += 1 << 20
+    return max(total, 1 << 16)
+
+
+def cache_key(mlmodel) -> tuple:
+    return (mlmodel.person_id, mlmodel.version, mlmodel.artifact_sha256)
+
+
+def cached_forecaster(mlmodel):
+    """The model's loaded forecaster from the per-process cache (loads and verifies on a miss)."""
+    from mlmodels.storage import load_forecaster
+
+    forecaster, _hit = forecaster_cache().get_or_load(
+        cache_key(mlmodel),
+        lambda: load_forecaster(mlmodel),
+        size_of=lambda _f: artifact_nbytes(mlmodel),
+    )
+    return forecaster
+
+
+def predict_timeout_s() -> float:
+    return float(getattr(settings, "GLUCAST_PREDICT_TIMEOUT_S", DEFAULT_PREDICT_TIMEOUT_S))
+
+
+@dataclass
+class Answer:
+    forecast: object
+    ml_model: object | None
+    variant: str
+    version: str
+    algorithm: str
+    fallback_reason: str = ""
+
+
+def _fallback_reason(exc: BaseException) -> str:
+    from mlmodels.storage import ArtifactIntegrityError
+
+    if isinstance(exc, FutureTimeout):
+        return "timeout"
+    if isinstance(exc, ArtifactIntegrityError):
+        return "artifact_integrity"
+    name = exc.__class__.__name__
+    if name == "FeatureSchemaMismatch":
+        return "feature_schema_mismatch"
+    if name == "NotEnoughReadings":
+        return "not_enough_readings_for_model"
+    return "model_error"
+
+
+def describe(forecaster, mlmodel=None) -> tuple[str, str]:
+    """(version, algorithm) for the log: the registry's when a stored model answered."""
+    if mlmodel is not None:
+        return mlmodel.version, mlmodel.algorithm or _meta(forecaster).get("algorithm", "")
+    meta = _meta(forecaster)
+    return str(meta.get("version") or "baseline"), str(meta.get("algorithm") or "baseline")
+
+
+def _meta(forecaster) -> dict:
+    metadata = getattr(forecaster, "metadata", None)
+    try:
+        return dict(metadata()) if callable(metadata) else dict(metadata or {})
+    except Exception:  # noqa: BLE001 - description only
+        return {}
+
+
+def predict_with_fallback(person, mlmodel, variant, readings, *, as_of, horizons) -> Answer:
+    """Predict with the person's model within the time bound; the baseline on any failure."""
+    from mlmodels.forecaster import NotEnoughReadings
+
+    tz = person.time_zone
+    if mlmodel is not None:
+        def run():
+            forecaster = cached_forecaster(mlmodel)
+            return forecaster.predict(readings, as_of=as_of, horizons=horizons, tz=tz)
+
+        future = _prediction_executor().submit(run)
+        try:
+            forecast = future.result(timeout=predict_timeout_s())
+            version, algorithm = describe(None, mlmodel)
+            return Answer(forecast, mlmodel, variant, version, algorithm)
+        except Exception as exc:  # noqa: BLE001 - never a 500: the baseline answers instead
+            future.cancel()
+            reason = _fallback_reason(exc)
+            forecaster_cache().count_fallback(reason)
+            log = logger.warning if isinstance(exc, NotEnoughReadings) else logger.error
+            log(
+                "Forecast for person %s fell back to the baseline (%s) from model %s: %s",
+                person.pk, reason, mlmodel.version, exc.__class__.__name__ + ": " + str(exc)[:300],
+                exc_info=reason == "model_error",
+            )
+            fallback_reason = f"{reason}: model {mlmodel.version}"
+    else:
+        fallback_reason = ""
+    baseline = baseline_forecaster()
+    try:
+        forecast = baseline.predict(readings, as_of=as_of, horizons=horizons, tz=tz)
+    except NotEnoughReadings as exc:
+        raise TooFewReadings(copy.TOO_FEW_READINGS % {"detail": str(exc)}) from exc
+    version, algorithm = describe(baseline)
+    return Answer(forecast, None, Variant.BASELINE, version, algorithm, fallback_reason)
+
+
+# --- The service ------------------------------------------------------------------------------
+
+
+def check_fresh(readings: pd.DataFrame, as_of: datetime) -> pd.Timestamp:
+    """The last reading's time, or NoReadings / StaleReadings (422) with what to do about it."""
+    if readings.empty:
+        raise NoReadings(copy.NO_READINGS)
+    last = readings["time"].iloc[-1]
+    age_min = (pd.Timestamp(as_of) - last).total_seconds() / 60.0
+    if age_min > STALE_AFTER_MIN:
+        raise StaleReadings(
+            copy.STALE_READINGS
+            % {"last": last.isoformat(), "age": int(age_min), "limit": STALE_AFTER_MIN},
+            last_reading_at=last.isoformat(),
+        )
+    return last
+
+
+def forecast_for_person(
+    person,
+    *,
+    horizons=None,
+    range_24h: bool = False,
+    history=None,
+    as_of=None,
+    unit=None,
+    source: str = Source.API,
+) -> PredictionLog:
+    """Forecast the person's glucose and store the answer in the log (returned, saved).
+
+    `history`: readings [{"effective_at", "value", "unit"}] to use INSTEAD of the stored ones
+    (stored nowhere). `as_of`: forecast time (default now; with `history`, its last reading).
+    Raises a ForecastError subclass (400/422) for requests that cannot be answered as asked.
+    """
+    started = time.perf_counter()
+    horizons = resolve_horizons(horizons, range_24h)
+    unit = resolve_unit(unit, person)
+    as_of = parse_as_of(as_of)
+    issued_at = timezone.now()
+    if history is not None:
+        readings = history_frame(history, as_of=as_of)
+        if readings.empty:
+            raise NoReadings(copy.NO_READINGS)
+        forecast_time = as_of or readings["time"].iloc[-1].to_pydatetime()
+        readings = readings[readings["time"] >= pd.Timestamp(forecast_time) - READINGS_LOOKBACK]
+        readings = readings.reset_index(drop=True)
+    else:
+        forecast_time = as_of or issued_at
+        readings = readings_frame(person, start=forecast_time - READINGS_LOOKBACK, end=forecast_time)
+    last_reading_at = check_fresh(readings, forecast_time)
+
+    mlmodel, variant = choose_model(person)
+    answer = predict_with_fallback(
+        person, mlmodel, variant, readings, as_of=forecast_time, horizons=horizons
+    )
+    log = build_log(
+        person,
+        answer,
+        readings,
+        horizons=horizons,
+        unit=unit,
+        issued_at=issued_at,
+        forecast_time=forecast_time,
+        last_reading_at=last_reading_at,
+        source=source,
+        from_history=history is not None,
+    )
+    log.latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    log.save()
+    return log
+
+
+def _iso(moment) -> str:
+    text = pd.Timestamp(moment).tz_convert("UTC").isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _field(obj, name, default=None):
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def build_log(
+    person,
+    answer: Answer,
+    readings: pd.DataFrame,
+    *,
+    horizons,
+    unit,
+    issued_at,
+    forecast_time,
+    last_reading_at,
+    source,
+    from_history,
+) -> PredictionLog:
+    """An unsaved PredictionLog from a forecast (the batch path bulk-creates these)."""
+    forecast = answer.forecast
+    points = []
+    for point in _field(forecast, "points"):
+        points.append(
+            {
+                "horizon_min": int(point["horizon_min"]),
+                "time": _iso(point["time"]),
+                "value_mg_dl": round(float(point["value"]), 1),
+                "lower_80_mg_dl": round(float(point["lower_80"]), 1),
+                "upper_80_mg_dl": round(float(point["upper_80"]), 1),
+                "lower_95_mg_dl": round(float(point["lower_95"]), 1),
+                "upper_95_mg_dl": round(float(point["upper_95"]), 1),
+                "actual_mg_dl": None,
+                "actual_at": None,
+                "matched_at": None,
+            }
+        )
+    window_start = _field(forecast, "window_start")
+    window_end = _field(forecast, "window_end")
+    used = readings
+    if window_start is not None and window_end is not None and not readings.empty:
+        times = readings["time"]
+        used = readings[(times >= pd.Timestamp(window_start)) & (times <= pd.Timestamp(window_end))]
+    if "id" in used.columns and not from_history:
+        observations = [int(i) for i in used["id"].tolist()]
+    else:
+        observations = [_iso(t) for t in used["time"]]
+    top_features = [
+        {"feature": str(_field(item, "feature")), "contribution": round(float(_field(item, "contribution")), 3)}
+        for item in (_field(forecast, "top_features") or [])
+    ]
+    provenance = {
+        "window_start": _iso(window_start) if window_start is not None else None,
+        "window_end": _iso(window_end) if window_end is not None else None,
+        "n_readings": int(_field(forecast, "n_readings", len(used)) or 0),
+        "observations": observations,
+        "top_features": top_features,
+    }
+    data_age_min = (pd.Timestamp(forecast_time) - pd.Timestamp(last_reading_at)).total_seconds() / 60
+    quality = {
+        "gaps_in_window": int(_field(forecast, "gaps_in_window", 0) or 0),
+        "data_age_min": round(max(data_age_min, 0.0), 1),
+    }
+    # Scored only when made from stored readings (a what-if has no real outcome) and only
+    # from when the first point can be looked up.
+    pending = not from_history and bool(points)
+    first_due = (
+        pd.Timestamp(points[0]["time"]).to_pydatetime() + timedelta(minutes=OUTCOME_MATCH_MIN)
+        if pending
+        else None
+    )
+    return PredictionLog(
+        person=person,
+        ml_model=answer.ml_model,
+        model_version=answer.version,
+        variant=answer.variant,
+        algorithm=answer.algorithm,
+        source=source,
+        from_history=from_history,
+        issued_at=issued_at,
+        as_of=pd.Timestamp(_field(forecast, "as_of") or last_reading_at).to_pydatetime(),
+        unit=unit,
+        horizons=list(horizons),
+        points=points,
+        provenance=provenance,
+        quality=quality,
+        fallback_reason=answer.fallback_reason[:255],
+        outcome_pending=pending,
+        outcomes_next_at=first_due,
+    )
+
+
+OUTCOME_MATCH_MIN = 5
+
+
+# --- Output -----------------------------------------------------------------------------------
+
+
+def _in_unit(value_mg_dl, unit):
+    return None if value_mg_dl is None else from_mgdl(value_mg_dl, unit)
+
+
+def prediction_payload(log: PredictionLog, *, with_outcomes: bool = False) -> dict:
+    """The API answer for a logged forecast, values in the log's unit."""
+    unit = log.unit
+    points = []
+    for point in log.points:
+        item = {
+            "horizon_min": point["horizon_min"],
+            "time": point["time"],
+            "value": _in_unit(point["value_mg_dl"], unit),
+            "lower_80": _in_unit(point["lower_80_mg_dl"], unit),
+            "upper_80": _in_unit(point["upper_80_mg_dl"], unit),
+            "lower_95": _in_unit(point["lower_95_mg_dl"], unit),
+            "upper_95": _in_unit(point["upper_95_mg_dl"], unit),
+        }
+        if with_outcomes:
+            item["actual"] = _in_unit(point.get("actual_mg_dl"), unit)
+            item["actual_at"] = point.get("actual_at")
+        points.append(item)
+    payload = {
+        "prediction_id": log.pk,
+        "issued_at": _iso(log.issued_at),
+        "as_of": _iso(log.as_of),
+        "unit": unit,
+        "model": {
+            "type": log.model_type,
+            "version": log.model_version,
+            "variant": log.variant,
+            "algorithm": log.algorithm,
+        },
+        "points": points,
+        "provenance": log.provenance,
+        "quality": log.quality,
+        "disclaimer": str(copy.DISCLAIMER),
+    }
+    if with_outcomes:
+        payload["source"] = log.source
+    return payload
