@@ -39,6 +39,9 @@ class ImportBatch(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     n_created = models.PositiveIntegerField(default=0)
     n_duplicates = models.PositiveIntegerField(default=0)
+    # Rows of the source that are not glucose readings (insulin, carbs, notes, Nightscout
+    # calibrations...): counted so the summary accounts for every row, never silently dropped.
+    n_skipped = models.PositiveIntegerField(default=0)
 
     objects = ImportBatchQuerySet.as_manager()
 

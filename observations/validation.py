@@ -1,0 +1,327 @@
+"""The one validation path for every reading that enters glucast (REST, FHIR, files, demo).
+
+Parsers turn their source into `RawReading`s (source row number + the raw time/value/unit as
+found); `validate_readings` turns those into `Reading`s ready to store, or raises
+`ImportRejected` listing every bad row (row, field, reason). A batch with any bad row is
+rejected whole, so callers never store half a file.
+
+Pure Python (no Django), so the rules can be tested and reused without a database.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+
+from observations.codes import GLUCOSE_CODES, KIND_BLOOD, KIND_CGM, GlucoseCode, default_code
+from observations.units import MG_DL, MMOL_L, mgdl_to_mmoll, to_mgdl
+
+# Accepted physiological range, in the unit the value came in. Outside it a value is a data
+# error (a wrong unit, a typo), not a reading.
+VALID_RANGE = {MG_DL: (20.0, 600.0), MMOL_L: (1.1, 33.3)}
+# CGM receivers show "Low"/"High" outside what the sensor can measure; we store those limits
+# with at_sensor_limit=True so models and statistics can treat them as censored values.
+SENSOR_LOW_MG_DL = 40.0
+SENSOR_HIGH_MG_DL = 400.0
+# Clocks drift; a reading a few minutes "ahead" is a phone clock, more is a wrong time zone/date.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+# An error list longer than this helps nobody; the rest are counted.
+MAX_REPORTED_ERRORS = 100
+
+LIMIT_LOW = "low"
+LIMIT_HIGH = "high"
+_LIMIT_WORDS = {"low": LIMIT_LOW, "lo": LIMIT_LOW, "high": LIMIT_HIGH, "hi": LIMIT_HIGH}
+
+_UNIT_ALIASES = {
+    "mg/dl": MG_DL,
+    "mgdl": MG_DL,
+    "mg_dl": MG_DL,
+    "mg/100ml": MG_DL,
+    "mmol/l": MMOL_L,
+    "mmoll": MMOL_L,
+    "mmol_l": MMOL_L,
+    "mmol": MMOL_L,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    row: int  # 1-based line number in a CSV file, 1-based position in a JSON list/Bundle
+    field: str
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"row": self.row, "field": self.field, "reason": self.reason}
+
+
+class ImportRejected(Exception):
+    """The batch is refused: nothing was saved. `errors` lists what is wrong, row by row."""
+
+    def __init__(self, errors: Sequence[RowError], message: str | None = None):
+        self.errors = list(errors)
+        if message is None:
+            n_rows = len({e.row for e in self.errors})
+            message = (
+                f"{n_rows} row{'s' if n_rows != 1 else ''} invalid; nothing was saved."
+                if self.errors
+                else "Invalid input; nothing was saved."
+            )
+        self.message = message
+        super().__init__(message)
+
+    @classmethod
+    def file_error(cls, reason: str, field: str = "file") -> ImportRejected:
+        """A problem with the input as a whole (row 0), not with one row."""
+        return cls([RowError(0, field, reason)], message=reason)
+
+    def as_payload(self, limit: int = MAX_REPORTED_ERRORS) -> dict:
+        shown = self.errors[:limit]
+        return {
+            "detail": self.message,
+            "error_count": len(self.errors),
+            "errors": [e.as_dict() for e in shown],
+            "more_errors": max(0, len(self.errors) - len(shown)),
+        }
+
+
+@dataclass(slots=True)
+class RawReading:
+    """One reading as a source states it, before any checks."""
+
+    row: int
+    time: object  # str (ISO 8601, naive or with offset) or datetime (naive or aware)
+    value: object  # number, numeric string, or "Low"/"High"
+    unit: object = MG_DL
+    code: object = None  # LOINC code; None = derived from kind and unit
+    kind: str = KIND_CGM  # used only when code is None
+    device: str = ""
+    source_identifier: str = ""
+    limit: str | None = None  # the source flagged the value as the sensor's Low/High limit
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A checked reading, ready to store."""
+
+    effective_at: datetime  # aware, UTC
+    value_mg_dl: float
+    original_value: float
+    original_unit: str  # UCUM
+    code: str
+    display: str
+    kind: str
+    at_sensor_limit: bool
+    device: str
+    source_identifier: str
+
+
+def normalize_unit(unit: object) -> str | None:
+    """The UCUM spelling of a glucose unit, or None if it is not one we know."""
+    if not isinstance(unit, str):
+        return None
+    return _UNIT_ALIASES.get(unit.strip().lower().replace(" ", ""))
+
+
+def _as_datetime(raw: object) -> datetime:
+    """A datetime (naive or aware) from ISO 8601 text or a datetime; ValueError says why not."""
+    if isinstance(raw, datetime):
+        return raw
+    if isinstance(raw, str) and raw.strip():
+        text = raw.strip()
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{text[:40]!r} is not a recognised date and time") from None
+        if len(text) <= 10:
+            raise ValueError(f"{text!r} has a date but no time of day")
+        return moment
+    if raw is None or isinstance(raw, str):
+        raise ValueError("missing")
+    raise ValueError(f"{raw!r} is not a date and time")
+
+
+def parse_timestamp(value: object, tz: tzinfo) -> datetime:
+    """An aware UTC datetime from ISO 8601 text or a datetime; naive times are read in `tz`.
+
+    For single values such as query parameters; batches go through validate_readings, which
+    also resolves the repeated autumn hour from the order of the rows.
+    """
+    moment = _as_datetime(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.astimezone(timezone.utc)
+
+
+class _LocalClock:
+    """Reads naive wall-clock times in one IANA zone, DST-correctly, in source order.
+
+    In the autumn hour that occurs twice, a naive time is ambiguous. Devices log in order, so
+    when the clock steps back inside that hour we are in its second occurrence (fold=1).
+    """
+
+    def __init__(self, tz: tzinfo):
+        self.tz = tz
+        self._last_ambiguous: datetime | None = None
+        self._second_pass = False
+
+    def _is_ambiguous(self, naive: datetime) -> bool:
+        first = naive.replace(tzinfo=self.tz, fold=0)
+        second = naive.replace(tzinfo=self.tz, fold=1)
+        if first.utcoffset() == second.utcoffset():
+            return False
+        # Both folds exist (not a spring-forward gap) when each survives a round trip.
+        return all(
+            a.astimezone(timezone.utc).astimezone(self.tz).replace(tzinfo=None) == naive
+            for a in (first, second)
+        )
+
+    def to_utc(self, naive: datetime) -> datetime:
+        if not self._is_ambiguous(naive):
+            self._last_ambiguous, self._second_pass = None, False
+            # A time in the spring-forward gap cannot come from a clock that followed DST;
+            # fold=0 reads it with the offset in force before the change.
+            return naive.replace(tzinfo=self.tz, fold=0).astimezone(timezone.utc)
+        if self._last_ambiguous is not None and naive < self._last_ambiguous:
+            self._second_pass = True
+        self._last_ambiguous = naive
+        fold = 1 if self._second_pass else 0
+        return naive.replace(tzinfo=self.tz, fold=fold).astimezone(timezone.utc)
+
+
+def _parse_time(raw: object, clock: _LocalClock) -> datetime:
+    moment = _as_datetime(raw)
+    if moment.tzinfo is None:
+        return clock.to_utc(moment)
+    return moment.astimezone(timezone.utc)
+
+
+def _parse_value(raw: object) -> tuple[float | None, str | None]:
+    """(number, None) or (None, limit word) or raise ValueError."""
+    if isinstance(raw, bool):
+        raise ValueError(f"{raw!r} is not a number")
+    if isinstance(raw, (int, float)):
+        return float(raw), None
+    if isinstance(raw, str):
+        text = raw.strip()
+        if not text:
+            raise ValueError("missing")
+        limit = _LIMIT_WORDS.get(text.lower())
+        if limit:
+            return None, limit
+        if "," in text and "." not in text and text.count(",") == 1:
+            text = text.replace(",", ".")  # decimal comma, as in European exports
+        try:
+            return float(text), None
+        except ValueError:
+            raise ValueError(f"{raw.strip()[:40]!r} is not a number") from None
+    if raw is None:
+        raise ValueError("missing")
+    raise ValueError(f"{raw!r} is not a number")
+
+
+def _resolve_code(raw: RawReading, unit: str) -> GlucoseCode:
+    if raw.code in (None, ""):
+        return default_code(raw.kind if raw.kind in (KIND_CGM, KIND_BLOOD) else KIND_CGM, unit)
+    code = GLUCOSE_CODES.get(str(raw.code).strip())
+    if code is None:
+        known = ", ".join(GLUCOSE_CODES)
+        raise ValueError(f"{raw.code!r} is not a glucose LOINC code we accept ({known})")
+    if code.unit != unit:
+        raise ValueError(f"LOINC {code.code} is measured in {code.unit}, but the unit is {unit}")
+    return code
+
+
+def validate_readings(
+    raws: Iterable[RawReading], *, tz: tzinfo, now: datetime | None = None
+) -> list[Reading]:
+    """Check every raw reading; return them all as Readings or raise ImportRejected.
+
+    Every row is checked (not just up to the first error) so one answer lists all problems.
+    """
+    now = now or datetime.now(timezone.utc)
+    latest_allowed = now + FUTURE_TOLERANCE
+    clock = _LocalClock(tz)
+    readings: list[Reading] = []
+    errors: list[RowError] = []
+    for raw in raws:
+        row_errors_before = len(errors)
+
+        unit = normalize_unit(raw.unit)
+        if unit is None:
+            shown = "missing" if raw.unit in (None, "") else f"{str(raw.unit)[:20]!r} is not a glucose unit"
+            errors.append(RowError(raw.row, "unit", f"{shown}; use mg/dL or mmol/L"))
+
+        try:
+            effective_at = _parse_time(raw.time, clock)
+        except ValueError as exc:
+            errors.append(RowError(raw.row, "time", str(exc)))
+            effective_at = None
+        else:
+            if effective_at > latest_allowed:
+                errors.append(
+                    RowError(
+                        raw.row,
+                        "time",
+                        f"{effective_at:%Y-%m-%dT%H:%M:%SZ} is more than "
+                        f"{int(FUTURE_TOLERANCE.total_seconds() // 60)} minutes in the future",
+                    )
+                )
+
+        number: float | None = None
+        limit = raw.limit
+        try:
+            number, word_limit = _parse_value(raw.value)
+            limit = limit or word_limit
+        except ValueError as exc:
+            errors.append(RowError(raw.row, "value", str(exc)))
+        else:
+            if number is not None and unit is not None:
+                low, high = VALID_RANGE[unit]
+                if math.isnan(number) or math.isinf(number):
+                    errors.append(RowError(raw.row, "value", f"{number} is not a finite number"))
+                elif number < 0:
+                    errors.append(RowError(raw.row, "value", f"{number:g} is negative"))
+                elif not low <= number <= high and limit is None:
+                    errors.append(
+                        RowError(
+                            raw.row,
+                            "value",
+                            f"{number:g} {unit} is outside the accepted {low:g}-{high:g} {unit}",
+                        )
+                    )
+
+        code = None
+        if unit is not None:
+            try:
+                code = _resolve_code(raw, unit)
+            except ValueError as exc:
+                errors.append(RowError(raw.row, "code", str(exc)))
+
+        if len(errors) > row_errors_before:
+            continue
+
+        if number is None:  # "Low"/"High": the device limit, in the source's unit too
+            value_mg_dl = SENSOR_LOW_MG_DL if limit == LIMIT_LOW else SENSOR_HIGH_MG_DL
+            original = value_mg_dl if unit == MG_DL else round(mgdl_to_mmoll(value_mg_dl), 1)
+        else:
+            original = number
+            value_mg_dl = to_mgdl(number, unit)
+        readings.append(
+            Reading(
+                effective_at=effective_at,
+                value_mg_dl=value_mg_dl,
+                original_value=original,
+                original_unit=unit,
+                code=code.code,
+                display=code.display,
+                kind=code.kind,
+                at_sensor_limit=limit is not None,
+                device=(raw.device or "")[:128],
+                source_identifier=(str(raw.source_identifier or ""))[:128],
+            )
+        )
+    if errors:
+        raise ImportRejected(errors)
+    return readings
