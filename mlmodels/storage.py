@@ -4,7 +4,7 @@ Layout: models/{person_id}/{model_type}/{version}/
     <model files>        exactly what forecaster.to_files() returned (safe formats, no pickle)
     metadata.json        training date, data range, features, hyperparameters, metrics, versions
     training_log.txt     what the pipeline did, for a human
-    manifest.json        name -> SHA-256 of each file above (a copy for offline checks)
+    SHA256SUMS           SHA-256 of each file above, `sha256sum -c SHA256SUMS` checks a copy offline
 
 Integrity: the row stores `artifact_manifest` ({name: sha256}) and `artifact_sha256`, the
 SHA-256 of the canonical JSON of that manifest. Every load re-hashes every listed file and
@@ -29,8 +29,8 @@ logger = logging.getLogger(__name__)
 STORAGE_ALIAS = "artifacts"
 METADATA_FILE = "metadata.json"
 LOG_FILE = "training_log.txt"
-MANIFEST_FILE = "manifest.json"
-RESERVED_FILES = frozenset({METADATA_FILE, LOG_FILE, MANIFEST_FILE})
+CHECKSUMS_FILE = "SHA256SUMS"
+RESERVED_FILES = frozenset({METADATA_FILE, LOG_FILE, CHECKSUMS_FILE})
 LIBRARIES = ["numpy", "pandas", "scikit-learn", "xgboost", "skops", "scipy", "django"]
 
 
@@ -92,9 +92,8 @@ def save_artifacts(mlmodel, files: dict[str, bytes], metadata: dict, log_text: s
     _remove_directory(storage, directory)
     written: list[str] = []
     try:
-        for name, data in sorted(contents.items()) + [
-            (MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
-        ]:
+        checksums = "".join(f"{digest}  {name}\n" for name, digest in sorted(manifest.items()))
+        for name, data in sorted(contents.items()) + [(CHECKSUMS_FILE, checksums.encode("utf-8"))]:
             path = f"{directory}/{name}"
             saved_as = storage.save(path, ContentFile(data))
             written.append(saved_as)

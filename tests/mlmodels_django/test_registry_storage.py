@@ -36,8 +36,9 @@ def test_files_land_in_the_documented_layout_with_a_manifest_digest(person, arti
     folder = artifact_root / "models" / str(person.pk) / "glucose-prediction" / "1.0.0"
     assert row.storage_path == artifact_dir(row) == f"models/{person.pk}/glucose-prediction/1.0.0"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "manifest.json", "metadata.json", "model.json", "ridge.skops", "training_log.txt",
+        "SHA256SUMS", "metadata.json", "model.json", "ridge.skops", "training_log.txt",
     ]
+    assert f"{row.artifact_manifest['model.json']}  model.json" in (folder / "SHA256SUMS").read_text()
     assert set(row.artifact_manifest) == {"model.json", "ridge.skops", "metadata.json", "training_log.txt"}
     assert digest == row.artifact_sha256 == manifest_digest(row.artifact_manifest)
     metadata = json.loads((folder / "metadata.json").read_text())
