@@ -151,7 +151,7 @@ def pattern_statements(readings: pd.DataFrame, tz: str, *, unit: str = MG_DL) ->
 
 def _local_frame(clean: pd.DataFrame, tz: str) -> pd.DataFrame:
     local = local_times(clean[TIME], tz)
-    return pd.DataFrame({"date": local.dt.date, "weekday": local.dt.weekday,
+    return pd.DataFrame({"date": local.dt.date, "weekday": local.dt.day_of_week,
                          "minute": minute_of_day(local), "g": clean[GLUCOSE].to_numpy(dtype=float)})
 
 

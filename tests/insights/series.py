@@ -39,7 +39,7 @@ def daily(
     local = times.tz_convert(tz)
     minute = (local.hour * 60 + local.minute).to_numpy(dtype=float)
     day = np.asarray([(d - pd.Timestamp(first_day).date()).days for d in local.date])
-    weekday = local.weekday.to_numpy()
+    weekday = local.day_of_week.to_numpy()
     values = np.asarray(shape(minute, day, weekday), dtype=float) * np.ones(count)
     if noise_sd:
         values = values + np.random.default_rng(seed).normal(0, noise_sd, count)
