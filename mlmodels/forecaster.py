@@ -1,0 +1,489 @@
+"""The stored, served forecaster (numeric core, no Django).
+
+`GlucoseForecaster` bundles a fitted short-term model (a blend of candidates, 5..120 minutes),
+calibrated conformal bands and the person's time-of-day profile (125 minutes .. 24 hours).
+`BaselineForecaster` needs no training: Nightscout's AR2 with population-wide bands that widen
+with the horizon, for people who have no model yet.
+
+Storage is `to_files()` / `from_files()`: a dict of file name -> bytes in safe formats only
+(JSON, skops with an explicit trusted-type list, XGBoost UBJSON). No pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mlmodels.conformal import ConformalIntervals
+from mlmodels.estimators import (
+    AR2Forecaster,
+    BlendForecaster,
+    Candidate,
+    candidate_from_files,
+)
+from mlmodels.features import (
+    HORIZONS,
+    MAX_SHORT_HORIZON,
+    WINDOW_MIN,
+    WINDOW_STEPS,
+    FeatureSchema,
+    FeatureSchemaMismatch,
+    feature_names,
+    window_features,
+)
+from mlmodels.preparation import (
+    MAX_BRIDGE_MIN,
+
+    STEP_MIN,
+    clean_readings,
+    prepare_grid,
+)
+from mlmodels.profile import TimeOfDayProfile
+
+FILE_FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+MAX_HORIZON = 1440
+STALE_AFTER = pd.Timedelta(minutes=30)
+CLAMP_LOW, CLAMP_HIGH = 40.0, 400.0
+TOP_FEATURES = 5
+# Readings older than this before the last one cannot influence the window (it covers 120 min,
+# plus enough before it to bridge a short gap at its start).
+_LOOKBACK = pd.Timedelta(minutes=WINDOW_MIN + MAX_BRIDGE_MIN + STEP_MIN)
+
+__all__ = [
+    "BaselineForecaster",
+    "Forecast",
+    "FeatureSchemaMismatch",
+    "GlucoseForecaster",
+    "NotEnoughReadings",
+    "StaleReadings",
+]
+
+
+class ForecastInputError(ValueError):
+    """The readings given cannot support a forecast (the API answers 422 with the message)."""
+
+    code = "invalid_readings"
+
+
+class NotEnoughReadings(ForecastInputError):
+    code = "not_enough_readings"
+
+
+class StaleReadings(ForecastInputError):
+    code = "stale_readings"
+
+
+@dataclass
+class Forecast:
+    as_of: pd.Timestamp  # time of the last reading used
+    points: list[dict]
+    top_features: list[dict]
+    window_start: pd.Timestamp
+    window_end: pd.Timestamp
+    n_readings: int
+    gaps_in_window: int  # 5-minute slots in the window without a reading (bridged by interpolation)
+    method: str = "model"
+
+    def to_dict(self) -> dict:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "points": [{**p, "time": p["time"].isoformat()} for p in self.points],
+            "top_features": self.top_features,
+            "window_start": self.window_start.isoformat(),
+            "window_end": self.window_end.isoformat(),
+            "n_readings": self.n_readings,
+            "gaps_in_window": self.gaps_in_window,
+            "method": self.method,
+        }
+
+
+@dataclass
+class _Window:
+    values: np.ndarray
+    interpolated: np.ndarray
+    at_limit: np.ndarray
+    end: pd.Timestamp
+    start: pd.Timestamp
+    n_readings: int
+    gaps: int
+
+
+def _check_horizons(horizons: list[int] | None) -> list[int]:
+    if horizons is None:
+        return list(HORIZONS)
+    out = []
+    for h in horizons:
+        if isinstance(h, bool) or int(h) != h or h % STEP_MIN or not (STEP_MIN <= h <= MAX_HORIZON):
+            raise ValueError(f"horizon {h!r} must be a multiple of {STEP_MIN} minutes from 5 to {MAX_HORIZON}")
+        out.append(int(h))
+    return out
+
+
+def _utc(ts) -> pd.Timestamp:
+    ts = pd.Timestamp(ts)
+    if ts.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware")
+    return ts.tz_convert("UTC")
+
+
+def input_window(readings: pd.DataFrame, as_of: pd.Timestamp | None) -> _Window:
+    """The 120-minute window of readings ending at the last reading at or before `as_of`."""
+    clean = clean_readings(readings)
+    if as_of is not None:
+        as_of = _utc(as_of)
+        clean = clean.loc[clean["time"] <= as_of]
+    if clean.empty:
+        raise NotEnoughReadings("no glucose readings at or before the forecast time")
+    last = clean["time"].iloc[-1]
+    if as_of is not None and as_of - last > STALE_AFTER:
+        minutes = int((as_of - last) / pd.Timedelta(minutes=1))
+        raise StaleReadings(
+            f"the last reading is {minutes} minutes older than the forecast time (limit 30 minutes)"
+        )
+    recent = clean.loc[clean["time"] > last - _LOOKBACK]
+    grid = prepare_grid(recent, anchor=last)
+    grid = grid.loc[grid.index <= last].iloc[-(WINDOW_STEPS + 1):]
+    values = grid["glucose_mg_dl"].to_numpy(dtype=float)
+    window_start = last - pd.Timedelta(minutes=WINDOW_MIN)
+    if len(values) < WINDOW_STEPS + 1 or not np.isfinite(values).all():
+        have = int(grid["observed"].sum())
+        raise NotEnoughReadings(
+            f"a forecast needs readings covering the {WINDOW_MIN} minutes before the last one with no gap "
+            f"longer than {MAX_BRIDGE_MIN} minutes; found {have} readings there"
+        )
+    return _Window(
+        values=values,
+        interpolated=grid["interpolated"].to_numpy(dtype=bool),
+        at_limit=grid["at_sensor_limit"].to_numpy(dtype=bool),
+        end=last,
+        start=window_start,
+        n_readings=int(grid["observed"].sum()),
+        gaps=int((~grid["observed"]).sum()),
+    )
+
+
+def _clamp(x: np.ndarray) -> np.ndarray:
+    return np.clip(x, CLAMP_LOW, CLAMP_HIGH)
+
+
+class GlucoseForecaster:
+    """Short-term model + conformal bands + time-of-day profile; what is stored and served."""
+
+    method = "model"
+
+    def __init__(
+        self,
+        model: BlendForecaster,
+        conformal: ConformalIntervals,
+        profile: TimeOfDayProfile | None,
+        *,
+        algorithm: str,
+        hyperparameters: dict | None = None,
+        feature_schema: FeatureSchema | None = None,
+        tz: str = "UTC",
+        info: dict | None = None,
+    ):
+        self.model = model
+        self.conformal = conformal
+        self.profile = profile
+        self.algorithm = algorithm
+        self.hyperparameters = hyperparameters or {}
+        self.feature_schema = feature_schema or FeatureSchema.current()
+        self.tz = tz
+        self.info = info or {}
+
+    # ----- numeric core on feature matrices (used by training, evaluation and serving) -----
+    def predict_change(self, X: np.ndarray) -> np.ndarray:
+        return self.model.predict(X)
+
+    def short_term(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """Absolute mg/dL forecasts and band edges at HORIZONS for feature rows X (unclamped)."""
+        change = self.predict_change(X)
+        now = X[:, feature_names().index("glucose_now")][:, None]
+        out = {"value": now + change}
+        for key, edge in self.conformal.bands(X, change).items():
+            out[key] = now + edge
+        return out
+
+    def long_term(self, times_ns: np.ndarray, short: dict[str, np.ndarray], horizons: list[int], tz: str):
+        j = HORIZONS.index(MAX_SHORT_HORIZON)
+        at_120 = {k: v[:, j] for k, v in short.items()}
+        return self.profile.extend(times_ns, at_120["value"], at_120, horizons, tz)
+
+    def forecast_matrix(self, X: np.ndarray, times_ns: np.ndarray, horizons: list[int], tz: str):
+        """Dict of (n, len(horizons)) arrays: value, lower_80, upper_80, lower_95, upper_95 (clamped)."""
+        short = self.short_term(X)
+        keys = ["value", "lower_80", "upper_80", "lower_95", "upper_95"]
+        out = {k: np.full((len(X), len(horizons)), np.nan) for k in keys}
+        short_cols = [i for i, h in enumerate(horizons) if h <= MAX_SHORT_HORIZON]
+        long_cols = [i for i, h in enumerate(horizons) if h > MAX_SHORT_HORIZON]
+        if short_cols:
+            idx = [HORIZONS.index(horizons[i]) for i in short_cols]
+            for k in keys:
+                out[k][:, short_cols] = short[k][:, idx]
+        if long_cols:
+            extended = self.long_term(times_ns, short, [horizons[i] for i in long_cols], tz)
+            for k in keys:
+                out[k][:, long_cols] = extended[k]
+        for k in keys:
+            out[k] = _clamp(out[k])
+        # Clamping can push a value past a band edge; keep the band around the value.
+        out["lower_80"] = np.minimum(out["lower_80"], out["value"])
+        out["upper_80"] = np.maximum(out["upper_80"], out["value"])
+        out["lower_95"] = np.minimum(out["lower_95"], out["lower_80"])
+        out["upper_95"] = np.maximum(out["upper_95"], out["upper_80"])
+        return out
+
+    def feature_contributions(self, X: np.ndarray, horizon: int) -> list[list[dict]]:
+        """Top features by |contribution| to the predicted change at `horizon` (<= 120), per row."""
+        j = HORIZONS.index(horizon)
+        names = feature_names()
+        contrib = self.model.contributions(X, j)
+        extra = self.model.trend_contributions(X, j)
+        rows = []
+        for i in range(len(X)):
+            items = [(names[k], float(contrib[i, k])) for k in range(len(names)) if contrib[i, k] != 0]
+            items += [(name, float(v[i])) for name, v in extra.items()]
+            items.sort(key=lambda kv: -abs(kv[1]))
+            rows.append([{"feature": n, "contribution": round(v, 2)} for n, v in items[:TOP_FEATURES]])
+        return rows
+
+    # ----- serving -----
+    def predict(
+        self,
+        readings: pd.DataFrame,
+        *,
+        as_of: pd.Timestamp | None = None,
+        horizons: list[int] | None = None,
+        tz: str | None = None,
+    ) -> Forecast:
+        """Forecast from the readings at or before `as_of` (default: the last reading)."""
+        return self.predict_many([(readings, as_of)], horizons=horizons, tz=tz, errors="raise")[0]
+
+    def predict_many(
+        self,
+        items: list[tuple[pd.DataFrame, pd.Timestamp | None]],
+        *,
+        horizons: list[int] | None = None,
+        tz: str | None = None,
+        errors: str = "return",
+    ) -> list[Forecast | ForecastInputError]:
+        """Batch forecasts: one vectorised model call for all items.
+
+        With errors="return", an item whose readings cannot support a forecast yields its
+        ForecastInputError in place of a Forecast; with errors="raise" the first one is raised.
+        """
+        horizons = _check_horizons(horizons)
+        tz = tz or self.tz
+        windows: list[_Window | ForecastInputError] = []
+        for readings, as_of in items:
+            try:
+                windows.append(input_window(readings, as_of))
+            except ForecastInputError as exc:
+                if errors == "raise":
+                    raise
+                windows.append(exc)
+        good = [w for w in windows if isinstance(w, _Window)]
+        results: list = []
+        if good:
+            X = window_features(
+                np.stack([w.values for w in good]),
+                np.stack([w.interpolated for w in good]),
+                np.stack([w.at_limit for w in good]),
+                np.array([w.end.value for w in good], dtype=np.int64),
+                tz,
+            )
+            times_ns = np.array([w.end.value for w in good], dtype=np.int64)
+            matrix = self.forecast_matrix(X, times_ns, horizons, tz)
+            short_requested = [h for h in horizons if h <= MAX_SHORT_HORIZON] or [MAX_SHORT_HORIZON]
+            explain_h = min(short_requested, key=lambda h: (abs(h - 60), h))
+            top = self.feature_contributions(X, explain_h)
+        k = 0
+        for w in windows:
+            if not isinstance(w, _Window):
+                results.append(w)
+                continue
+            points = []
+            for c, h in enumerate(horizons):
+                points.append(
+                    {
+                        "horizon_min": h,
+                        "time": w.end + pd.Timedelta(minutes=h),
+                        "value": round(float(matrix["value"][k, c]), 1),
+                        "lower_80": round(float(matrix["lower_80"][k, c]), 1),
+                        "upper_80": round(float(matrix["upper_80"][k, c]), 1),
+                        "lower_95": round(float(matrix["lower_95"][k, c]), 1),
+                        "upper_95": round(float(matrix["upper_95"][k, c]), 1),
+                    }
+                )
+            results.append(
+                Forecast(
+                    as_of=w.end,
+                    points=points,
+                    top_features=top[k],
+                    window_start=w.start,
+                    window_end=w.end,
+                    n_readings=w.n_readings,
+                    gaps_in_window=w.gaps,
+                    method=self.method,
+                )
+            )
+            k += 1
+        return results
+
+    # ----- storage -----
+    def metadata(self) -> dict:
+        import sklearn
+        import xgboost
+
+        return {
+            "algorithm": self.algorithm,
+            "libraries": {
+                "python": platform.python_version(),
+                "numpy": np.__version__,
+                "pandas": pd.__version__,
+                "sklearn": sklearn.__version__,
+                "xgboost": xgboost.__version__,
+            },
+            "feature_schema": self.feature_schema.to_dict(),
+            "features": list(self.feature_schema.names),
+            "hyperparameters": self.hyperparameters,
+            "candidates": [c.name for c in self.model.candidates],
+            "tz": self.tz,
+            "info": self.info,
+        }
+
+    def to_files(self) -> dict[str, bytes]:
+        files: dict[str, bytes] = {}
+        candidates = []
+        for cand in self.model.candidates:
+            files.update(cand.to_files(cand.name))
+            candidates.append({"name": cand.name, "params": _jsonable(cand.params())})
+        manifest = {
+            "format_version": FILE_FORMAT_VERSION,
+            "kind": "glucose_forecaster",
+            "algorithm": self.algorithm,
+            "hyperparameters": _jsonable(self.hyperparameters),
+            "feature_schema": self.feature_schema.to_dict(),
+            "candidates": candidates,
+            "blend_weights": np.asarray(self.model.weights).tolist(),
+            "conformal": self.conformal.to_dict(),
+            "profile": self.profile.to_dict() if self.profile is not None else None,
+            "tz": self.tz,
+            "info": _jsonable(self.info),
+            "metadata": _jsonable(self.metadata()),
+        }
+        files[MANIFEST] = json.dumps(manifest, separators=(",", ":")).encode()
+        return files
+
+    @classmethod
+    def from_files(cls, files: dict[str, bytes]) -> "GlucoseForecaster":
+        if MANIFEST not in files:
+            raise ValueError(f"stored model lacks {MANIFEST}")
+        manifest = json.loads(files[MANIFEST])
+        if manifest.get("format_version") != FILE_FORMAT_VERSION:
+            raise ValueError(f"stored model format {manifest.get('format_version')} is not supported")
+        FeatureSchema.current().check(manifest["feature_schema"])
+        candidates: list[Candidate] = [
+            candidate_from_files(c["name"], files, c["params"]) for c in manifest["candidates"]
+        ]
+        blend = BlendForecaster(candidates, np.asarray(manifest["blend_weights"], dtype=float))
+        profile = TimeOfDayProfile.from_dict(manifest["profile"]) if manifest.get("profile") else None
+        return cls(
+            blend,
+            ConformalIntervals.from_dict(manifest["conformal"]),
+            profile,
+            algorithm=manifest["algorithm"],
+            hyperparameters=manifest.get("hyperparameters", {}),
+            feature_schema=FeatureSchema.from_dict(manifest["feature_schema"]),
+            tz=manifest.get("tz", "UTC"),
+            info=manifest.get("info", {}),
+        )
+
+
+def _jsonable(value):
+    """Round-trip through JSON with numpy scalars/arrays converted."""
+
+    def default(o):
+        if isinstance(o, np.integer):
+            return int(o)
+        if isinstance(o, np.floating):
+            return float(o)
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, pd.Timestamp):
+            return o.isoformat()
+        raise TypeError(f"not JSON-able: {type(o).__name__}")
+
+    return json.loads(json.dumps(value, default=default))
+
+
+# Population bands for the untrained baseline: the log-ratio ln(actual / AR2 forecast) has a
+# spread that grows with the horizon roughly as sigma(h) = SIGMA_5 * (h / 5) ** SIGMA_POWER, up to
+# SIGMA_MAX (the typical spread of a person's glucose around their own mean, log scale).
+# Fitted once on pooled AR2 errors of the Broll 2021 data (5 people, type 2); see
+# bench/accuracy.py for the coverage these give on each person.
+BASELINE_QUANTILES_LOG = {
+    # level: (lower z, upper z) in units of sigma(h)
+    "80": (-1.2816, 1.2816),
+    "95": (-1.9600, 1.9600),
+}
+SIGMA_5 = 0.030
+SIGMA_POWER = 0.75
+SIGMA_MAX = 0.35
+
+
+class BaselineForecaster(GlucoseForecaster):
+    """AR2 with population bands widening with the horizon; needs no training, same API."""
+
+    method = "ar2_baseline"
+
+    def __init__(self, tz: str = "UTC"):
+        super().__init__(
+            BlendForecaster([AR2Forecaster()], np.ones((len(HORIZONS), 1))),
+            ConformalIntervals(normalized=False),
+            None,
+            algorithm="ar2_baseline",
+            hyperparameters={"sigma_5": SIGMA_5, "sigma_power": SIGMA_POWER, "sigma_max": SIGMA_MAX},
+            tz=tz,
+        )
+
+    @staticmethod
+    def _sigma(h: np.ndarray) -> np.ndarray:
+        return np.minimum(SIGMA_5 * (np.asarray(h, dtype=float) / STEP_MIN) ** SIGMA_POWER, SIGMA_MAX)
+
+    def _bands(self, value: np.ndarray, horizons: list[int]) -> dict[str, np.ndarray]:
+        sigma = self._sigma(np.asarray(horizons))[None, :]
+        safe = np.clip(value, CLAMP_LOW, CLAMP_HIGH)
+        out = {"value": value}
+        for tag, (z_lo, z_hi) in BASELINE_QUANTILES_LOG.items():
+            out[f"lower_{tag}"] = safe * np.exp(z_lo * sigma)
+            out[f"upper_{tag}"] = safe * np.exp(z_hi * sigma)
+        return out
+
+    def short_term(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        now = X[:, feature_names().index("glucose_now")][:, None]
+        return self._bands(now + self.predict_change(X), HORIZONS)
+
+    def forecast_matrix(self, X: np.ndarray, times_ns: np.ndarray, horizons: list[int], tz: str):
+        # AR2 itself runs on past 120 minutes (it decays toward 140 mg/dL); no profile is needed.
+        from mlmodels.estimators import ar2_path
+
+        names = feature_names()
+        now = X[:, names.index("glucose_now")]
+        steps = max(horizons) // STEP_MIN
+        path = ar2_path(now, now + X[:, names.index("lag_5min")], steps)
+        value = path[:, [h // STEP_MIN - 1 for h in horizons]]
+        out = {k: _clamp(v) for k, v in self._bands(value, horizons).items()}
+        return out
+
+    def to_files(self) -> dict[str, bytes]:
+        raise TypeError("the baseline forecaster needs no storage; construct BaselineForecaster()")
+
+
+

@@ -1,0 +1,449 @@
+"""Train one person's forecaster from their readings (numeric core, no Django).
+
+Time order is sacred: every split is temporal, never shuffled, with a gap of 120 minutes (the
+longest short horizon) between parts, so no target of an earlier part overlaps a later one.
+
+    | fit | gap | validation | gap | calibration | gap | test |
+
+- fit: candidates are fitted;
+- validation: ridge alpha, XGBoost rounds (early stopping) and depth, damped-trend phi, blend
+  weights, and the difficulty model of the conformal bands are chosen;
+- calibration: candidates refitted on fit+validation predict it; conformal quantiles come from
+  those errors;
+- test (the last part): never used for any choice; metrics for the model, the AR2 baseline and
+  persistence are computed on it, so every model records how much better than baseline it is.
+
+Finally (refit_on_all, default) the chosen candidates are refitted with the chosen
+hyperparameters on all the data, so the served model knows the person's most recent days. The
+metrics stay those of the pre-refit model on the untouched test part (`evaluated_forecaster`);
+the refitted model has seen the test period, so compare models with `result.metrics`, not by
+re-scoring `result.forecaster` on its own test period.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from mlmodels.conformal import ConformalIntervals
+from mlmodels.estimators import (
+    AR2Forecaster,
+    BlendForecaster,
+    Candidate,
+    DampedTrendForecaster,
+    PersistenceForecaster,
+    RidgeForecaster,
+    XGBoostForecaster,
+)
+from mlmodels.evaluation import horizon_metrics, improvement, summarise
+from mlmodels.features import (
+    HORIZONS,
+    MAX_SHORT_HORIZON,
+    FeatureSchema,
+    build_features,
+    build_targets,
+    feature_names,
+)
+from mlmodels.forecaster import BaselineForecaster, GlucoseForecaster, _jsonable
+from mlmodels.preparation import STEP_MIN, data_sufficiency, prepare_grid
+from mlmodels.profile import TimeOfDayProfile
+
+MIN_SPAN_DAYS = 3.0
+MIN_COVERAGE = 0.70
+READINGS_PER_DAY = 1440 // STEP_MIN
+SPLIT_GAP = pd.Timedelta(minutes=MAX_SHORT_HORIZON)
+SPLIT_FRACTIONS = {"fit": 0.50, "val": 0.15, "cal": 0.15, "test": 0.20}
+LONG_EVAL_HORIZONS = [180, 240, 360, 720]
+DEFAULT_CANDIDATES = ("persistence", "ar2", "damped_trend", "ridge", "xgboost")
+XGB_GRID = (
+    {"max_depth": 3, "min_child_weight": 10.0},
+    {"max_depth": 5, "min_child_weight": 20.0},
+)
+
+
+class InsufficientData(ValueError):
+    """Too little data to train; `reason` is 'insufficient_data', `figures` the measured numbers."""
+
+    reason = "insufficient_data"
+
+    def __init__(self, message: str, figures: dict):
+        super().__init__(message)
+        self.figures = figures
+
+
+@dataclass
+class TrainingResult:
+    forecaster: GlucoseForecaster
+    algorithm: str
+    hyperparameters: dict
+    feature_schema: dict
+    metrics: dict
+    data_start: pd.Timestamp
+    data_end: pd.Timestamp
+    n_readings: int
+    log: list[str]
+    test_period: tuple[pd.Timestamp, pd.Timestamp]
+    evaluated_forecaster: GlucoseForecaster | None = None
+    timings: dict = field(default_factory=dict)
+
+
+class _Log:
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.lines: list[str] = []
+
+    def __call__(self, message: str) -> None:
+        self.lines.append(f"[{time.perf_counter() - self.start:7.2f}s] {message}")
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def check_sufficiency(grid: pd.DataFrame) -> dict:
+    """Raise InsufficientData below 3 days of span or 70% of 3 days' expected readings."""
+    figures = data_sufficiency(grid)
+    figures["min_span_days"] = MIN_SPAN_DAYS
+    figures["min_readings"] = int(np.ceil(MIN_COVERAGE * MIN_SPAN_DAYS * READINGS_PER_DAY))
+    if figures["span_days"] < MIN_SPAN_DAYS or figures["n_observed"] < figures["min_readings"]:
+        raise InsufficientData(
+            f"training needs at least {MIN_SPAN_DAYS:g} days of readings with at least "
+            f"{figures['min_readings']} readings ({MIN_COVERAGE:.0%} of those days); got "
+            f"{figures['span_days']:.2f} days and {figures['n_observed']} readings",
+            figures,
+        )
+    return figures
+
+
+def temporal_split(times: pd.DatetimeIndex, usable: np.ndarray) -> dict[str, np.ndarray]:
+    """Boolean masks over grid rows for fit/val/cal/test, by counts of usable rows, with gaps."""
+    usable_times = times[usable]
+    n = len(usable_times)
+    cuts = np.cumsum([SPLIT_FRACTIONS[k] for k in ("fit", "val", "cal")])
+    bounds = [usable_times[min(int(n * c), n - 1)] for c in cuts]
+    b1, b2, b3 = bounds
+    return {
+        "fit": usable & (times < b1 - SPLIT_GAP),
+        "val": usable & (times >= b1) & (times < b2 - SPLIT_GAP),
+        "cal": usable & (times >= b2) & (times < b3 - SPLIT_GAP),
+        "test": usable & (times >= b3),
+        "fit_val": usable & (times < b2 - SPLIT_GAP),
+        "before_test": usable & (times < b3 - SPLIT_GAP),
+        "bounds": np.array([b.value for b in bounds]),
+    }
+
+
+def _mae(pred: np.ndarray, Y: np.ndarray) -> float:
+    return float(np.nanmean(np.abs(pred - Y)))
+
+
+def _smooth_weights(weights: np.ndarray) -> np.ndarray:
+    """Average blend weights with neighbouring horizons: adjacent horizons need similar blends,
+    and the smoothing damps noise from a short validation fold."""
+    padded = np.vstack([weights[:1], weights, weights[-1:]])
+    smooth = 0.25 * padded[:-2] + 0.5 * padded[1:-1] + 0.25 * padded[2:]
+    return smooth / smooth.sum(axis=1, keepdims=True)
+
+
+def _make_candidates(names, random_state: int) -> list[Candidate]:
+    made = []
+    for name in names:
+        if name == "persistence":
+            made.append(PersistenceForecaster())
+        elif name == "ar2":
+            made.append(AR2Forecaster())
+        elif name == "damped_trend":
+            made.append(DampedTrendForecaster())
+        elif name == "ridge":
+            made.append(RidgeForecaster())
+        elif name == "xgboost":
+            made.append(XGBoostForecaster(random_state=random_state))
+        else:
+            raise ValueError(f"unknown candidate {name!r}")
+    return made
+
+
+def _refit(cand: Candidate, X: np.ndarray, Y: np.ndarray, random_state: int) -> Candidate:
+    """A fresh copy of a tuned candidate fitted on (X, Y) with its chosen hyperparameters."""
+    if isinstance(cand, RidgeForecaster):
+        return RidgeForecaster(alpha=cand.alpha, features=cand.features).fit(X, Y)
+    if isinstance(cand, XGBoostForecaster):
+        fresh = XGBoostForecaster(
+            max_depth=cand.max_depth,
+            min_child_weight=cand.min_child_weight,
+            learning_rate=cand.learning_rate,
+            reg_lambda=cand.reg_lambda,
+            subsample=cand.subsample,
+            colsample_bytree=cand.colsample_bytree,
+            fit_horizons=cand.fit_horizons,
+            features=cand.features,
+            base=cand.base,
+            random_state=random_state,
+        )
+        # More data supports a few more rounds than early stopping found on the smaller fit part.
+        rounds = {h: max(10, int(round(r * 1.1))) for h, r in cand.best_rounds.items()}
+        return fresh.fit(X, Y, rounds=rounds)
+    if isinstance(cand, DampedTrendForecaster):
+        return DampedTrendForecaster(phi=cand.phi)
+    return cand
+
+
+def _tune_xgboost(Xf, Yf, Xv, Yv, log: _Log, budget_end: float, random_state: int) -> XGBoostForecaster:
+    best = None
+    for i, params in enumerate(XGB_GRID):
+        if i > 0 and log.elapsed() > budget_end:
+            log(f"xgboost: time budget reached, skipping grid point {params}")
+            break
+        started = time.perf_counter()
+        model = XGBoostForecaster(random_state=random_state, **params).fit(Xf, Yf, Xv, Yv)
+        score = _mae(model.predict(Xv), Yv)
+        log(
+            f"xgboost {params}: val MAE (all horizons) {score:.2f} mg/dL, rounds {model.best_rounds}, "
+            f"{time.perf_counter() - started:.2f}s"
+        )
+        if best is None or score < best[0]:
+            best = (score, model)
+    return best[1]
+
+
+def _evaluate_rows(
+    forecaster: GlucoseForecaster,
+    X: np.ndarray,
+    times_ns: np.ndarray,
+    targets_abs: dict[int, np.ndarray],
+    tz: str,
+) -> dict:
+    """Per-horizon metrics of `forecaster` plus AR2 baseline and persistence on the same rows."""
+    horizons = sorted(targets_abs)
+    now = X[:, feature_names().index("glucose_now")]
+    per = {"model": {}, "baseline_ar2": {}, "persistence": {}}
+    if len(X) == 0:
+        return per
+    model_out = forecaster.forecast_matrix(X, times_ns, horizons, tz)
+    base_out = BaselineForecaster(tz=tz).forecast_matrix(X, times_ns, horizons, tz)
+    for c, h in enumerate(horizons):
+        actual = targets_abs[h]
+        for key, out in (("model", model_out), ("baseline_ar2", base_out)):
+            bands = {k: out[k][:, c] for k in ("lower_80", "upper_80", "lower_95", "upper_95")}
+            per[key][str(h)] = horizon_metrics(actual, out["value"][:, c], bands)
+        per["persistence"][str(h)] = horizon_metrics(actual, now)
+    return per
+
+
+def _metrics_dict(per: dict, start: pd.Timestamp, end: pd.Timestamp, n_origins: int) -> dict:
+    summary = {key: summarise(values) for key, values in per.items()}
+    model, ar2, persist = summary.get("model", {}), summary.get("baseline_ar2", {}), summary.get("persistence", {})
+    summary["improvement"] = {
+        "mae_60_vs_persistence": improvement(model.get("mae_60"), persist.get("mae_60")),
+        "mae_60_vs_ar2": improvement(model.get("mae_60"), ar2.get("mae_60")),
+        "mae_30_vs_persistence": improvement(model.get("mae_30"), persist.get("mae_30")),
+        "mae_30_vs_ar2": improvement(model.get("mae_30"), ar2.get("mae_30")),
+        "mae_mean_5_60_vs_ar2": improvement(model.get("mae_mean_5_60"), ar2.get("mae_mean_5_60")),
+    }
+    return {
+        "period": {"start": start.isoformat(), "end": end.isoformat()},
+        "n_origins": int(n_origins),
+        "per_horizon": per,
+        "summary": summary,
+    }
+
+
+def _origin_rows(grid: pd.DataFrame, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Rows usable as forecast origins: complete features and a real (not interpolated) reading."""
+    return mask & np.isfinite(X).all(axis=1) & grid["observed"].to_numpy(dtype=bool)
+
+
+def _absolute_targets(grid: pd.DataFrame, rows: np.ndarray, horizons: list[int]) -> dict[int, np.ndarray]:
+    targets = build_targets(grid, horizons, observed_only=True)
+    now = grid["glucose_mg_dl"].to_numpy(dtype=float)[rows]
+    return {h: now + targets[f"h{h}"].to_numpy()[rows] for h in horizons}
+
+
+def evaluate_on(
+    forecaster: GlucoseForecaster,
+    readings: pd.DataFrame,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    *,
+    tz: str | None = None,
+    horizons: list[int] | None = None,
+) -> dict:
+    """Score `forecaster` with a forecast at every real reading in [start, end] (JSON-able dict).
+
+    Readings before `start` are used as inputs only; outcomes are real readings up to 120 minutes
+    (and the long horizons) after each origin. Compare two models by calling this for each with
+    the same readings and period; AR2 and persistence are scored on the same rows for reference.
+    """
+    tz = tz or forecaster.tz
+    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    grid = prepare_grid(readings)
+    horizons = horizons or (HORIZONS + LONG_EVAL_HORIZONS if forecaster.profile is not None else HORIZONS)
+    if grid.empty:
+        return _metrics_dict({"model": {}, "baseline_ar2": {}, "persistence": {}}, start, end, 0)
+    X = build_features(grid, tz).to_numpy()
+    times = grid.index
+    rows = _origin_rows(grid, X, np.asarray((times >= start) & (times <= end)))
+    targets = _absolute_targets(grid, rows, horizons)
+    per = _evaluate_rows(forecaster, X[rows], times.asi8[rows], targets, tz)
+    return _metrics_dict(per, start, end, int(rows.sum()))
+
+
+def train_forecaster(
+    readings: pd.DataFrame,
+    *,
+    tz: str = "UTC",
+    time_budget_s: float = 15.0,
+    random_state: int = 0,
+    candidates: tuple[str, ...] = DEFAULT_CANDIDATES,
+    refit_on_all: bool = True,
+) -> TrainingResult:
+    """Train, select, calibrate and test a forecaster for one person (see module docstring)."""
+    log = _log = _Log()
+    timings: dict[str, float] = {}
+    grid = prepare_grid(readings)
+    figures = check_sufficiency(grid)
+    log(
+        f"data: {figures['n_observed']} readings over {figures['span_days']:.2f} days "
+        f"({figures['coverage']:.0%} of expected), grid {len(grid)} slots, tz {tz}"
+    )
+    F = build_features(grid, tz)
+    X_all = F.to_numpy()
+    Y_all = build_targets(grid, HORIZONS).to_numpy()
+    times = grid.index
+    usable = np.isfinite(X_all).all(axis=1) & np.isfinite(Y_all[:, 0])
+    split = temporal_split(times, usable)
+    counts = {k: int(split[k].sum()) for k in ("fit", "val", "cal", "test")}
+    log(f"temporal split (rows, gap {SPLIT_GAP}): {counts}")
+    if counts["fit"] < 200 or min(counts["val"], counts["cal"], counts["test"]) < 50:
+        raise InsufficientData(
+            "too few complete 2-hour windows to fit, validate, calibrate and test a model "
+            f"(rows per part: {counts})",
+            {**figures, "rows_per_part": counts},
+        )
+    Xf, Yf = X_all[split["fit"]], Y_all[split["fit"]]
+    Xv, Yv = X_all[split["val"]], Y_all[split["val"]]
+    budget_xgb_grid = 0.5 * time_budget_s
+
+    # 1. fit candidates on the fit part, choose their hyperparameters on validation
+    t0 = time.perf_counter()
+    fitted: list[Candidate] = []
+    for cand in _make_candidates(candidates, random_state):
+        if isinstance(cand, XGBoostForecaster):
+            cand = _tune_xgboost(Xf, Yf, Xv, Yv, log, budget_xgb_grid, random_state)
+        else:
+            cand.fit(Xf, Yf, Xv, Yv)
+        fitted.append(cand)
+        log(
+            f"{cand.name}: val MAE 30/60 min {_mae(cand.predict(Xv)[:, 5], Yv[:, 5]):.2f}/"
+            f"{_mae(cand.predict(Xv)[:, 11], Yv[:, 11]):.2f} mg/dL, params {_short(cand.params())}"
+        )
+    timings["fit_candidates_s"] = round(time.perf_counter() - t0, 3)
+
+    # 2. blend weights per horizon on validation (out-of-sample predictions of each candidate)
+    val_preds = [c.predict(Xv) for c in fitted]
+    blend = BlendForecaster(fitted).fit_weights(val_preds, Yv)
+    blend.weights = _smooth_weights(blend.weights)
+    used = blend.weights.max(axis=0) > 0.02
+    kept = [c for c, u in zip(fitted, used) if u]
+    weights = blend.weights[:, used]
+    weights /= weights.sum(axis=1, keepdims=True)
+    log(
+        "blend weights at 30/60/120 min: "
+        + "; ".join(
+            f"{h} min " + ", ".join(f"{c.name} {weights[HORIZONS.index(h), i]:.2f}" for i, c in enumerate(kept))
+            for h in (30, 60, 120)
+        )
+    )
+    val_blend = BlendForecaster(kept, weights)
+    conformal = ConformalIntervals(normalized=True).fit_difficulty(Xv, Yv - val_blend.predict(Xv))
+
+    # 3. refit on fit+validation, calibrate the bands on the calibration part
+    t0 = time.perf_counter()
+    X_fv, Y_fv = X_all[split["fit_val"]], Y_all[split["fit_val"]]
+    refit_fv = [_refit(c, X_fv, Y_fv, random_state) for c in kept]
+    model_fv = BlendForecaster(refit_fv, weights)
+    Xc, Yc = X_all[split["cal"]], Y_all[split["cal"]]
+    conformal.calibrate(Xc, Yc - model_fv.predict(Xc))
+    log(
+        f"conformal: {conformal.n_calibration} calibration rows; 60-min 80% band "
+        f"[{conformal.quantiles['lower_80'][11]:+.2f}, {conformal.quantiles['upper_80'][11]:+.2f}] x difficulty"
+    )
+    timings["refit_calibrate_s"] = round(time.perf_counter() - t0, 3)
+
+    algorithm = "blend" if len(kept) > 1 else kept[0].name
+    hyper = _jsonable({
+        "candidates": [c.name for c in kept],
+        "candidate_params": {c.name: c.params() for c in kept},
+        "blend_weights": {str(h): [round(float(w), 4) for w in weights[j]] for j, h in enumerate(HORIZONS)},
+        "split_fractions": SPLIT_FRACTIONS,
+        "split_gap_min": int(SPLIT_GAP / pd.Timedelta(minutes=1)),
+        "conformal": "normalised split conformal, per horizon, 80% and 95%",
+        "refit_on_all": refit_on_all,
+        "random_state": random_state,
+    })
+    before_test = grid.loc[times < pd.Timestamp(int(split["bounds"][2]), tz="UTC")]
+    profile_eval = TimeOfDayProfile().fit(before_test, tz)
+    evaluated = GlucoseForecaster(
+        model_fv, conformal, profile_eval, algorithm=algorithm, hyperparameters=hyper, tz=tz
+    )
+
+    # 4. the untouched test part: model vs AR2 baseline vs persistence
+    t0 = time.perf_counter()
+    test_rows = _origin_rows(grid, X_all, split["test"])
+    eval_h = HORIZONS + [h for h in LONG_EVAL_HORIZONS]
+    targets = _absolute_targets(grid, test_rows, eval_h)
+    test_start, test_end = times[test_rows][0], times[-1]
+    per = _evaluate_rows(evaluated, X_all[test_rows], times.asi8[test_rows], targets, tz)
+    metrics = _metrics_dict(per, test_start, test_end, int(test_rows.sum()))
+    timings["test_s"] = round(time.perf_counter() - t0, 3)
+    s = metrics["summary"]
+    log(
+        f"test {test_start:%Y-%m-%d %H:%M} .. {test_end:%Y-%m-%d %H:%M} UTC, {metrics['n_origins']} origins: "
+        f"MAE 60 min model {s['model']['mae_60']} / AR2 {s['baseline_ar2']['mae_60']} / "
+        f"persistence {s['persistence']['mae_60']} mg/dL; 80% coverage {s['model']['coverage_80_mean']}, "
+        f"95% coverage {s['model']['coverage_95_mean']}"
+    )
+
+    # 5. the served model: same choices, refitted on all data (most recent days included)
+    if refit_on_all:
+        t0 = time.perf_counter()
+        all_rows = np.isfinite(X_all).all(axis=1)
+        final_model = BlendForecaster([_refit(c, X_all[all_rows], Y_all[all_rows], random_state) for c in kept], weights)
+        final = GlucoseForecaster(
+            final_model, conformal, TimeOfDayProfile().fit(grid, tz), algorithm=algorithm,
+            hyperparameters=hyper, tz=tz,
+        )
+        timings["refit_all_s"] = round(time.perf_counter() - t0, 3)
+        log("served model: refitted on all data with the chosen hyperparameters and weights")
+    else:
+        final = evaluated
+    timings["total_s"] = round(_log.elapsed(), 3)
+    final.info = {
+        "data_start": grid.index[0].isoformat(),
+        "data_end": grid.index[-1].isoformat(),
+        "n_readings": figures["n_observed"],
+        "test_period": [test_start.isoformat(), test_end.isoformat()],
+        "profile_tau_min": final.profile.tau_min if final.profile else None,
+    }
+    log(f"done in {timings['total_s']:.2f}s ({_short(timings)})")
+    return TrainingResult(
+        forecaster=final,
+        algorithm=algorithm,
+        hyperparameters=hyper,
+        feature_schema=FeatureSchema.current().to_dict(),
+        metrics=metrics,
+        data_start=grid.index[0],
+        data_end=grid.index[-1],
+        n_readings=figures["n_observed"],
+        log=log.lines,
+        test_period=(test_start, test_end),
+        evaluated_forecaster=evaluated,
+        timings=timings,
+    )
+
+
+def _short(d: dict) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in d.items() if k not in ("alpha_scores", "features"))
+    return text if len(text) < 200 else text[:197] + "..."
