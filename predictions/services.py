@@ -24,6 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from mlmodels.forecaster import BaselineForecaster, ForecastInputError
 from observations.services import readings_frame
 from observations.units import MG_DL, UNITS, from_mgdl, to_mgdl
 from predictions import copy
@@ -201,8 +202,6 @@ def baseline_forecaster():
     """The no-training forecaster that answers when no personal model can (one per process)."""
     global _baseline
     if _baseline is None:
-        from mlmodels.forecaster import BaselineForecaster
-
         _baseline = BaselineForecaster()
     return _baseline
 
@@ -285,10 +284,14 @@ def _meta(forecaster) -> dict:
 
 
 def predict_with_fallback(person, mlmodel, variant, readings, *, as_of, horizons) -> Answer:
-    """Predict with the person's model within the time bound; the baseline on any failure."""
-    from mlmodels.forecaster import NotEnoughReadings
+    """Predict with the person's model within the time bound; the baseline on any failure.
 
+    Readings that cannot support any forecast (too few in the window) give TooFewReadings; the
+    baseline is still tried first in case it needs less than the model.
+    """
     tz = person.time_zone
+    fallback_reason = ""
+    failure = None
     if mlmodel is not None:
         def run():
             forecaster = cached_forecaster(mlmodel)
@@ -297,26 +300,24 @@ def predict_with_fallback(person, mlmodel, variant, readings, *, as_of, horizons
         future = _prediction_executor().submit(run)
         try:
             forecast = future.result(timeout=predict_timeout_s())
-            version, algorithm = describe(None, mlmodel)
-            return Answer(forecast, mlmodel, variant, version, algorithm)
+            return Answer(forecast, mlmodel, variant, mlmodel.version, mlmodel.algorithm or "")
         except Exception as exc:  # noqa: BLE001 - never a 500: the baseline answers instead
             future.cancel()
-            reason = _fallback_reason(exc)
-            forecaster_cache().count_fallback(reason)
-            log = logger.warning if isinstance(exc, NotEnoughReadings) else logger.error
-            log(
-                "Forecast for person %s fell back to the baseline (%s) from model %s: %s",
-                person.pk, reason, mlmodel.version, exc.__class__.__name__ + ": " + str(exc)[:300],
-                exc_info=reason == "model_error",
-            )
-            fallback_reason = f"{reason}: model {mlmodel.version}"
-    else:
-        fallback_reason = ""
+            failure = exc
+            fallback_reason = f"{_fallback_reason(exc)}: model {mlmodel.version}"
     baseline = baseline_forecaster()
     try:
         forecast = baseline.predict(readings, as_of=as_of, horizons=horizons, tz=tz)
-    except NotEnoughReadings as exc:
+    except ForecastInputError as exc:
         raise TooFewReadings(copy.TOO_FEW_READINGS % {"detail": str(exc)}) from exc
+    if failure is not None:
+        reason = _fallback_reason(failure)
+        forecaster_cache().count_fallback(reason)
+        logger.error(
+            "Forecast for person %s answered by the baseline (%s) instead of model %s: %s: %s",
+            person.pk, reason, mlmodel.version, failure.__class__.__name__, str(failure)[:300],
+            exc_info=failure if reason == "model_error" else None,
+        )
     version, algorithm = describe(baseline)
     return Answer(forecast, None, Variant.BASELINE, version, algorithm, fallback_reason)
 

@@ -1,0 +1,124 @@
+"""Forecast API: thin views over predictions.services (always the caller's own data)."""
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import generics, status
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from persons.services import person_for
+from predictions import copy
+from predictions.errors import BadForecastRequest, ForecastError
+from predictions.models import PredictionLog
+from predictions.outcomes import performance_summary
+from predictions.serializers import (
+    ForecastErrorSerializer,
+    ForecastRequestSerializer,
+    ForecastResponseSerializer,
+    ModelPerformanceResponseSerializer,
+    PredictionLogSerializer,
+)
+from predictions.services import forecast_for_person, prediction_payload
+
+REQUEST_FIELDS = {"horizons", "range", "history", "unit", "as_of"}
+
+
+class ForecastRateThrottle(ScopedRateThrottle):
+    """ScopedRateThrottle that reads the rate when a request comes, not at import time, so a
+    changed setting (GLUCAST_FORECAST_RATE, a test's override) takes effect."""
+
+    def get_rate(self):
+        rates = settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {})
+        return rates.get(self.scope) or super().get_rate()
+
+
+def forecast_arguments(data) -> dict:
+    """Request body -> keyword arguments of forecast_for_person (shape checks only)."""
+    if not isinstance(data, dict):
+        raise BadForecastRequest(copy.UNKNOWN_FIELDS % {"fields": type(data).__name__})
+    unknown = sorted(set(data) - REQUEST_FIELDS)
+    if unknown:
+        raise BadForecastRequest(copy.UNKNOWN_FIELDS % {"fields": ", ".join(unknown)})
+    range_value = data.get("range")
+    if range_value not in (None, "24h"):
+        raise BadForecastRequest(copy.BAD_RANGE, field="range")
+    return {
+        "horizons": data.get("horizons"),
+        "range_24h": range_value == "24h",
+        "history": data.get("history"),
+        "unit": data.get("unit"),
+        "as_of": data.get("as_of"),
+    }
+
+
+class GlucoseForecastView(APIView):
+    """Forecast the caller's glucose from their own readings (or from readings sent along)."""
+
+    throttle_classes = [ForecastRateThrottle]
+    throttle_scope = "forecast"
+
+    @extend_schema(
+        request=ForecastRequestSerializer,
+        responses={
+            201: ForecastResponseSerializer,
+            400: OpenApiResponse(ForecastErrorSerializer, description="Bad horizons, unit or history rows"),
+            422: OpenApiResponse(
+                ForecastErrorSerializer, description="No recent readings, or too few to forecast from"
+            ),
+            429: OpenApiResponse(description="Too many forecast requests"),
+        },
+        examples=[
+            OpenApiExample("Default horizons", value={}, request_only=True),
+            OpenApiExample("24 hours in mmol/L", value={"range": "24h", "unit": "mmol/L"}, request_only=True),
+            OpenApiExample(
+                "What if",
+                value={
+                    "horizons": [30, 60],
+                    "history": [
+                        {"effective_at": "2026-01-31T08:00:00+01:00", "value": 142, "unit": "mg/dL"},
+                        {"effective_at": "2026-01-31T08:05:00+01:00", "value": 147, "unit": "mg/dL"},
+                    ],
+                },
+                request_only=True,
+            ),
+        ],
+    )
+    def post(self, request):
+        person = person_for(request.user)
+        try:
+            log = forecast_for_person(person, **forecast_arguments(request.data), source="api")
+        except ForecastError as exc:
+            return Response(exc.detail, status=exc.status_code)
+        return Response(prediction_payload(log), status=status.HTTP_201_CREATED)
+
+
+class PredictionListView(generics.ListAPIView):
+    """The caller's own forecasts, newest first, with actual outcomes once known."""
+
+    serializer_class = PredictionLogSerializer
+
+    def get_queryset(self):
+        return PredictionLog.objects.for_user(self.request.user).order_by("-issued_at", "-id")
+
+
+class PredictionDetailView(generics.RetrieveAPIView):
+    """One of the caller's forecasts with its actual outcomes (another person's id: 404)."""
+
+    serializer_class = PredictionLogSerializer
+
+    def get_queryset(self):
+        return PredictionLog.objects.for_user(self.request.user)
+
+
+class ModelPerformanceView(APIView):
+    """Realized accuracy of one of the caller's model versions, by horizon, from the outcomes of
+    its logged forecasts: MAE, RMSE (mg/dL) and how often the 80%/95% ranges held the reading."""
+
+    @extend_schema(responses=ModelPerformanceResponseSerializer)
+    def get(self, request, pk: int):
+        from mlmodels.models import MLModel
+
+        mlmodel = get_object_or_404(MLModel.objects.for_user(request.user), pk=pk)
+        return Response(performance_summary(mlmodel))

@@ -1,0 +1,193 @@
+"""Batch forecasts: everyone with fresh data, a few queries and one model call per model.
+
+    predict_batch(persons=None, *, now=None, horizons=None) -> BatchResult
+
+Readings of every person come from ONE query (the last 3 hours), models from one query
+(predictions.selection.choose_models). People are grouped by the model artifact that serves
+them (its SHA-256; identical artifacts are the same model) and their time zone, and each group
+is forecast with a single `predict_many` call. The logs are stored with bulk_create.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+
+import pandas as pd
+from django.db import transaction
+from django.utils import timezone
+
+from mlmodels.forecaster import ForecastInputError
+from observations.models import Observation
+from persons.models import Person
+from predictions.cache import forecaster_cache
+from predictions.models import PredictionLog, Source, Variant
+from predictions.selection import choose_models
+from predictions.services import (
+    DEFAULT_HORIZONS,
+    READINGS_LOOKBACK,
+    STALE_AFTER_MIN,
+    Answer,
+    artifact_nbytes,
+    baseline_forecaster,
+    build_log,
+    describe,
+    _fallback_reason,
+)
+
+logger = logging.getLogger(__name__)
+
+BULK_CREATE_BATCH = 500
+
+
+@dataclass
+class BatchResult:
+    n_people: int = 0
+    n_fresh: int = 0
+    n_forecasts: int = 0
+    n_too_few_readings: int = 0
+    n_fallbacks: int = 0
+    n_groups: int = 0
+    n_model_loads: int = 0
+    seconds: float = 0.0
+    timings: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _frames_by_person(person_ids, start, end) -> dict[int, pd.DataFrame]:
+    query = (
+        Observation.objects.filter(kind=Observation.Kind.CGM, effective_at__gte=start, effective_at__lte=end)
+        .usable()
+        .order_by("person_id", "effective_at")
+        .values_list("person_id", "id", "effective_at", "value_mg_dl", "at_sensor_limit")
+    )
+    if person_ids is not None:
+        query = query.filter(person_id__in=person_ids)
+    frame = pd.DataFrame.from_records(
+        list(query), columns=["person_id", "id", "time", "glucose_mg_dl", "at_sensor_limit"]
+    )
+    if frame.empty:
+        return {}
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    frame["glucose_mg_dl"] = frame["glucose_mg_dl"].astype(float)
+    return {
+        int(pid): part.drop(columns="person_id").reset_index(drop=True)
+        for pid, part in frame.groupby("person_id", sort=False)
+    }
+
+
+def _group_forecaster(mlmodel):
+    """A loaded forecaster for a group, cached by artifact digest (identical bytes, one model)."""
+    from mlmodels.storage import load_forecaster
+
+    key = (("artifact", mlmodel.artifact_sha256), mlmodel.version, mlmodel.artifact_sha256)
+    forecaster, hit = forecaster_cache().get_or_load(
+        key, lambda: load_forecaster(mlmodel), size_of=lambda _f: artifact_nbytes(mlmodel)
+    )
+    return forecaster, hit
+
+
+def predict_batch(persons=None, *, now=None, horizons=None) -> BatchResult:
+    """Forecast every person (or the given ones) whose last reading is at most 30 minutes old."""
+    started = time.perf_counter()
+    result = BatchResult()
+    now = now or timezone.now()
+    horizons = list(horizons or DEFAULT_HORIZONS)
+    person_ids = None if persons is None else [getattr(p, "pk", p) for p in persons]
+
+    t = time.perf_counter()
+    frames = _frames_by_person(person_ids, now - READINGS_LOOKBACK, now)
+    fresh_after = pd.Timestamp(now - timedelta(minutes=STALE_AFTER_MIN))
+    fresh = {pid: f for pid, f in frames.items() if f["time"].iloc[-1] >= fresh_after}
+    people = Person.objects.filter(pk__in=list(fresh)).only("id", "time_zone", "preferred_unit")
+    people = {p.pk: p for p in people}
+    result.n_people = len(person_ids) if person_ids is not None else Person.objects.count()
+    result.n_fresh = len(fresh)
+    choices = choose_models(list(fresh))
+    result.timings["load_data_s"] = round(time.perf_counter() - t, 3)
+
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for pid in fresh:
+        mlmodel, _variant = choices[pid]
+        groups[(mlmodel.artifact_sha256 if mlmodel else None, people[pid].time_zone)].append(pid)
+    result.n_groups = len(groups)
+
+    t = time.perf_counter()
+    logs: list[PredictionLog] = []
+    for (sha, tz), pids in groups.items():
+        answers = _predict_group(pids, sha, tz, choices, fresh, now, horizons, result)
+        for pid, answer in answers:
+            if answer is None:
+                continue
+            person = people[pid]
+            log = build_log(
+                person,
+                answer,
+                fresh[pid],
+                horizons=horizons,
+                unit=person.preferred_unit,
+                issued_at=now,
+                forecast_time=now,
+                last_reading_at=fresh[pid]["time"].iloc[-1],
+                source=Source.BATCH,
+                from_history=False,
+            )
+            logs.append(log)
+    result.timings["predict_s"] = round(time.perf_counter() - t, 3)
+
+    t = time.perf_counter()
+    per_log_ms = round(1000 * (time.perf_counter() - started) / max(len(logs), 1), 3)
+    for log in logs:
+        log.latency_ms = per_log_ms
+    with transaction.atomic():
+        PredictionLog.objects.bulk_create(logs, batch_size=BULK_CREATE_BATCH)
+    result.timings["store_s"] = round(time.perf_counter() - t, 3)
+    result.n_forecasts = len(logs)
+    result.seconds = round(time.perf_counter() - started, 3)
+    logger.info("Batch forecasts: %s", result.as_dict())
+    return result
+
+
+def _predict_group(pids, sha, tz, choices, frames, now, horizons, result) -> list[tuple[int, Answer | None]]:
+    items = [(frames[pid], now) for pid in pids]
+    fallback_reason = ""
+    if sha is not None:
+        mlmodel = choices[pids[0]][0]
+        try:
+            forecaster, hit = _group_forecaster(mlmodel)
+            result.n_model_loads += 0 if hit else 1
+            forecasts = forecaster.predict_many(items, horizons=horizons, tz=tz, errors="return")
+            out = []
+            for pid, forecast in zip(pids, forecasts):
+                model, variant = choices[pid]
+                if isinstance(forecast, ForecastInputError):
+                    result.n_too_few_readings += 1
+                    out.append((pid, None))
+                else:
+                    out.append((pid, Answer(forecast, model, variant, model.version, model.algorithm or "")))
+            return out
+        except Exception as exc:  # noqa: BLE001 - the baseline serves the group instead
+            reason = _fallback_reason(exc)
+            forecaster_cache().count_fallback(reason)
+            logger.error(
+                "Batch: model %s (%d people) failed (%s), the baseline answers: %s",
+                mlmodel.version, len(pids), reason, exc,
+            )
+            fallback_reason = f"{reason}: model {mlmodel.version}"
+            result.n_fallbacks += len(pids)
+    baseline = baseline_forecaster()
+    version, algorithm = describe(baseline)
+    forecasts = baseline.predict_many(items, horizons=horizons, tz=tz, errors="return")
+    out = []
+    for pid, forecast in zip(pids, forecasts):
+        if isinstance(forecast, ForecastInputError):
+            result.n_too_few_readings += 1
+            out.append((pid, None))
+        else:
+            out.append((pid, Answer(forecast, None, Variant.BASELINE, version, algorithm, fallback_reason)))
+    return out
