@@ -1,0 +1,24 @@
+from django.core.management.base import BaseCommand
+
+from mlmodels.models import JobTrigger
+from mlmodels.services import active_model, request_training
+from persons.demo import load_demo
+
+
+class Command(BaseCommand):
+    help = (
+        "Create or refresh the five demo people (the shared Broll 2021 data where it exists, "
+        "synthetic CGM otherwise), shifted so their readings end now, and queue their training."
+    )
+
+    def handle(self, *args, **options):
+        summary = load_demo()
+        self.stdout.write(self.style.SUCCESS("Demo people (log in at /login/):"))
+        for row in summary:
+            if active_model(row["person"]) is None:
+                request_training(row["person"], trigger=JobTrigger.OPERATOR)
+            self.stdout.write(
+                f"  {row['username']:<10} password {row['password']:<14} token {row['token']}  "
+                f"({row['readings']} readings, {row['origin']})"
+            )
+        self.stdout.write("Models train in the background worker; forecasts use the AR2 baseline until then.")
