@@ -432,18 +432,31 @@ class XGBoostForecaster(Candidate):
         return model
 
 
-def nonnegative_simplex_weights(P: np.ndarray, y: np.ndarray, penalty: float = 1e3) -> np.ndarray:
-    """argmin ||P w - y||  s.t. w >= 0, sum w = 1 (NNLS with a heavily weighted sum row)."""
+def nonnegative_simplex_weights(
+    P: np.ndarray, y: np.ndarray, *, prior: np.ndarray | None = None, prior_rows: float = 0.0, penalty: float = 1e3
+) -> np.ndarray:
+    """argmin ||P w - y||² + lam ||w - prior||²  s.t. w >= 0, sum w = 1.
+
+    NNLS on an augmented system: a heavily weighted row enforces the sum, and `prior_rows`
+    pseudo-observations (each worth one validation row of typical size) pull w toward `prior`,
+    so a short validation fold cannot swing the blend to one lucky candidate.
+    """
     rows = np.isfinite(y) & np.isfinite(P).all(axis=1)
     P, y = P[rows], y[rows]
+    k = P.shape[1]
     if len(y) == 0:
-        return np.full(P.shape[1], 1.0 / P.shape[1])
-    scale = penalty * np.sqrt(len(y)) * max(float(np.sqrt((y**2).mean())), 1.0)
-    A = np.vstack([P, np.full((1, P.shape[1]), scale)])
-    b = np.concatenate([y, [scale]])
-    w, _ = nnls(A, b, maxiter=50 * P.shape[1])
+        return np.full(k, 1.0 / k) if prior is None else np.asarray(prior, dtype=float)
+    typical = max(float(np.sqrt((y**2).mean())), 1.0)
+    scale = penalty * np.sqrt(len(y)) * typical
+    blocks_a = [P, np.full((1, k), scale)]
+    blocks_b = [y, [scale]]
+    if prior is not None and prior_rows > 0:
+        lam = np.sqrt(prior_rows) * typical
+        blocks_a.append(lam * np.eye(k))
+        blocks_b.append(lam * np.asarray(prior, dtype=float))
+    w, _ = nnls(np.vstack(blocks_a), np.concatenate(blocks_b), maxiter=50 * k)
     total = w.sum()
-    return w / total if total > 0 else np.full(P.shape[1], 1.0 / P.shape[1])
+    return w / total if total > 0 else np.full(k, 1.0 / k)
 
 
 class BlendForecaster(Candidate):
@@ -456,19 +469,18 @@ class BlendForecaster(Candidate):
         self.candidates = list(candidates)
         self.weights = None if weights is None else np.asarray(weights, dtype=float)
 
-    def fit_weights(self, predictions: list[np.ndarray], Y_val: np.ndarray, shrink: float = 0.0):
+    def fit_weights(self, predictions: list[np.ndarray], Y_val: np.ndarray, prior_rows: float = 0.0):
         """Weights per horizon from the candidates' out-of-sample predictions on validation.
 
-        `shrink` pulls the weights toward equal weights (more when the fold is small).
+        `prior_rows` pseudo-observations pull the weights toward equal weights.
         """
         Y_val = _as_matrix(Y_val)
         n_cand = len(self.candidates)
+        prior = np.full(n_cand, 1.0 / n_cand)
         weights = np.zeros((len(HORIZONS), n_cand))
         for j in range(len(HORIZONS)):
             P = np.column_stack([p[:, j] for p in predictions])
-            weights[j] = nonnegative_simplex_weights(P, Y_val[:, j])
-        if shrink > 0:
-            weights = (1 - shrink) * weights + shrink / n_cand
+            weights[j] = nonnegative_simplex_weights(P, Y_val[:, j], prior=prior, prior_rows=prior_rows)
         self.weights = weights
         return self
 

@@ -56,6 +56,13 @@ MIN_COVERAGE = 0.70
 READINGS_PER_DAY = 1440 // STEP_MIN
 SPLIT_GAP = pd.Timedelta(minutes=MAX_SHORT_HORIZON)
 SPLIT_FRACTIONS = {"fit": 0.50, "val": 0.15, "cal": 0.15, "test": 0.20}
+# Extra rolling-origin folds inside the fit part (start, end as fractions of usable rows): each
+# trains on everything before its start (minus the gap) and predicts its chunk. With the main
+# validation part they give blend weights and band shapes seen on several different days.
+ROLLING_FOLDS = ((0.30, 0.40), (0.40, 0.50))
+BLEND_PRIOR_ROWS = 100.0
+CALIBRATE_WITH_FOLDS = True
+NORMALIZED_CONFORMAL = True
 LONG_EVAL_HORIZONS = [180, 240, 360, 720]
 DEFAULT_CANDIDATES = ("persistence", "ar2", "damped_trend", "ridge", "xgboost")
 XGB_GRID = (
@@ -121,10 +128,19 @@ def temporal_split(times: pd.DatetimeIndex, usable: np.ndarray) -> dict[str, np.
     """Boolean masks over grid rows for fit/val/cal/test, by counts of usable rows, with gaps."""
     usable_times = times[usable]
     n = len(usable_times)
+
+    def at(fraction: float) -> pd.Timestamp:
+        return usable_times[min(int(n * fraction), n - 1)]
+
     cuts = np.cumsum([SPLIT_FRACTIONS[k] for k in ("fit", "val", "cal")])
-    bounds = [usable_times[min(int(n * c), n - 1)] for c in cuts]
+    bounds = [at(c) for c in cuts]
     b1, b2, b3 = bounds
+    folds = []
+    for lo, hi in ROLLING_FOLDS:
+        start, end = at(lo), at(hi)
+        folds.append((usable & (times < start - SPLIT_GAP), usable & (times >= start) & (times < end - SPLIT_GAP)))
     return {
+        "folds": folds,
         "fit": usable & (times < b1 - SPLIT_GAP),
         "val": usable & (times >= b1) & (times < b2 - SPLIT_GAP),
         "cal": usable & (times >= b2) & (times < b3 - SPLIT_GAP),
@@ -341,9 +357,29 @@ def train_forecaster(
         )
     timings["fit_candidates_s"] = round(time.perf_counter() - t0, 3)
 
-    # 2. blend weights per horizon on validation (out-of-sample predictions of each candidate)
-    val_preds = [c.predict(Xv) for c in fitted]
-    blend = BlendForecaster(fitted).fit_weights(val_preds, Yv)
+    # 2. rolling origin: the tuned candidates refitted on earlier folds predict the next chunk
+    stacked_X, stacked_Y = [Xv], [Yv]
+    stacked_preds = [[c.predict(Xv)] for c in fitted]
+    for train_mask, chunk_mask in split["folds"]:
+        if train_mask.sum() < 200 or chunk_mask.sum() < 50:
+            continue
+        if log.elapsed() > 0.7 * time_budget_s:
+            log("rolling origin: time budget reached, fewer folds used")
+            break
+        Xt, Yt = X_all[train_mask], Y_all[train_mask]
+        Xk = X_all[chunk_mask]
+        for i, cand in enumerate(fitted):
+            stacked_preds[i].append(_refit(cand, Xt, Yt, random_state).predict(Xk))
+        stacked_X.append(Xk)
+        stacked_Y.append(Y_all[chunk_mask])
+    Xs, Ys = np.vstack(stacked_X), np.vstack(stacked_Y)
+    preds = [np.vstack(p) for p in stacked_preds]
+    log(f"rolling origin: {len(stacked_X)} validation folds, {len(Xs)} out-of-sample rows")
+    for cand, pred in zip(fitted, preds):
+        log(f"  {cand.name}: out-of-sample MAE 30/60 min {_mae(pred[:, 5], Ys[:, 5]):.2f}/{_mae(pred[:, 11], Ys[:, 11]):.2f}")
+
+    # 3. blend weights per horizon from all out-of-sample predictions, shrunk toward equal weights
+    blend = BlendForecaster(fitted).fit_weights(preds, Ys, prior_rows=BLEND_PRIOR_ROWS)
     blend.weights = _smooth_weights(blend.weights)
     used = blend.weights.max(axis=0) > 0.02
     kept = [c for c, u in zip(fitted, used) if u]
@@ -356,16 +392,23 @@ def train_forecaster(
             for h in (30, 60, 120)
         )
     )
-    val_blend = BlendForecaster(kept, weights)
-    conformal = ConformalIntervals(normalized=True).fit_difficulty(Xv, Yv - val_blend.predict(Xv))
+    stacked_blend = sum(p * weights[:, i][None, :] for i, p in enumerate(q for q, u in zip(preds, used) if u))
+    oos_residual = Ys - stacked_blend
+    conformal = ConformalIntervals(normalized=NORMALIZED_CONFORMAL).fit_difficulty(Xs, oos_residual)
 
-    # 3. refit on fit+validation, calibrate the bands on the calibration part
+    # 4. refit on fit+validation, calibrate the bands on the calibration part
     t0 = time.perf_counter()
     X_fv, Y_fv = X_all[split["fit_val"]], Y_all[split["fit_val"]]
     refit_fv = [_refit(c, X_fv, Y_fv, random_state) for c in kept]
     model_fv = BlendForecaster(refit_fv, weights)
     Xc, Yc = X_all[split["cal"]], Y_all[split["cal"]]
-    conformal.calibrate(Xc, Yc - model_fv.predict(Xc))
+    residual_cal = Yc - model_fv.predict(Xc)
+    if CALIBRATE_WITH_FOLDS:
+        # Errors from several different days make the quantiles less hostage to one calm or
+        # hectic calibration day (the fold models saw less data, so this errs on the wide side).
+        conformal.calibrate(np.vstack([Xc, Xs]), np.vstack([residual_cal, oos_residual]))
+    else:
+        conformal.calibrate(Xc, residual_cal)
     log(
         f"conformal: {conformal.n_calibration} calibration rows; 60-min 80% band "
         f"[{conformal.quantiles['lower_80'][11]:+.2f}, {conformal.quantiles['upper_80'][11]:+.2f}] x difficulty"
@@ -389,7 +432,7 @@ def train_forecaster(
         model_fv, conformal, profile_eval, algorithm=algorithm, hyperparameters=hyper, tz=tz
     )
 
-    # 4. the untouched test part: model vs AR2 baseline vs persistence
+    # 5. the untouched test part: model vs AR2 baseline vs persistence
     t0 = time.perf_counter()
     test_rows = _origin_rows(grid, X_all, split["test"])
     eval_h = HORIZONS + [h for h in LONG_EVAL_HORIZONS]
@@ -406,7 +449,7 @@ def train_forecaster(
         f"95% coverage {s['model']['coverage_95_mean']}"
     )
 
-    # 5. the served model: same choices, refitted on all data (most recent days included)
+    # 6. the served model: same choices, refitted on all data (most recent days included)
     if refit_on_all:
         t0 = time.perf_counter()
         all_rows = np.isfinite(X_all).all(axis=1)
