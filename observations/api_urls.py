@@ -1,3 +1,13 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns = []
+from observations import api
+
+urlpatterns = [
+    path("observations/", api.ObservationListCreateView.as_view(), name="api-observations"),
+    path("observations/import/", api.ObservationImportView.as_view(), name="api-observations-import"),
+    path("observations/<int:pk>/", api.ObservationDetailView.as_view(), name="api-observation-detail"),
+    path("imports/", api.ImportListView.as_view(), name="api-imports"),
+    path("imports/<int:pk>/", api.ImportDetailView.as_view(), name="api-import-detail"),
+    path("fhir/Bundle", api.FHIRBundleView.as_view(), name="api-fhir-bundle"),
+    path("fhir/Observation", api.FHIRObservationSearchView.as_view(), name="api-fhir-observation-search"),
+]

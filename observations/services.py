@@ -1,8 +1,18 @@
-"""Reading data out of the store for the pipeline, pages and API."""
+"""Readings in and out of the store: import services for every source, and frames for the pipeline."""
+
+from dataclasses import dataclass
 
 import pandas as pd
+from django.conf import settings
+from django.db import connection, transaction
+from django.http import Http404
+from django.utils import timezone
 
-from observations.models import Observation
+from observations.codes import LOINC_SYSTEM
+from observations.importers import ParsedFile, parse_bytes, parse_fhir_bundle
+from observations.models import ImportBatch, Observation, ObservationStatus
+from observations.units import MG_DL
+from observations.validation import ImportRejected, RawReading, validate_readings
 
 
 def readings_frame(person, *, start=None, end=None, kind=Observation.Kind.CGM) -> pd.DataFrame:
@@ -25,3 +35,176 @@ def readings_frame(person, *, start=None, end=None, kind=Observation.Kind.CGM) -
     frame["glucose_mg_dl"] = frame["glucose_mg_dl"].astype(float)
     frame["at_sensor_limit"] = frame["at_sensor_limit"].astype(bool)
     return frame
+
+
+# --- Bringing readings in ---------------------------------------------------------------------
+# Every source (REST, FHIR, files, the demo loader) ends in import_readings, after the one
+# validation path in observations.validation.
+
+# Rows per INSERT statement: large enough that 100,000 readings take a handful of round trips,
+# small enough to keep each statement's parameter arrays modest.
+INSERT_CHUNK = 20_000
+
+
+def import_readings(person, readings, *, source: str, filename: str = "", skipped: int = 0) -> ImportBatch:
+    """Store checked readings for `person` in one transaction; returns the ImportBatch with
+    exact n_created / n_duplicates counts.
+
+    Bulk INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING on the unique
+    (person, kind, effective_at): no query per row, and a reading already stored (or repeated
+    inside the batch) is counted as a duplicate, so re-importing the same file is idempotent.
+    """
+    readings = list(readings)
+    table = Observation._meta.db_table
+    now = timezone.now()
+    with transaction.atomic():
+        batch = ImportBatch.objects.create(
+            person=person, source=source[:32], filename=filename[:255], n_skipped=skipped
+        )
+        created = 0
+        with connection.cursor() as cursor:
+            for start in range(0, len(readings), INSERT_CHUNK):
+                chunk = readings[start : start + INSERT_CHUNK]
+                cursor.execute(
+                    f"""
+                    WITH inserted AS (
+                        INSERT INTO {table} (
+                            person_id, kind, code_system, code, display, value_mg_dl,
+                            original_value, original_unit, at_sensor_limit, effective_at, status,
+                            device, source, import_batch_id, source_identifier, created_at
+                        )
+                        SELECT %s, u.kind, %s, u.code, u.display, u.value_mg_dl,
+                               u.original_value, u.original_unit, u.at_sensor_limit,
+                               u.effective_at, %s, u.device, %s, %s, u.source_identifier, %s
+                        FROM unnest(
+                            %s::text[], %s::text[], %s::text[], %s::float8[], %s::float8[],
+                            %s::text[], %s::boolean[], %s::timestamptz[], %s::text[], %s::text[]
+                        ) AS u(kind, code, display, value_mg_dl, original_value, original_unit,
+                               at_sensor_limit, effective_at, device, source_identifier)
+                        ON CONFLICT (person_id, kind, effective_at) DO NOTHING
+                        RETURNING 1
+                    )
+                    SELECT count(*) FROM inserted
+                    """,
+                    [
+                        person.pk,
+                        LOINC_SYSTEM,
+                        ObservationStatus.FINAL,
+                        source[:32],
+                        batch.pk,
+                        now,
+                        [r.kind for r in chunk],
+                        [r.code for r in chunk],
+                        [r.display for r in chunk],
+                        [r.value_mg_dl for r in chunk],
+                        [r.original_value for r in chunk],
+                        [r.original_unit for r in chunk],
+                        [r.at_sensor_limit for r in chunk],
+                        [r.effective_at for r in chunk],
+                        [r.device for r in chunk],
+                        [r.source_identifier for r in chunk],
+                    ],
+                )
+                created += cursor.fetchone()[0]
+        batch.n_created = created
+        batch.n_duplicates = len(readings) - created
+        batch.save(update_fields=["n_created", "n_duplicates"])
+    return batch
+
+
+def import_raw_readings(
+    person, raws, *, source: str, filename: str = "", skipped: int = 0, now=None
+) -> ImportBatch:
+    """Validate raw readings (all rows, in the person's time zone) and store them.
+
+    Raises validation.ImportRejected listing every bad row; nothing is stored then.
+    """
+    readings = validate_readings(raws, tz=person.tz, now=now)
+    return import_readings(person, readings, source=source, filename=filename, skipped=skipped)
+
+
+def check_upload_size(size: int) -> None:
+    limit = settings.GLUCAST_MAX_UPLOAD_BYTES
+    if size > limit:
+        raise ImportRejected.file_error(
+            f"the file is {size / 1_048_576:.1f} MB; the limit is {limit / 1_048_576:.0f} MB"
+        )
+
+
+def check_fhir_subjects(person, patient_ids) -> None:
+    """Observations may name only the importing person as subject: anyone else is 404."""
+    if any(patient_id != str(person.pk) for patient_id in patient_ids):
+        raise Http404("No such Patient.")
+
+
+@dataclass(frozen=True)
+class ParsedImport:
+    """An import of a parsed source: the stored batch plus what the parser skipped and why."""
+
+    batch: ImportBatch
+    format: str
+    skipped_reasons: dict[str, int]
+
+
+def _import_parsed(person, parsed: ParsedFile, *, filename: str = "") -> ParsedImport:
+    check_fhir_subjects(person, parsed.subject_patient_ids)
+    batch = import_raw_readings(
+        person, parsed.readings, source=parsed.format, filename=filename, skipped=parsed.n_skipped
+    )
+    return ParsedImport(batch=batch, format=parsed.format, skipped_reasons=dict(parsed.skipped))
+
+
+def import_file(person, data: bytes, *, fmt: str = "auto", filename: str = "") -> ParsedImport:
+    """Parse, validate and store one uploaded/exported file (any supported format).
+
+    Raises ImportRejected (wrong format, too large, bad rows) or Http404 (a FHIR subject that
+    is someone else); nothing is stored then.
+    """
+    check_upload_size(len(data))
+    return _import_parsed(person, parse_bytes(data, fmt=fmt), filename=filename)
+
+
+def import_fhir_bundle(person, document) -> ParsedImport:
+    """A FHIR Bundle posted as JSON (already decoded)."""
+    return _import_parsed(person, parse_fhir_bundle(document))
+
+
+def import_frame(person, frame: pd.DataFrame, *, source: str = "demo", filename: str = "") -> ImportBatch:
+    """Readings from a frame with columns time (naive = the person's local time, or aware) and
+    glucose_mg_dl — what import_broll_csv and the synthetic generator give — through the same
+    validation and bulk insert as every other source."""
+    times = pd.to_datetime(frame["time"])
+    raws = [
+        RawReading(row=row, time=moment.to_pydatetime(), value=float(value), unit=MG_DL)
+        for row, (moment, value) in enumerate(zip(times, frame["glucose_mg_dl"], strict=True), start=1)
+    ]
+    return import_raw_readings(person, raws, source=source, filename=filename)
+
+
+def import_broll_csv(path) -> dict[str, pd.DataFrame]:
+    """The Broll et al. (2021) CGM file split by subject: {subject: frame[time, glucose_mg_dl]}.
+
+    Times are local and naive, as in the file; import_frame reads them in the person's zone.
+    """
+    frame = pd.read_csv(path, dtype={"subject": str})
+    missing = {"subject", "time", "glucose_mg_dl"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path} lacks the columns {sorted(missing)}")
+    frame["time"] = pd.to_datetime(frame["time"])
+    return {
+        str(subject): group[["time", "glucose_mg_dl"]].sort_values("time").reset_index(drop=True)
+        for subject, group in frame.groupby("subject", sort=True)
+    }
+
+
+def delete_import(person, batch: ImportBatch) -> int:
+    """Delete one of `person`'s imports and the readings it created; returns how many readings.
+
+    Readings that the batch found as duplicates belong to the earlier import and stay.
+    """
+    if batch.person_id != person.pk:
+        raise Http404("No such import.")
+    with transaction.atomic():
+        n_readings, _ = Observation.objects.filter(import_batch=batch).delete()
+        batch.delete()
+    return n_readings

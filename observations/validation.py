@@ -307,7 +307,7 @@ def validate_readings(
             original = value_mg_dl if unit == MG_DL else round(mgdl_to_mmoll(value_mg_dl), 1)
         else:
             original = number
-            value_mg_dl = to_mgdl(number, unit)
+            value_mg_dl = round(to_mgdl(number, unit), 2)  # float noise off: 6.2*18 = 111.60000000000001
         readings.append(
             Reading(
                 effective_at=effective_at,

@@ -1,0 +1,271 @@
+"""REST and FHIR endpoints for readings and imports. Thin: parsing, checks and storage live in
+observations.importers / validation / services; every queryset comes from `.for_user()`."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
+from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from observations import fhir
+from observations.models import ImportBatch, Observation
+from observations.serializers import (
+    FileImportSerializer,
+    ImportBatchSerializer,
+    ImportErrorSerializer,
+    ImportSummarySerializer,
+    ObservationInSerializer,
+    ObservationQuerySerializer,
+    ObservationSerializer,
+    import_summary,
+)
+from observations.services import (
+    check_upload_size,
+    delete_import,
+    import_fhir_bundle,
+    import_file,
+    import_raw_readings,
+)
+from observations.validation import ImportRejected, RawReading, RowError, parse_timestamp
+from persons.services import person_for
+
+REJECTED = OpenApiResponse(ImportErrorSerializer, description="Rejected; every bad row listed, nothing saved.")
+
+
+def rejected(exc: ImportRejected) -> Response:
+    return Response(exc.as_payload(), status=status.HTTP_400_BAD_REQUEST)
+
+
+class FHIRJSONParser(JSONParser):
+    media_type = fhir.FHIR_JSON
+
+
+class FHIRJSONRenderer(JSONRenderer):
+    media_type = fhir.FHIR_JSON
+    format = "fhir"
+
+
+def _raw_from_item(row: int, item: object) -> RawReading | RowError:
+    if not isinstance(item, dict):
+        return RowError(row, "item", "must be an object with effective_at, value and unit")
+    return RawReading(
+        row=row,
+        time=item.get("effective_at"),
+        value=item.get("value"),
+        unit=item.get("unit"),
+        code=item.get("code"),
+    )
+
+
+class ObservationListCreateView(generics.ListCreateAPIView):
+    """The caller's readings: list (paged, `start`/`end` filter) and add one or many."""
+
+    serializer_class = ObservationSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
+            return Observation.objects.none()
+        person = person_for(self.request.user)
+        query = ObservationQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        bounds, errors = {}, {}
+        for name in ("start", "end"):
+            if query.validated_data.get(name):
+                try:
+                    bounds[name] = parse_timestamp(query.validated_data[name], person.tz)
+                except ValueError as exc:
+                    errors[name] = [str(exc)]
+        if not errors and "start" in bounds and "end" in bounds and bounds["start"] > bounds["end"]:
+            errors["end"] = ["must not be before start"]
+        if errors:
+            raise ValidationError(errors)
+        return (
+            Observation.objects.for_user(self.request.user)
+            .in_range(bounds.get("start"), bounds.get("end"))
+            .order_by("effective_at", "id")
+        )
+
+    @extend_schema(parameters=[ObservationQuerySerializer])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        request=PolymorphicProxySerializer(
+            component_name="ObservationInputOneOrMany",
+            serializers=[ObservationInSerializer, ObservationInSerializer(many=True)],
+            resource_type_field_name=None,
+            many=False,
+        ),
+        responses={201: ImportSummarySerializer, 400: REJECTED},
+    )
+    def post(self, request, *args, **kwargs):
+        person = person_for(request.user)
+        items = request.data if isinstance(request.data, list) else [request.data]
+        if not items:
+            return rejected(ImportRejected.file_error("no readings given", field="body"))
+        raws, shape_errors = [], []
+        for row, item in enumerate(items, start=1):
+            parsed = _raw_from_item(row, item)
+            (shape_errors if isinstance(parsed, RowError) else raws).append(parsed)
+        try:
+            if shape_errors:
+                raise ImportRejected(shape_errors)
+            batch = import_raw_readings(person, raws, source="api")
+        except ImportRejected as exc:
+            return rejected(exc)
+        return Response(import_summary(batch, fmt="api"), status=status.HTTP_201_CREATED)
+
+
+class ObservationDetailView(generics.RetrieveAPIView):
+    serializer_class = ObservationSerializer
+
+    def get_queryset(self):
+        return Observation.objects.for_user(self.request.user)
+
+
+class ObservationImportView(APIView):
+    """Upload a file: Dexcom Clarity, LibreView, Nightscout entries, FHIR Bundle or plain CSV."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": FileImportSerializer},
+        responses={201: ImportSummarySerializer, 400: REJECTED, 404: OpenApiResponse(description="A FHIR subject that is not you.")},
+    )
+    def post(self, request):
+        person = person_for(request.user)
+        upload = request.FILES.get("file")
+        fmt = request.data.get("format") or "auto"
+        try:
+            if upload is None:
+                raise ImportRejected.file_error("missing: send the file as multipart field 'file'")
+            check_upload_size(upload.size)
+            result = import_file(person, upload.read(), fmt=fmt, filename=upload.name or "")
+        except ImportRejected as exc:
+            return rejected(exc)
+        body = import_summary(result.batch, fmt=result.format, skipped_reasons=result.skipped_reasons)
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ImportListView(generics.ListAPIView):
+    serializer_class = ImportBatchSerializer
+
+    def get_queryset(self):
+        return ImportBatch.objects.for_user(self.request.user).order_by("-created_at", "-id")
+
+
+class ImportDetailView(generics.RetrieveDestroyAPIView):
+    """One import; DELETE removes it and the readings it created."""
+
+    serializer_class = ImportBatchSerializer
+
+    def get_queryset(self):
+        return ImportBatch.objects.for_user(self.request.user)
+
+    def perform_destroy(self, instance):
+        delete_import(person_for(self.request.user), instance)
+
+
+# --- FHIR -------------------------------------------------------------------------------------
+
+
+class FHIRBundleView(APIView):
+    """POST a FHIR R4 Bundle (collection or transaction) of glucose Observations."""
+
+    parser_classes = [FHIRJSONParser, JSONParser]
+
+    @extend_schema(
+        operation_id="fhir_bundle_create",
+        request={fhir.FHIR_JSON: OpenApiTypes.OBJECT, "application/json": OpenApiTypes.OBJECT},
+        responses={
+            201: ImportSummarySerializer,
+            400: REJECTED,
+            404: OpenApiResponse(description="An Observation's subject is another patient."),
+        },
+        description="Bundle.type collection, transaction or batch; each Observation needs a LOINC "
+        "glucose code, valueQuantity (UCUM mg/dL or mmol/L) and effectiveDateTime. Validated with "
+        "fhir.resources (R4B models).",
+    )
+    def post(self, request):
+        person = person_for(request.user)
+        try:
+            result = import_fhir_bundle(person, request.data)
+        except ImportRejected as exc:
+            return rejected(exc)
+        body = import_summary(result.batch, fmt=result.format, skipped_reasons=result.skipped_reasons)
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+FHIR_PAGE_SIZE = 100
+FHIR_MAX_PAGE_SIZE = 1000
+
+
+class FHIRObservationSearchView(APIView):
+    """FHIR search: the caller's readings as a searchset Bundle."""
+
+    renderer_classes = [FHIRJSONRenderer, JSONRenderer]
+
+    @extend_schema(
+        operation_id="fhir_observation_search",
+        parameters=[
+            OpenApiParameter(
+                "date", str, many=True, explode=True,
+                description="FHIR date search, repeatable: ge/gt/le/lt/eq prefix + date or date-time, "
+                "e.g. date=ge2024-05-01&date=lt2024-05-02T12:00:00Z (a bare date is your local day).",
+            ),
+            OpenApiParameter("patient", str, description="Patient id (or Patient/<id>); only your own."),
+            OpenApiParameter("_count", int, description=f"Page size (default {FHIR_PAGE_SIZE}, max {FHIR_MAX_PAGE_SIZE})."),
+            OpenApiParameter("_offset", int, description="Readings to skip (the `next` link sets it)."),
+        ],
+        responses={
+            (200, fhir.FHIR_JSON): OpenApiTypes.OBJECT,
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            404: OpenApiResponse(description="patient is not you."),
+        },
+    )
+    def get(self, request):
+        person = person_for(request.user)
+        patient = request.query_params.get("patient")
+        if patient is not None and patient.removeprefix("Patient/") != str(person.pk):
+            return Response({"detail": "No such Patient."}, status=status.HTTP_404_NOT_FOUND)
+        errors = {}
+        try:
+            filters = fhir.date_filters(request.query_params.getlist("date"), person.tz)
+        except ValueError as exc:
+            errors["date"] = [str(exc)]
+        count, offset = FHIR_PAGE_SIZE, 0
+        try:
+            count = min(int(request.query_params.get("_count", FHIR_PAGE_SIZE)), FHIR_MAX_PAGE_SIZE)
+            offset = int(request.query_params.get("_offset", 0))
+            if count < 0 or offset < 0:
+                raise ValueError
+        except ValueError:
+            errors["_count"] = ["_count and _offset must be non-negative integers"]
+        if errors:
+            raise ValidationError(errors)
+        queryset = Observation.objects.for_user(request.user).filter(**filters).order_by("effective_at", "id")
+        total = queryset.count()
+        page = list(queryset[offset : offset + count])
+        next_url = None
+        if offset + count < total:
+            query = request.query_params.copy()
+            query["_offset"] = str(offset + count)
+            query["_count"] = str(count)
+            next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+        bundle = fhir.searchset_bundle(
+            page,
+            total=total,
+            self_url=request.build_absolute_uri(),
+            next_url=next_url,
+            base_url=request.build_absolute_uri(request.path.rsplit("Observation", 1)[0]),
+        )
+        return Response(bundle)

@@ -1,0 +1,613 @@
+"""Parsers for the files people bring: Dexcom Clarity CSV, LibreView CSV, Nightscout entries
+JSON, FHIR R4 Bundle JSON and plain CSV.
+
+Each parser turns a file into `RawReading`s that keep the file's own row number (the line a
+person sees in a text editor or spreadsheet; the 1-based position for JSON lists and Bundle
+entries), so `validation.validate_readings` can name the exact row that is wrong. Parsers do not
+judge values: a "Low", an "abc" or a -5 is passed through and rejected (or flagged) by the one
+validation path. Rows that are not glucose readings (insulin, carbs, alerts, notes, Nightscout
+calibrations, non-Observation FHIR resources) are counted as skipped, never silently dropped.
+
+Why not the `cgm-format` library: evaluated on these fixtures it (1) reports no source row
+numbers, so it cannot name the bad row, (2) turns a non-numeric glucose cell into null without
+an error and lets negative values through, (3) maps "Low"/"High" to 39/401 instead of the device
+limits, (4) converts mmol/L with 18.0182 instead of our one constant, (5) fails a whole US
+LibreView export on its AM/PM timestamps, and (6) drops the source identifiers (Dexcom index,
+Nightscout _id). These parsers are small and keep all of that.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from observations.codes import GLUCOSE_CODES, KIND_BLOOD, KIND_CGM, LOINC_SYSTEM
+from observations.units import MG_DL, MMOL_L
+from observations.validation import (
+    LIMIT_HIGH,
+    LIMIT_LOW,
+    ImportRejected,
+    RawReading,
+    RowError,
+)
+
+DEXCOM = "dexcom"
+LIBRE = "libre"
+NIGHTSCOUT = "nightscout"
+FHIR = "fhir"
+CSV = "csv"
+AUTO = "auto"
+FORMATS = (DEXCOM, LIBRE, NIGHTSCOUT, FHIR, CSV)
+FORMAT_CHOICES = (AUTO, *FORMATS)
+FORMAT_NAMES = {
+    DEXCOM: "Dexcom Clarity CSV",
+    LIBRE: "LibreView CSV",
+    NIGHTSCOUT: "Nightscout entries JSON",
+    FHIR: "FHIR R4 Bundle JSON",
+    CSV: "plain CSV (time, value, optional unit)",
+}
+
+
+@dataclass
+class ParsedFile:
+    format: str
+    readings: list[RawReading]
+    skipped: Counter = field(default_factory=Counter)  # reason -> number of rows
+    # FHIR only: the Patient ids the Observations name as subject (ownership is checked by the
+    # caller, which knows who is importing).
+    subject_patient_ids: set[str] = field(default_factory=set)
+
+    @property
+    def n_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+
+# --- entry points -----------------------------------------------------------------------------
+
+
+def decode_text(data: bytes) -> str:
+    """File bytes as text: UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252."""
+    if b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ImportRejected.file_error("the file is binary, not a CSV or JSON text file")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise ImportRejected.file_error("the file is not valid UTF-16 text") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # Spreadsheet programs on Windows save CSV in their legacy code page.
+        return data.decode("cp1252", errors="replace")
+
+
+def detect_format(text: str) -> str:
+    """Which of FORMATS the text is, judged by content (never by file name)."""
+    head = text.lstrip("\ufeff \t\r\n")
+    if head[:1] in "[{":
+        try:
+            document = json.loads(head)
+        except json.JSONDecodeError:
+            raise ImportRejected.file_error("the file looks like JSON but is not valid JSON") from None
+        if isinstance(document, dict) and document.get("resourceType") == "Bundle":
+            return FHIR
+        if isinstance(document, dict) and document.get("resourceType"):
+            raise ImportRejected.file_error(
+                f"a FHIR {document['resourceType']} resource; send a Bundle of Observations"
+            )
+        if _looks_like_nightscout(document):
+            return NIGHTSCOUT
+        raise ImportRejected.file_error(
+            "JSON that is neither a FHIR Bundle nor a list of Nightscout entries"
+        )
+    first_lines = "\n".join(head.splitlines()[:15])
+    if "Event Type" in first_lines and "Glucose Value" in first_lines:
+        return DEXCOM
+    if "Device Timestamp" in first_lines and "Record Type" in first_lines:
+        return LIBRE
+    try:
+        _plain_csv_layout(head)
+    except ImportRejected:
+        raise ImportRejected.file_error(
+            "not a recognised CGM file; supported: " + ", ".join(FORMAT_NAMES.values())
+        ) from None
+    return CSV
+
+
+def parse_bytes(data: bytes, *, fmt: str = AUTO) -> ParsedFile:
+    """Parse a whole file. Raises ImportRejected for a wrong/unreadable file."""
+    if fmt not in FORMAT_CHOICES:
+        raise ImportRejected.file_error(
+            f"unknown format {fmt!r}; use one of {', '.join(FORMAT_CHOICES)}", field="format"
+        )
+    if not data.strip():
+        raise ImportRejected.file_error("the file is empty")
+    text = decode_text(data)
+    detected = detect_format(text) if fmt == AUTO else fmt
+    parser = {
+        DEXCOM: parse_dexcom,
+        LIBRE: parse_libre,
+        NIGHTSCOUT: parse_nightscout,
+        FHIR: parse_fhir_bundle,
+        CSV: parse_plain_csv,
+    }[detected]
+    if detected in (NIGHTSCOUT, FHIR):
+        try:
+            document = json.loads(text.lstrip("\ufeff"))
+        except json.JSONDecodeError as exc:
+            raise ImportRejected.file_error(
+                f"not valid JSON ({exc.msg} at line {exc.lineno}); expected {FORMAT_NAMES[detected]}"
+            ) from None
+        return parser(document)
+    return parser(text)
+
+
+# --- CSV helpers ------------------------------------------------------------------------------
+
+
+def _csv_rows(text: str, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) for each CSV record; the line number is where the record ends."""
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=delimiter)
+    for cells in reader:
+        yield reader.line_num, cells
+
+
+def _cell(cells: list[str], index: int | None) -> str:
+    if index is None or index >= len(cells):
+        return ""
+    return cells[index].strip()
+
+
+def _unit_in_header(header: str) -> str | None:
+    lowered = header.lower()
+    if "mmol" in lowered:
+        return MMOL_L
+    if "mg/dl" in lowered or "mg_dl" in lowered or "mgdl" in lowered:
+        return MG_DL
+    return None
+
+
+# --- Dexcom Clarity ---------------------------------------------------------------------------
+
+_DEXCOM_GLUCOSE_EVENTS = {"egv": KIND_CGM, "calibration": KIND_BLOOD}
+
+
+def _dexcom_time(text: str) -> datetime | str:
+    """Clarity writes 2019-10-14T16:42:37 (older) or 2025-05-01 0:01:47 (newer)."""
+    for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    return text  # validation reports it with the row number
+
+
+def parse_dexcom(text: str) -> ParsedFile:
+    rows = _csv_rows(text)
+    header: list[str] | None = None
+    for _, cells in rows:
+        if "Event Type" in cells and any(c.startswith("Glucose Value") for c in cells):
+            header = [c.strip() for c in cells]
+            break
+    if header is None:
+        raise ImportRejected.file_error(
+            "not a Dexcom Clarity export: no header row with 'Event Type' and 'Glucose Value'"
+        )
+    col = {name: i for i, name in enumerate(header)}
+    glucose_col = next(c for c in header if c.startswith("Glucose Value"))
+    unit = _unit_in_header(glucose_col)
+    if unit is None:
+        raise ImportRejected.file_error(f"unknown glucose unit in the column {glucose_col!r}")
+    i_time = next((i for name, i in col.items() if name.startswith("Timestamp")), None)
+    if i_time is None:
+        raise ImportRejected.file_error("not a Dexcom Clarity export: no Timestamp column")
+    i_event, i_value = col["Event Type"], col[glucose_col]
+    i_index, i_source = col.get("Index"), col.get("Source Device ID")
+    i_device_info = col.get("Device Info")
+
+    parsed = ParsedFile(DEXCOM, [])
+    device = ""
+    for line, cells in rows:
+        if not any(c.strip() for c in cells):
+            continue
+        event = _cell(cells, i_event)
+        stamp = _cell(cells, i_time)
+        if not stamp:
+            # Header block: FirstName, LastName, Device, Sensor, Alert settings (no timestamp).
+            if event == "Device":
+                device = _cell(cells, i_device_info) or _cell(cells, i_source)
+            continue
+        kind = _DEXCOM_GLUCOSE_EVENTS.get(event.lower())
+        if kind is None:
+            parsed.skipped[f"Dexcom {event or 'unknown'} event"] += 1
+            continue
+        parsed.readings.append(
+            RawReading(
+                row=line,
+                time=_dexcom_time(stamp),
+                value=_cell(cells, i_value),
+                unit=unit,
+                kind=kind,
+                device=device or _cell(cells, i_source),
+                source_identifier=_cell(cells, i_index),
+            )
+        )
+    return parsed
+
+
+# --- LibreView --------------------------------------------------------------------------------
+
+# Export settings decide the date format; the file does not say which it used.
+_LIBRE_TIME_FORMATS = (
+    "%m-%d-%Y %I:%M %p",
+    "%m/%d/%Y %I:%M %p",
+    "%d-%m-%Y %H:%M",
+    "%m-%d-%Y %H:%M",
+    "%Y-%m-%d %H:%M",
+    "%d.%m.%Y %H:%M",
+    "%d/%m/%Y %H:%M",
+    "%m/%d/%Y %H:%M",
+    "%Y/%m/%d %H:%M",
+    "%Y-%m-%d %H:%M:%S",
+)
+_LIBRE_RECORD_COLUMNS = {0: "Historic Glucose", 1: "Scan Glucose", 2: "Strip Glucose"}
+_LIBRE_SKIPPED = {
+    3: "Libre record type 3",
+    4: "Libre insulin record",
+    5: "Libre food record",
+    6: "Libre note/exercise record",
+    7: "Libre sensor event",
+}
+
+
+def _strptime_or_none(text: str, fmt: str) -> datetime | None:
+    try:
+        return datetime.strptime(text, fmt)
+    except ValueError:
+        return None
+
+
+def _choose_libre_time_format(stamps: list[str], unit: str) -> str | None:
+    """The format that reads the most timestamps; a tie (all days <= 12) is broken by the unit:
+    mmol/L exports come from day-first locales, mg/dL exports mostly from the US (month first)."""
+    sample = stamps[:2000] + stamps[-2000:]
+    scores = {fmt: sum(_strptime_or_none(s, fmt) is not None for s in sample) for fmt in _LIBRE_TIME_FORMATS}
+    best = max(scores.values(), default=0)
+    if best == 0:
+        return None
+    tied = [fmt for fmt in _LIBRE_TIME_FORMATS if scores[fmt] == best]
+    if "%d-%m-%Y %H:%M" in tied and "%m-%d-%Y %H:%M" in tied:
+        return "%d-%m-%Y %H:%M" if unit == MMOL_L else "%m-%d-%Y %H:%M"
+    if "%d/%m/%Y %H:%M" in tied and "%m/%d/%Y %H:%M" in tied:
+        return "%d/%m/%Y %H:%M" if unit == MMOL_L else "%m/%d/%Y %H:%M"
+    return tied[0]
+
+
+def parse_libre(text: str) -> ParsedFile:
+    records = list(_csv_rows(text))
+    header_at = next(
+        (k for k, (_, cells) in enumerate(records[:10]) if "Device Timestamp" in [c.strip() for c in cells]),
+        None,
+    )
+    if header_at is None:
+        raise ImportRejected.file_error(
+            "not a LibreView export: no header row with 'Device Timestamp' in the first lines"
+        )
+    header = [c.strip() for c in records[header_at][1]]
+    col = {name: i for i, name in enumerate(header)}
+    if "Record Type" not in col:
+        raise ImportRejected.file_error("not a LibreView export: no 'Record Type' column")
+    value_cols: dict[int, tuple[int, str]] = {}
+    for record_type, prefix in _LIBRE_RECORD_COLUMNS.items():
+        name = next((h for h in header if h.startswith(prefix)), None)
+        if name is not None:
+            unit = _unit_in_header(name)
+            if unit is None:
+                raise ImportRejected.file_error(f"unknown glucose unit in the column {name!r}")
+            value_cols[record_type] = (col[name], unit)
+    if 0 not in value_cols:
+        raise ImportRejected.file_error("not a LibreView export: no 'Historic Glucose' column")
+    i_time, i_type = col["Device Timestamp"], col["Record Type"]
+    i_device = col.get("Device")
+    data = [(line, cells) for line, cells in records[header_at + 1 :] if any(c.strip() for c in cells)]
+    time_format = _choose_libre_time_format(
+        [_cell(cells, i_time) for _, cells in data], value_cols[0][1]
+    )
+
+    parsed = ParsedFile(LIBRE, [])
+    errors: list[RowError] = []
+    for line, cells in data:
+        type_text = _cell(cells, i_type)
+        try:
+            record_type = int(type_text)
+        except ValueError:
+            errors.append(RowError(line, "Record Type", f"{type_text[:20]!r} is not a record type number"))
+            continue
+        if record_type not in value_cols:
+            parsed.skipped[_LIBRE_SKIPPED.get(record_type, f"Libre record type {record_type}")] += 1
+            continue
+        index, unit = value_cols[record_type]
+        stamp = _cell(cells, i_time)
+        moment = _strptime_or_none(stamp, time_format) if time_format else None
+        parsed.readings.append(
+            RawReading(
+                row=line,
+                time=moment or stamp,
+                value=_cell(cells, index),
+                unit=unit,
+                kind=KIND_BLOOD if record_type == 2 else KIND_CGM,
+                device=_cell(cells, i_device),
+            )
+        )
+    if errors:
+        raise ImportRejected(errors)
+    return parsed
+
+
+# --- Nightscout -------------------------------------------------------------------------------
+
+# Dexcom receivers report status codes 0-12 in the sgv field (sensor warm-up, no antenna,
+# ???); they are not glucose values. 39 is how Nightscout stores a receiver's "LOW".
+_NIGHTSCOUT_STATUS_CODES = range(0, 13)
+_NIGHTSCOUT_LOW = 39
+
+
+def _looks_like_nightscout(document: object) -> bool:
+    entries = document.get("entries") if isinstance(document, dict) else document
+    if not isinstance(entries, list) or not entries:
+        return False
+    first = entries[0]
+    return isinstance(first, dict) and (
+        "sgv" in first or "mbg" in first or ("type" in first and ("date" in first or "dateString" in first))
+    )
+
+
+def _nightscout_time(entry: dict) -> object:
+    date = entry.get("date")
+    if isinstance(date, (int, float)) and not isinstance(date, bool):
+        try:
+            return datetime.fromtimestamp(date / 1000.0, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return str(date)
+    return entry.get("dateString") or entry.get("sysTime") or date
+
+
+def parse_nightscout(document: object) -> ParsedFile:
+    entries = document.get("entries") if isinstance(document, dict) else document
+    if not isinstance(entries, list):
+        raise ImportRejected.file_error("not Nightscout entries: expected a JSON list of entries")
+    parsed = ParsedFile(NIGHTSCOUT, [])
+    errors: list[RowError] = []
+    for position, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            errors.append(RowError(position, "entry", "is not a JSON object"))
+            continue
+        entry_type = entry.get("type") or ("sgv" if "sgv" in entry else "mbg" if "mbg" in entry else "")
+        if entry_type == "sgv":
+            value, kind = entry.get("sgv"), KIND_CGM
+            if isinstance(value, int) and not isinstance(value, bool):
+                if value in _NIGHTSCOUT_STATUS_CODES:
+                    parsed.skipped["Nightscout sensor status code"] += 1
+                    continue
+                if value == _NIGHTSCOUT_LOW:
+                    value = "Low"
+        elif entry_type == "mbg":
+            value, kind = entry.get("mbg"), KIND_BLOOD
+        else:
+            parsed.skipped[f"Nightscout {entry_type or 'untyped'} entry"] += 1
+            continue
+        identifier = entry.get("_id", "")
+        if isinstance(identifier, dict):  # mongoexport writes {"$oid": "..."}
+            identifier = identifier.get("$oid", "")
+        parsed.readings.append(
+            RawReading(
+                row=position,
+                time=_nightscout_time(entry),
+                value=value,
+                unit=MG_DL,  # Nightscout stores sgv/mbg in mg/dL whatever the display unit
+                kind=kind,
+                device=str(entry.get("device") or ""),
+                source_identifier=str(identifier or ""),
+            )
+        )
+    if errors:
+        raise ImportRejected(errors)
+    return parsed
+
+
+# --- FHIR R4 Bundle ---------------------------------------------------------------------------
+
+FHIR_BUNDLE_TYPES = ("collection", "transaction", "batch")
+_PATIENT_REFERENCE = re.compile(r"(?:^|/)Patient/([^/]+)$")
+_COMPARATOR_LIMITS = {"<": LIMIT_LOW, "<=": LIMIT_LOW, ">": LIMIT_HIGH, ">=": LIMIT_HIGH}
+_SKIPPED_STATUSES = {"entered-in-error", "cancelled"}
+
+
+def _fhir_errors(exc) -> list[RowError]:
+    """pydantic errors from fhir.resources, as rows (Bundle entry positions) and fields."""
+    errors = []
+    for error in exc.errors():
+        loc = list(error.get("loc", ()))
+        row = 0
+        if len(loc) >= 2 and loc[0] == "entry" and isinstance(loc[1], int):
+            row = loc[1] + 1
+            loc = loc[2:]
+            if loc[:1] == ["resource"]:
+                loc = loc[1:]
+        field_name = ".".join(str(part) for part in loc) or "Bundle"
+        errors.append(RowError(row, field_name, str(error.get("msg", "invalid"))))
+    return errors
+
+
+def validate_fhir_bundle(document: object) -> None:
+    """Structural validation with fhir.resources (R4B models: R4-compatible for Bundle and
+    Observation; fhir.resources 8 has no separate R4 package)."""
+    from fhir.resources.R4B.bundle import Bundle
+    from pydantic import ValidationError
+
+    if not isinstance(document, dict) or document.get("resourceType") != "Bundle":
+        raise ImportRejected.file_error("not a FHIR Bundle: resourceType must be 'Bundle'", field="resourceType")
+    try:
+        Bundle.model_validate(document)
+    except ValidationError as exc:
+        raise ImportRejected(_fhir_errors(exc), message="Malformed FHIR Bundle; nothing was saved.") from None
+
+
+def _loinc_code(codeable: object) -> str | None:
+    codings = codeable.get("coding") if isinstance(codeable, dict) else None
+    for coding in codings or []:
+        if isinstance(coding, dict) and coding.get("system") == LOINC_SYSTEM:
+            return coding.get("code")
+    return None
+
+
+def parse_fhir_bundle(document: object) -> ParsedFile:
+    validate_fhir_bundle(document)
+    bundle_type = document.get("type")
+    if bundle_type not in FHIR_BUNDLE_TYPES:
+        raise ImportRejected.file_error(
+            f"Bundle.type {bundle_type!r} is not accepted; send a collection or transaction",
+            field="type",
+        )
+    parsed = ParsedFile(FHIR, [])
+    errors: list[RowError] = []
+    for position, entry in enumerate(document.get("entry") or [], start=1):
+        resource = entry.get("resource") or {}
+        resource_type = resource.get("resourceType")
+        if resource_type != "Observation":
+            parsed.skipped[f"FHIR {resource_type or 'empty'} entry"] += 1
+            continue
+        if resource.get("status") in _SKIPPED_STATUSES:
+            parsed.skipped[f"FHIR Observation with status {resource['status']}"] += 1
+            continue
+        code = _loinc_code(resource.get("code"))
+        if code not in GLUCOSE_CODES:
+            shown = f"LOINC {code}" if code else "no LOINC coding"
+            errors.append(
+                RowError(position, "code", f"{shown}; accepted glucose codes: {', '.join(GLUCOSE_CODES)}")
+            )
+            continue
+        quantity = resource.get("valueQuantity")
+        if not isinstance(quantity, dict):
+            errors.append(RowError(position, "valueQuantity", "missing: a glucose Observation needs valueQuantity"))
+            continue
+        if "effectiveDateTime" not in resource:
+            errors.append(RowError(position, "effectiveDateTime", "missing"))
+            continue
+        reference = (resource.get("subject") or {}).get("reference") or ""
+        match = _PATIENT_REFERENCE.search(reference)
+        if match:
+            parsed.subject_patient_ids.add(match.group(1))
+        device = resource.get("device") or {}
+        parsed.readings.append(
+            RawReading(
+                row=position,
+                time=resource["effectiveDateTime"],
+                value=quantity.get("value"),
+                unit=quantity.get("code") or quantity.get("unit"),
+                code=code,
+                device=str(device.get("display") or device.get("reference") or ""),
+                source_identifier=str(resource.get("id") or entry.get("fullUrl") or ""),
+                limit=_COMPARATOR_LIMITS.get(quantity.get("comparator")),
+            )
+        )
+    if errors:
+        raise ImportRejected(errors, message="Invalid FHIR Observations; nothing was saved.")
+    return parsed
+
+
+# --- plain CSV --------------------------------------------------------------------------------
+
+_TIME_HEADERS = {
+    "time", "timestamp", "datetime", "date_time", "effective_at", "effectivedatetime",
+    "effective_date_time", "date", "time_local", "local_time", "device_timestamp",
+    "datestring", "date_string", "measured_at", "recorded_at",
+}
+_VALUE_HEADERS = {"value", "glucose", "glucose_value", "bg", "sgv", "reading", "sensor_glucose"}
+_UNIT_HEADERS = {"unit", "units", "uom", "glucose_unit"}
+_SUBJECT_HEADERS = {"subject", "subject_id", "patient", "patient_id", "person"}
+
+
+def _normalize_header(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
+
+
+@dataclass
+class _PlainLayout:
+    delimiter: str
+    header_line: int
+    i_time: int
+    i_value: int
+    i_unit: int | None
+    i_subject: int | None
+    header_unit: str | None
+
+
+def _plain_csv_layout(text: str) -> _PlainLayout:
+    lines = text.lstrip("\ufeff").splitlines()
+    header_index = next((k for k, line in enumerate(lines) if line.strip()), None)
+    if header_index is None:
+        raise ImportRejected.file_error("the file is empty")
+    header_line = lines[header_index]
+    delimiter = max((",", ";", "\t"), key=header_line.count)
+    header = next(csv.reader([header_line], delimiter=delimiter))
+    names = [_normalize_header(h) for h in header]
+
+    def find(candidates, prefix=None):
+        for i, name in enumerate(names):
+            if name in candidates:
+                return i
+        if prefix:
+            for i, name in enumerate(names):
+                if any(name.startswith(p) for p in prefix):
+                    return i
+        return None
+
+    i_time = find(_TIME_HEADERS, prefix=("timestamp", "time_", "date_time"))
+    i_value = find(_VALUE_HEADERS, prefix=("glucose", "value_", "bg_"))
+    if i_time is None or i_value is None:
+        raise ImportRejected.file_error(
+            "a plain CSV needs a header row with a time column (time, timestamp, date...) and a "
+            f"value column (value, glucose, glucose_mg_dl...); found {header[:6]}"
+        )
+    return _PlainLayout(
+        delimiter=delimiter,
+        header_line=header_index + 1,
+        i_time=i_time,
+        i_value=i_value,
+        i_unit=find(_UNIT_HEADERS),
+        i_subject=find(_SUBJECT_HEADERS),
+        header_unit=_unit_in_header(header[i_value]),
+    )
+
+
+def parse_plain_csv(text: str) -> ParsedFile:
+    layout = _plain_csv_layout(text)
+    parsed = ParsedFile(CSV, [])
+    subjects: set[str] = set()
+    for line, cells in _csv_rows(text, delimiter=layout.delimiter):
+        if line <= layout.header_line or not any(c.strip() for c in cells):
+            continue
+        if layout.i_subject is not None:
+            subjects.add(_cell(cells, layout.i_subject))
+        unit = _cell(cells, layout.i_unit) if layout.i_unit is not None else ""
+        parsed.readings.append(
+            RawReading(
+                row=line,
+                time=_cell(cells, layout.i_time),
+                value=_cell(cells, layout.i_value),
+                unit=unit or layout.header_unit or MG_DL,
+            )
+        )
+    if len(subjects) > 1:
+        raise ImportRejected.file_error(
+            f"the file holds readings of {len(subjects)} subjects (subject column); "
+            "import one person's readings per file"
+        )
+    return parsed
