@@ -107,3 +107,52 @@ class Observation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.value_mg_dl:g} mg/dL at {self.effective_at:%Y-%m-%d %H:%M}"
+
+
+# --- Similar past episodes ----------------------------------------------------------------------
+# Embeddings of each person's 2-hour windows (observations.insights.embedding), searched with
+# pgvector. Filled by observations.episodes.refresh_windows after every import.
+
+from django.contrib.postgres.fields import ArrayField  # noqa: E402
+from pgvector.django import HnswIndex, VectorField  # noqa: E402
+
+from observations.insights.embedding import EMBEDDING_DIM, WINDOW_READINGS  # noqa: E402
+
+
+class GlucoseWindowQuerySet(PersonOwnedQuerySet):
+    pass
+
+
+class GlucoseWindow(models.Model):
+    """One 2-hour window of a person's readings (24 values on a 5-minute grid) and its embedding.
+
+    Windows end on every UTC half hour that has a complete window, so they overlap by 90 minutes;
+    the window ending 2 hours after another holds what followed it.
+    """
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="glucose_windows")
+    end_at = models.DateTimeField(help_text="Time of the window's last (24th) value")
+    values = ArrayField(models.FloatField(), size=WINDOW_READINGS, help_text="mg/dL, oldest first")
+    embedding = VectorField(dimensions=EMBEDDING_DIM)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = GlucoseWindowQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["person_id", "end_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["person", "end_at"], name="glucosewindow_unique_end"),
+        ]
+        indexes = [
+            # L2 distance, as the embedding's scales are designed for (one unit = a typical difference).
+            HnswIndex(
+                name="glucosewindow_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_l2_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person} window ending {self.end_at:%Y-%m-%d %H:%M}"
