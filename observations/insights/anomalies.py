@@ -62,12 +62,19 @@ TEMPLATES = {
         "within %(minutes)s minutes, at night; this shape is typical of pressure on the sensor."),
     "long_gap": gettext_noop(
         "No readings for %(hours)s h %(minutes)s min, from %(start)s to %(end)s."),
-    "sensor_limit_low": gettext_noop(
-        "%(count)s readings at the sensor's lower limit (%(limit)s) from %(start)s to %(end)s; "
-        "the actual value may have been lower."),
-    "sensor_limit_high": gettext_noop(
-        "%(count)s readings at the sensor's upper limit (%(limit)s) from %(start)s to %(end)s; "
-        "the actual value may have been higher."),
+    # No counted nouns in the texts ("1 readings"): plural rules differ between languages.
+    "sensor_limit_low_one": gettext_noop(
+        "A reading at the sensor's lower limit (%(limit)s) at %(start)s; the actual value may "
+        "have been lower."),
+    "sensor_limit_low_run": gettext_noop(
+        "Readings at the sensor's lower limit (%(limit)s) from %(start)s to %(end)s; the actual "
+        "values may have been lower."),
+    "sensor_limit_high_one": gettext_noop(
+        "A reading at the sensor's upper limit (%(limit)s) at %(start)s; the actual value may "
+        "have been higher."),
+    "sensor_limit_high_run": gettext_noop(
+        "Readings at the sensor's upper limit (%(limit)s) from %(start)s to %(end)s; the actual "
+        "values may have been higher."),
 }
 
 
@@ -214,7 +221,8 @@ def _sensor_limits(frame: pd.DataFrame, unit: str) -> list[dict]:
             first, last = members[0], members[-1]
             params = {"count": int(members.size), "limit": format_glucose(limit, unit),
                       "start": _stamp(frame["local"].iat[first]), "end": _stamp(frame["local"].iat[last])}
-            flags.append(_flag("sensor_limit", f"sensor_limit_{side}", frame["time"].iat[first],
+            shape = "one" if members.size == 1 else "run"
+            flags.append(_flag("sensor_limit", f"sensor_limit_{side}_{shape}", frame["time"].iat[first],
                                frame["time"].iat[last], params,
                                {"side": side, "count": int(members.size)}))
     return flags

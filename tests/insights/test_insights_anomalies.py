@@ -139,13 +139,16 @@ def test_sensor_limits_group_consecutive_readings():
     assert [(f["values"]["side"], f["values"]["count"]) for f in flags] == [("low", 3), ("high", 2)]
     assert flags[0]["start"] == pd.Timestamp("2026-01-05 00:10", tz="UTC")
     assert flags[0]["end"] == pd.Timestamp("2026-01-05 00:20", tz="UTC")
-    assert "3 readings at the sensor's lower limit (40 mg/dL)" in flags[0]["text"]
+    assert flags[0]["text"] == ("Readings at the sensor's lower limit (40 mg/dL) from 2026-01-05 00:10 to "
+                                "2026-01-05 00:20; the actual values may have been lower.")
 
 
 def test_sensor_limit_runs_split_at_gaps_and_beyond_limit_values_count():
     frame = at_times([("2026-01-05 10:00", 400), ("2026-01-05 10:30", 400), ("2026-01-05 10:35", 420)])
     flags = flags_of(frame, "sensor_limit", tz="UTC")
     assert [f["values"]["count"] for f in flags] == [1, 2]
+    assert flags[0]["text"] == ("A reading at the sensor's upper limit (400 mg/dL) at 2026-01-05 10:00; "
+                                "the actual value may have been higher.")
 
 
 def test_flags_are_sorted_by_start_and_fully_described():

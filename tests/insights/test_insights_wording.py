@@ -50,8 +50,8 @@ def generated_texts():
 
 
 def test_the_template_list_is_complete():
-    # 3 meal + dawn + overnight + 2 weekend + 4 lows; 7 anomaly templates
-    assert len(all_templates()) == 18
+    # 3 meal + dawn + overnight + 2 weekend + 4 lows; 9 anomaly templates
+    assert len(all_templates()) == 20
 
 
 @pytest.mark.parametrize("template", all_templates())
