@@ -16,14 +16,15 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
-import pandas as pd
 from django.db import transaction
 from django.utils import timezone
 
 from mlmodels.forecaster import ForecastInputError
 from observations.models import Observation
 from persons.models import Person
+from predictions import fastpath
 from predictions.cache import forecaster_cache
+from predictions.fastpath import Readings
 from predictions.models import PredictionLog, Source, Variant
 from predictions.selection import choose_models
 from predictions.services import (
@@ -34,8 +35,9 @@ from predictions.services import (
     artifact_nbytes,
     baseline_forecaster,
     build_log,
-    describe,
     _fallback_reason,
+    describe,
+    to_ns,
 )
 
 logger = logging.getLogger(__name__)
@@ -59,7 +61,8 @@ class BatchResult:
         return asdict(self)
 
 
-def _frames_by_person(person_ids, start, end) -> dict[int, pd.DataFrame]:
+def _readings_by_person(person_ids, start, end) -> dict[int, Readings]:
+    """Every person's readings in [start, end] from ONE query, as arrays per person."""
     query = (
         Observation.objects.filter(kind=Observation.Kind.CGM, effective_at__gte=start, effective_at__lte=end)
         .usable()
@@ -68,17 +71,14 @@ def _frames_by_person(person_ids, start, end) -> dict[int, pd.DataFrame]:
     )
     if person_ids is not None:
         query = query.filter(person_id__in=person_ids)
-    frame = pd.DataFrame.from_records(
-        list(query), columns=["person_id", "id", "time", "glucose_mg_dl", "at_sensor_limit"]
-    )
-    if frame.empty:
-        return {}
-    frame["time"] = pd.to_datetime(frame["time"], utc=True)
-    frame["glucose_mg_dl"] = frame["glucose_mg_dl"].astype(float)
-    return {
-        int(pid): part.drop(columns="person_id").reset_index(drop=True)
-        for pid, part in frame.groupby("person_id", sort=False)
-    }
+    grouped: dict[int, list] = defaultdict(list)
+    for row in query.iterator(chunk_size=10_000):
+        grouped[row[0]].append(row)
+    out = {}
+    for pid, rows in grouped.items():
+        _, ids, moments, values, limits = zip(*rows)
+        out[pid] = Readings.from_rows([to_ns(m) for m in moments], values, limits, ids)
+    return out
 
 
 def _group_forecaster(mlmodel):
@@ -101,9 +101,9 @@ def predict_batch(persons=None, *, now=None, horizons=None) -> BatchResult:
     person_ids = None if persons is None else [getattr(p, "pk", p) for p in persons]
 
     t = time.perf_counter()
-    frames = _frames_by_person(person_ids, now - READINGS_LOOKBACK, now)
-    fresh_after = pd.Timestamp(now - timedelta(minutes=STALE_AFTER_MIN))
-    fresh = {pid: f for pid, f in frames.items() if f["time"].iloc[-1] >= fresh_after}
+    readings = _readings_by_person(person_ids, now - READINGS_LOOKBACK, now)
+    fresh_after_ns = to_ns(now - timedelta(minutes=STALE_AFTER_MIN))
+    fresh = {pid: r for pid, r in readings.items() if r.times_ns[-1] >= fresh_after_ns}
     people = Person.objects.filter(pk__in=list(fresh)).only("id", "time_zone", "preferred_unit")
     people = {p.pk: p for p in people}
     result.n_people = len(person_ids) if person_ids is not None else Person.objects.count()
@@ -133,7 +133,7 @@ def predict_batch(persons=None, *, now=None, horizons=None) -> BatchResult:
                 unit=person.preferred_unit,
                 issued_at=now,
                 forecast_time=now,
-                last_reading_at=fresh[pid]["time"].iloc[-1],
+                last_reading_ns=int(fresh[pid].times_ns[-1]),
                 source=Source.BATCH,
                 from_history=False,
             )
@@ -153,15 +153,16 @@ def predict_batch(persons=None, *, now=None, horizons=None) -> BatchResult:
     return result
 
 
-def _predict_group(pids, sha, tz, choices, frames, now, horizons, result) -> list[tuple[int, Answer | None]]:
-    items = [(frames[pid], now) for pid in pids]
+def _predict_group(pids, sha, tz, choices, readings, now, horizons, result) -> list[tuple[int, Answer | None]]:
+    now_ns = to_ns(now)
+    items = [(readings[pid], now_ns) for pid in pids]
     fallback_reason = ""
     if sha is not None:
         mlmodel = choices[pids[0]][0]
         try:
             forecaster, hit = _group_forecaster(mlmodel)
             result.n_model_loads += 0 if hit else 1
-            forecasts = forecaster.predict_many(items, horizons=horizons, tz=tz, errors="return")
+            forecasts = fastpath.predict_many(forecaster, items, horizons=horizons, tz=tz)
             out = []
             for pid, forecast in zip(pids, forecasts):
                 model, variant = choices[pid]
@@ -182,7 +183,7 @@ def _predict_group(pids, sha, tz, choices, frames, now, horizons, result) -> lis
             result.n_fallbacks += len(pids)
     baseline = baseline_forecaster()
     version, algorithm = describe(baseline)
-    forecasts = baseline.predict_many(items, horizons=horizons, tz=tz, errors="return")
+    forecasts = fastpath.predict_many(baseline, items, horizons=horizons, tz=tz)
     out = []
     for pid, forecast in zip(pids, forecasts):
         if isinstance(forecast, ForecastInputError):

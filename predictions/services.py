@@ -18,16 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
-import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from mlmodels.forecaster import BaselineForecaster, ForecastInputError
-from observations.services import readings_frame
+from observations.models import Observation
 from observations.units import MG_DL, UNITS, from_mgdl, to_mgdl
-from predictions import copy
+from predictions import copy, fastpath
+from predictions.fastpath import Readings
 from predictions.cache import forecaster_cache
 from predictions.errors import (
     BadForecastRequest,
@@ -107,8 +107,8 @@ def parse_as_of(value) -> datetime | None:
     return parsed
 
 
-def history_frame(rows, *, as_of: datetime | None = None) -> pd.DataFrame:
-    """Readings sent with a request -> frame[time (UTC), glucose_mg_dl, at_sensor_limit].
+def history_readings(rows, *, as_of: datetime | None = None) -> Readings:
+    """Readings sent with a request, validated (nothing of them is stored).
 
     Every row is checked; all problems are reported together (row index and what to fix), and
     nothing is stored. `as_of`: rows after it are refused (they would be "future" readings).
@@ -155,7 +155,7 @@ def history_frame(rows, *, as_of: datetime | None = None) -> pd.DataFrame:
         if problems:
             errors.append({"index": index, "errors": problems})
             continue
-        times.append(parsed.astimezone(dt_timezone.utc))
+        times.append(to_ns(parsed))
         values.append(mg_dl)
     if errors:
         raise BadHistory(
@@ -164,14 +164,39 @@ def history_frame(rows, *, as_of: datetime | None = None) -> pd.DataFrame:
             rows=errors[:MAX_ROW_ERRORS_REPORTED],
             n_invalid_rows=len(errors),
         )
-    frame = pd.DataFrame(
-        {
-            "time": pd.to_datetime(pd.Series(times, dtype="object"), utc=True),
-            "glucose_mg_dl": np.asarray(values, dtype=np.float64),
-            "at_sensor_limit": np.zeros(len(values), dtype=bool),
-        }
+    return Readings.from_rows(times, values)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+
+
+def to_ns(moment: datetime) -> int:
+    """An aware datetime as integer UTC epoch nanoseconds (exact, no float rounding)."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+
+
+def from_ns(ns: int) -> pd.Timestamp:
+    return pd.Timestamp(int(ns), tz="UTC")
+
+
+def stored_readings(person, start: datetime, end: datetime) -> Readings:
+    """The person's usable CGM readings in [start, end] as arrays (one indexed query, no pandas).
+
+    Same rows as observations.services.readings_frame(person, start=..., end=...).
+    """
+    rows = list(
+        Observation.objects.for_person(person)
+        .usable()
+        .filter(kind=Observation.Kind.CGM)
+        .in_range(start, end)
+        .order_by("effective_at")
+        .values_list("id", "effective_at", "value_mg_dl", "at_sensor_limit")
     )
-    return frame.sort_values("time", kind="stable").reset_index(drop=True)
+    if not rows:
+        return Readings.from_rows([], [], [], [])
+    ids, moments, values, limits = zip(*rows)
+    return Readings.from_rows([to_ns(m) for m in moments], values, limits, ids)
 
 
 def _jsonable(value):
@@ -283,19 +308,20 @@ def _meta(forecaster) -> dict:
         return {}
 
 
-def predict_with_fallback(person, mlmodel, variant, readings, *, as_of, horizons) -> Answer:
+def predict_with_fallback(person, mlmodel, variant, readings: Readings, *, as_of, horizons) -> Answer:
     """Predict with the person's model within the time bound; the baseline on any failure.
 
     Readings that cannot support any forecast (too few in the window) give TooFewReadings; the
     baseline is still tried first in case it needs less than the model.
     """
     tz = person.time_zone
+    as_of_ns = to_ns(as_of)
     fallback_reason = ""
     failure = None
     if mlmodel is not None:
         def run():
             forecaster = cached_forecaster(mlmodel)
-            return forecaster.predict(readings, as_of=as_of, horizons=horizons, tz=tz)
+            return fastpath.predict(forecaster, readings, as_of_ns=as_of_ns, horizons=horizons, tz=tz)
 
         future = _prediction_executor().submit(run)
         try:
@@ -307,7 +333,7 @@ def predict_with_fallback(person, mlmodel, variant, readings, *, as_of, horizons
             fallback_reason = f"{_fallback_reason(exc)}: model {mlmodel.version}"
     baseline = baseline_forecaster()
     try:
-        forecast = baseline.predict(readings, as_of=as_of, horizons=horizons, tz=tz)
+        forecast = fastpath.predict(baseline, readings, as_of_ns=as_of_ns, horizons=horizons, tz=tz)
     except ForecastInputError as exc:
         raise TooFewReadings(copy.TOO_FEW_READINGS % {"detail": str(exc)}) from exc
     if failure is not None:
@@ -325,19 +351,19 @@ def predict_with_fallback(person, mlmodel, variant, readings, *, as_of, horizons
 # --- The service ------------------------------------------------------------------------------
 
 
-def check_fresh(readings: pd.DataFrame, as_of: datetime) -> pd.Timestamp:
-    """The last reading's time, or NoReadings / StaleReadings (422) with what to do about it."""
+def check_fresh(readings: Readings, as_of: datetime) -> int:
+    """The last reading's time (ns), or NoReadings / StaleReadings (422) saying what to do."""
     if readings.empty:
         raise NoReadings(copy.NO_READINGS)
-    last = readings["time"].iloc[-1]
-    age_min = (pd.Timestamp(as_of) - last).total_seconds() / 60.0
+    last_ns = int(readings.times_ns[-1])
+    age_min = (to_ns(as_of) - last_ns) / 60e9
     if age_min > STALE_AFTER_MIN:
+        last = _iso(from_ns(last_ns))
         raise StaleReadings(
-            copy.STALE_READINGS
-            % {"last": last.isoformat(), "age": int(age_min), "limit": STALE_AFTER_MIN},
-            last_reading_at=last.isoformat(),
+            copy.STALE_READINGS % {"last": last, "age": int(age_min), "limit": STALE_AFTER_MIN},
+            last_reading_at=last,
         )
-    return last
+    return last_ns
 
 
 def forecast_for_person(
@@ -362,16 +388,16 @@ def forecast_for_person(
     as_of = parse_as_of(as_of)
     issued_at = timezone.now()
     if history is not None:
-        readings = history_frame(history, as_of=as_of)
+        readings = history_readings(history, as_of=as_of)
         if readings.empty:
             raise NoReadings(copy.NO_READINGS)
-        forecast_time = as_of or readings["time"].iloc[-1].to_pydatetime()
-        readings = readings[readings["time"] >= pd.Timestamp(forecast_time) - READINGS_LOOKBACK]
-        readings = readings.reset_index(drop=True)
+        forecast_time = as_of or from_ns(readings.times_ns[-1]).to_pydatetime()
+        # Only what the stored path would fetch, so both give the same answer for the same data.
+        readings = readings.since(to_ns(forecast_time - READINGS_LOOKBACK))
     else:
         forecast_time = as_of or issued_at
-        readings = readings_frame(person, start=forecast_time - READINGS_LOOKBACK, end=forecast_time)
-    last_reading_at = check_fresh(readings, forecast_time)
+        readings = stored_readings(person, forecast_time - READINGS_LOOKBACK, forecast_time)
+    last_reading_ns = check_fresh(readings, forecast_time)
 
     mlmodel, variant = choose_model(person)
     answer = predict_with_fallback(
@@ -385,7 +411,7 @@ def forecast_for_person(
         unit=unit,
         issued_at=issued_at,
         forecast_time=forecast_time,
-        last_reading_at=last_reading_at,
+        last_reading_ns=last_reading_ns,
         source=source,
         from_history=history is not None,
     )
@@ -399,76 +425,67 @@ def _iso(moment) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def _field(obj, name, default=None):
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
+OUTCOME_MATCH_MIN = 5
 
 
 def build_log(
     person,
     answer: Answer,
-    readings: pd.DataFrame,
+    readings: Readings,
     *,
     horizons,
     unit,
     issued_at,
     forecast_time,
-    last_reading_at,
+    last_reading_ns: int,
     source,
     from_history,
 ) -> PredictionLog:
     """An unsaved PredictionLog from a forecast (the batch path bulk-creates these)."""
     forecast = answer.forecast
-    points = []
-    for point in _field(forecast, "points"):
-        points.append(
-            {
-                "horizon_min": int(point["horizon_min"]),
-                "time": _iso(point["time"]),
-                "value_mg_dl": round(float(point["value"]), 1),
-                "lower_80_mg_dl": round(float(point["lower_80"]), 1),
-                "upper_80_mg_dl": round(float(point["upper_80"]), 1),
-                "lower_95_mg_dl": round(float(point["lower_95"]), 1),
-                "upper_95_mg_dl": round(float(point["upper_95"]), 1),
-                "actual_mg_dl": None,
-                "actual_at": None,
-                "matched_at": None,
-            }
-        )
-    window_start = _field(forecast, "window_start")
-    window_end = _field(forecast, "window_end")
-    used = readings
-    if window_start is not None and window_end is not None and not readings.empty:
-        times = readings["time"]
-        used = readings[(times >= pd.Timestamp(window_start)) & (times <= pd.Timestamp(window_end))]
-    if "id" in used.columns and not from_history:
-        observations = [int(i) for i in used["id"].tolist()]
-    else:
-        observations = [_iso(t) for t in used["time"]]
-    top_features = [
-        {"feature": str(_field(item, "feature")), "contribution": round(float(_field(item, "contribution")), 3)}
-        for item in (_field(forecast, "top_features") or [])
+    points = [
+        {
+            "horizon_min": int(point["horizon_min"]),
+            "time": _iso(point["time"]),
+            "value_mg_dl": round(float(point["value"]), 1),
+            "lower_80_mg_dl": round(float(point["lower_80"]), 1),
+            "upper_80_mg_dl": round(float(point["upper_80"]), 1),
+            "lower_95_mg_dl": round(float(point["lower_95"]), 1),
+            "upper_95_mg_dl": round(float(point["upper_95"]), 1),
+            "actual_mg_dl": None,
+            "actual_at": None,
+            "matched_at": None,
+        }
+        for point in forecast.points
     ]
+    window_start_ns = to_ns(forecast.window_start.to_pydatetime())
+    window_end_ns = to_ns(forecast.window_end.to_pydatetime())
+    # The readings that reached the model: those inside its window (the grid rounds times to
+    # 5-minute slots, so include readings up to half a step before the window's start).
+    inside = (readings.times_ns >= window_start_ns - fastpath.STEP_NS // 2) & (readings.times_ns <= window_end_ns)
+    if readings.ids is not None and not from_history:
+        observations = [int(i) for i in readings.ids[inside]]
+    else:
+        observations = [_iso(from_ns(t)) for t in readings.times_ns[inside]]
     provenance = {
-        "window_start": _iso(window_start) if window_start is not None else None,
-        "window_end": _iso(window_end) if window_end is not None else None,
-        "n_readings": int(_field(forecast, "n_readings", len(used)) or 0),
+        "window_start": _iso(forecast.window_start),
+        "window_end": _iso(forecast.window_end),
+        "n_readings": int(forecast.n_readings),
         "observations": observations,
-        "top_features": top_features,
+        "top_features": [
+            {"feature": str(item["feature"]), "contribution": round(float(item["contribution"]), 2)}
+            for item in (forecast.top_features or [])
+        ],
     }
-    data_age_min = (pd.Timestamp(forecast_time) - pd.Timestamp(last_reading_at)).total_seconds() / 60
     quality = {
-        "gaps_in_window": int(_field(forecast, "gaps_in_window", 0) or 0),
-        "data_age_min": round(max(data_age_min, 0.0), 1),
+        "gaps_in_window": int(forecast.gaps_in_window),
+        "data_age_min": round(max((to_ns(forecast_time) - last_reading_ns) / 60e9, 0.0), 1),
     }
-    # Scored only when made from stored readings (a what-if has no real outcome) and only
-    # from when the first point can be looked up.
+    # Scored only when made from stored readings (a what-if has no real outcome), from the
+    # moment the first point can be looked up.
     pending = not from_history and bool(points)
     first_due = (
-        pd.Timestamp(points[0]["time"]).to_pydatetime() + timedelta(minutes=OUTCOME_MATCH_MIN)
-        if pending
-        else None
+        forecast.points[0]["time"].to_pydatetime() + timedelta(minutes=OUTCOME_MATCH_MIN) if pending else None
     )
     return PredictionLog(
         person=person,
@@ -479,7 +496,7 @@ def build_log(
         source=source,
         from_history=from_history,
         issued_at=issued_at,
-        as_of=pd.Timestamp(_field(forecast, "as_of") or last_reading_at).to_pydatetime(),
+        as_of=forecast.as_of.to_pydatetime(),
         unit=unit,
         horizons=list(horizons),
         points=points,
@@ -489,9 +506,6 @@ def build_log(
         outcome_pending=pending,
         outcomes_next_at=first_due,
     )
-
-
-OUTCOME_MATCH_MIN = 5
 
 
 # --- Output -----------------------------------------------------------------------------------
