@@ -83,7 +83,7 @@ def _local_time_features(times_ns: np.ndarray, tz: str) -> np.ndarray:
     """Time of day and day of week on the person's local clock (meals follow it, DST included)."""
     local = pd.DatetimeIndex(times_ns.astype("datetime64[ns]")).tz_localize("UTC").tz_convert(tz)
     minutes = local.hour.to_numpy() * 60 + local.minute.to_numpy() + local.second.to_numpy() / 60
-    day = local.dayofweek.to_numpy() + minutes / 1440.0
+    day = local.day_of_week.to_numpy() + minutes / 1440.0
     tod = 2 * np.pi * minutes / 1440.0
     dow = 2 * np.pi * day / 7.0
     return np.column_stack([np.sin(tod), np.cos(tod), np.sin(dow), np.cos(dow)])
