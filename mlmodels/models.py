@@ -16,9 +16,16 @@ GLUCOSE_PREDICTION = "glucose-prediction"
 
 
 def metric_value(metrics: dict, horizon_min: int, name: str = "mae", *, baseline: bool = False):
-    """Read one figure out of a metrics dict as the training pipeline records it (None if absent)."""
-    # PLACEHOLDER until the numeric core's metrics layout is final.
-    return None
+    """One held-out figure from a metrics dict of mlmodels.training (None if absent).
+
+    Layout: metrics["per_horizon"]["model" | "baseline_ar2" | "persistence"][str(h)][name].
+    """
+    who = "baseline_ar2" if baseline else "model"
+    try:
+        value = metrics["per_horizon"][who][str(horizon_min)][name]
+    except (KeyError, TypeError):
+        return None
+    return None if value is None else float(value)
 
 
 class ModelStatus(models.TextChoices):

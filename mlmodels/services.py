@@ -319,49 +319,70 @@ def decide(candidate_metrics: dict, reference_metrics: dict, *, reference_is_bas
 
 
 def compare_with_reference(mlmodel: MLModel, result, readings) -> dict:
-    """Evaluate the new version and its reference on the new version's held-out period."""
+    """Score the new version and its reference with evaluate_on on the new test period.
+
+    The candidate is scored as it was before its final refit (`result.evaluated_forecaster`):
+    the served forecaster is refitted on all data and has seen the test period. The reference is
+    the active version as served; if its training data overlapped the test period it has seen
+    part of it (`saw_test_period`), which favours keeping it — deployment errs on the cautious
+    side. Without an active version (or with one that cannot be loaded) the reference is the AR2
+    baseline, scored by the same evaluate_on call on the same rows.
+    """
     from mlmodels import training
-    from mlmodels.forecaster import BaselineForecaster
 
     start, end = _test_period(result)
-    candidate_metrics = training.evaluate_on(result.forecaster, readings, start, end)
+    tz = mlmodel.person.time_zone
+    horizons = list(DEPLOY_HORIZONS)
+    candidate = getattr(result, "evaluated_forecaster", None) or result.forecaster
+    candidate_metrics = training.evaluate_on(candidate, readings, start, end, tz=tz, horizons=horizons)
     active = (
         MLModel.objects.for_person(mlmodel.person).of_type(mlmodel.model_type).active()
         .exclude(pk=mlmodel.pk).first()
     )
-    reference: dict = {"kind": "baseline", "version": None}
-    reference_forecaster = None
+    reference: dict = {"kind": "baseline", "version": None, "algorithm": "ar2_baseline"}
+    reference_metrics = None
     if active is not None:
         try:
             reference_forecaster = load_forecaster(active)
+            reference_metrics = training.evaluate_on(
+                reference_forecaster, readings, start, end, tz=tz, horizons=horizons
+            )
             reference = {
                 "kind": "active",
                 "version": active.version,
                 "id": active.pk,
-                # An active model trained on data overlapping this period has seen it: the
-                # comparison then favours the incumbent, which errs on the side of not deploying.
-                "saw_test_period": bool(active.data_end and start and active.data_end > start),
+                "algorithm": active.algorithm,
+                "saw_test_period": bool(active.data_end and active.data_end > pd_timestamp(start)),
             }
         except ArtifactIntegrityError as exc:
-            reference = {"kind": "baseline", "version": None, "active_unloadable": str(exc)}
-        except Exception as exc:  # e.g. a schema the current code cannot read
-            reference = {
-                "kind": "baseline", "version": None,
-                "active_unloadable": f"{exc.__class__.__name__}: {exc}",
-            }
-    if reference_forecaster is None:
-        reference_forecaster = BaselineForecaster()
-    reference_metrics = training.evaluate_on(reference_forecaster, readings, start, end)
-    comparison = decide(candidate_metrics, reference_metrics)
+            reference["active_unloadable"] = str(exc)
+            reference["active_id"] = active.pk
+        except Exception as exc:  # e.g. a feature schema the current code cannot read
+            reference["active_unloadable"] = f"{exc.__class__.__name__}: {exc}"
+            reference["active_id"] = active.pk
+    if reference_metrics is None:
+        comparison = decide(candidate_metrics, candidate_metrics, reference_is_baseline=True)
+    else:
+        comparison = decide(candidate_metrics, reference_metrics)
     comparison.update(
         {
             "reference": reference,
             "period": {"start": to_jsonable(start), "end": to_jsonable(end)},
-            "candidate_metrics": to_jsonable(candidate_metrics),
-            "reference_metrics": to_jsonable(reference_metrics),
+            "n_origins": candidate_metrics.get("n_origins"),
+            "candidate_metrics": to_jsonable(candidate_metrics.get("per_horizon", {}).get("model")),
+            "reference_metrics": to_jsonable(
+                (reference_metrics or candidate_metrics).get("per_horizon", {})
+                .get("baseline_ar2" if reference_metrics is None else "model")
+            ),
         }
     )
     return comparison
+
+
+def pd_timestamp(value):
+    import pandas as pd
+
+    return pd.Timestamp(value).to_pydatetime()
 
 
 def _test_period(result) -> tuple[datetime, datetime]:
@@ -382,9 +403,9 @@ def _decide(mlmodel: MLModel, comparison: dict) -> None:
             .for_person(mlmodel.person).of_type(mlmodel.model_type).active()
             .exclude(pk=mlmodel.pk).first()
         )
-        still_same_reference = comparison["reference"].get("id") == (current.pk if current else None)
-        if comparison["reference"]["kind"] == "baseline" and comparison["reference"].get("active_unloadable"):
-            still_same_reference = True  # the unloadable incumbent is replaced by design
+        reference = comparison["reference"]
+        reference_id = reference.get("id") or reference.get("active_id")
+        still_same_reference = reference_id == (current.pk if current else None)
         if comparison["better"] and not still_same_reference:
             # Someone activated another version while we evaluated: do not override them blindly.
             comparison["better"] = False
@@ -416,7 +437,7 @@ def _finish_skipped(job: TrainingJob, insufficient) -> TrainingJob:
 
 
 def _insufficient_detail(insufficient) -> dict:
-    for attribute in ("detail", "details", "numbers"):
+    for attribute in ("figures", "detail", "details"):
         value = getattr(insufficient, attribute, None)
         if isinstance(value, dict):
             return dict(value)
