@@ -34,7 +34,7 @@ def store_readings(person, frame: pd.DataFrame, *, source: str = "test") -> int:
             value_mg_dl=float(value),
             original_value=float(value),
             original_unit="mg/dL",
-            effective_at=time.to_pydatetime(),
+            effective_at=time.floor("us").to_pydatetime(),
             source=source,
             display="Glucose [Mass/volume] in Interstitial fluid",
         )
