@@ -153,13 +153,16 @@ def generate_cgm(
     first_day = (times[0].tz_convert(zone) - timedelta(days=1)).date()
     last_day = local[-1].date()
     day_count = (last_day - first_day).days + 1
+    end_py = end_utc.to_pydatetime()
     for offset in range(day_count):
         day = first_day + timedelta(days=offset)
-        midnight = pd.Timestamp(datetime(day.year, day.month, day.day), tz=zone)
+        midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
         weekend = day.weekday() >= 5
 
         def at(local_min: float) -> float:
-            return (midnight + pd.Timedelta(minutes=local_min) - end_utc).total_seconds() / 60
+            # Aware datetime + timedelta is wall-clock arithmetic: a 07:15 breakfast stays at
+            # 07:15 on the day clocks change.
+            return ((midnight + timedelta(minutes=local_min)) - end_py).total_seconds() / 60
 
         for name, mean_min, sd_min, weekend_shift in MEALS:
             if name == "breakfast" and rng.random() < params.skip_breakfast:
@@ -169,19 +172,19 @@ def generate_cgm(
             if name == "dinner":
                 amplitude *= 1.1
             peak = params.meal_peak_minutes * rng.uniform(0.8, 1.3)
-            glucose += _gamma_curve(minutes - at(when), amplitude, peak, params.meal_shape)
+            _add_curve(glucose, minutes, at(when), amplitude, peak, params.meal_shape)
         for _ in range(rng.poisson(params.snacks_per_day)):
             when = rng.uniform(10 * 60, 22 * 60)
             amplitude = params.snack_amplitude * rng.lognormal(0.0, 0.3)
-            glucose += _gamma_curve(minutes - at(when), amplitude, 40.0, 3.0)
+            _add_curve(glucose, minutes, at(when), amplitude, 40.0, 3.0)
         if rng.random() < params.exercise_probability:
             when = rng.uniform(8 * 60, 19 * 60)
             depth = params.exercise_depth * rng.uniform(0.6, 1.4)
-            glucose -= _gamma_curve(minutes - at(when), depth, rng.uniform(40, 80), 2.5)
+            _add_curve(glucose, minutes, at(when), -depth, rng.uniform(40, 80), 2.5)
         for _ in range(rng.poisson(params.lows_per_day)):
             when = rng.uniform(0, 24 * 60)
             depth = params.low_depth * rng.uniform(0.5, 1.2)
-            glucose -= _gamma_curve(minutes - at(when), depth, rng.uniform(60, 120), 3.0)
+            _add_curve(glucose, minutes, at(when), -depth, rng.uniform(60, 120), 3.0)
 
     glucose += _ar1(rng, n, params.drift_phi, params.drift_sd)
     glucose += _ar1(rng, n, params.noise_phi, params.noise_sd)
@@ -204,6 +207,14 @@ def _gamma_curve(since: np.ndarray, amplitude: float, peak_minutes: float, shape
     """Gamma-like absorption curve with its maximum `amplitude` at `peak_minutes`; zero before 0."""
     u = np.clip(since, 0.0, None) / peak_minutes
     return amplitude * u**shape * np.exp(shape * (1.0 - u))
+
+
+def _add_curve(glucose, minutes, onset, amplitude, peak_minutes, shape) -> None:
+    """Adds a gamma curve starting at `onset` in place, only where it is not negligible: after
+    12 times the time to peak it is below 1e-8 of its maximum for every shape used here."""
+    lo, hi = np.searchsorted(minutes, [onset, onset + 12 * peak_minutes])
+    if hi > lo:
+        glucose[lo:hi] += _gamma_curve(minutes[lo:hi] - onset, amplitude, peak_minutes, shape)
 
 
 def _ar1(rng: np.random.Generator, n: int, phi: float, stationary_sd: float) -> np.ndarray:

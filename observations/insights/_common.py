@@ -75,6 +75,8 @@ def clean_readings(readings: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     Returns (clean frame with a default index, number of rows left out) so callers can report
     what was left out instead of dropping it silently. Raises ValueError on a wrong shape.
     """
+    if not isinstance(readings, pd.DataFrame):
+        raise ValueError(f"readings must be a pandas DataFrame with '{TIME}' and '{GLUCOSE}'")
     missing = {TIME, GLUCOSE} - set(readings.columns)
     if missing:
         raise ValueError(f"readings lack the column(s) {sorted(missing)}; expected '{TIME}' and '{GLUCOSE}'")
@@ -99,3 +101,13 @@ def minute_of_day(local: pd.Series) -> np.ndarray:
     """Local clock minute of the day (0..1439.98): DST is handled by the conversion, so the
     readings of a 23-hour or 25-hour day land on the clock times the person saw."""
     return (local.dt.hour * 60 + local.dt.minute + local.dt.second / 60).to_numpy(dtype=float)
+
+
+def sampling_minutes(clean: pd.DataFrame) -> float:
+    """The sensor's usual interval: the median step between readings, bounded to 1-15 minutes
+    (5 for most CGMs, 1 for some, 15 for Libre history). Used to size "enough readings"
+    thresholds so that a 15-minute sensor is judged by its own expected counts; 5 when unknown."""
+    if len(clean) < 2:
+        return 5.0
+    steps = clean[TIME].diff().dt.total_seconds().to_numpy()[1:] / 60.0
+    return float(np.clip(np.median(steps), 1.0, 15.0))

@@ -4,7 +4,8 @@ says the data look unusual (for this person, or for a sensor), not what it means
 Each flag: {"kind", "code" (= kind), "start", "end" (tz-aware UTC Timestamps), "template",
 "params", "text", "values"}; translate with `gettext(template) % params`. Kinds and thresholds:
 
-* unusual_day - a local calendar day (with >= 50 % of its readings) whose mean or SD is far from
+* unusual_day - a local calendar day (with >= 50 % of its expected readings at the sensor's usual
+  interval) whose mean or SD is far from
   the person's own typical days: robust z = 0.6745 (x - median) / MAD >= 3.5 (Iglewicz & Hoaglin's
   cut-off for outliers), needing >= 5 such days. The MAD is floored (5 mg/dL for means, 3 for
   SDs) so very regular people are not flagged for ordinary differences of a few mg/dL.
@@ -13,7 +14,8 @@ Each flag: {"kind", "code" (= kind), "start", "end" (tz-aware UTC Timestamps), "
   their steepest arrow at 3); 10 is clearly beyond it (two occurrences in ~14,000 steps of the
   Broll 2021 data), so a flag is almost surely a sensor or data artifact.
 * compression_low - between 00:00 and 06:00 local, a reading below 70 mg/dL that is the lowest
-  within +-60 min, at least 40 mg/dL under the level 20-50 min before it (median), and followed
+  within +-60 min, at least 40 mg/dL under the level 20-50 min before it (median of at least two
+  readings), and followed
   within 45 min by a return to within 20 mg/dL of that level: the fast drop and quick recovery
   of a sensor pressed while its wearer lies on it.
 * long_gap - more than 2 hours between consecutive readings.
@@ -29,7 +31,8 @@ import pandas as pd
 from observations.units import MG_DL
 
 from ._common import (GLUCOSE, SENSOR_MAX_MG_DL, SENSOR_MIN_MG_DL, TIME, check_unit, clean_readings,
-                      format_glucose, gettext_noop, local_times, message, minute_of_day)
+                      format_glucose, gettext_noop, local_times, message, minute_of_day,
+                      sampling_minutes)
 
 ROBUST_Z = 3.5
 MIN_TYPICAL_DAYS = 5
@@ -87,7 +90,8 @@ def anomaly_flags(readings: pd.DataFrame, tz: str, *, unit: str = MG_DL) -> list
         return []
     frame = pd.DataFrame({"time": clean[TIME], "local": local, "date": local.dt.date,
                           "minute": minute_of_day(local), "g": clean[GLUCOSE].to_numpy(dtype=float)})
-    flags = (_unusual_days(frame, tz, unit) + _implausible_jumps(frame, unit)
+    per_day = 24 * 60 / sampling_minutes(clean)
+    flags = (_unusual_days(frame, tz, unit, per_day) + _implausible_jumps(frame, unit)
              + _compression_lows(frame, unit) + _long_gaps(frame, unit) + _sensor_limits(frame, unit))
     return sorted(flags, key=lambda flag: flag["start"])
 
@@ -108,10 +112,10 @@ def robust_z(values: np.ndarray, mad_floor: float) -> tuple[np.ndarray, float]:
     return 0.6745 * (values - median) / mad, median
 
 
-def _unusual_days(frame: pd.DataFrame, tz: str, unit: str) -> list[dict]:
+def _unusual_days(frame: pd.DataFrame, tz: str, unit: str, per_day: float) -> list[dict]:
     grouped = frame.groupby("date")["g"]
     counts = grouped.size()
-    eligible = counts[counts >= DAY_MIN_SHARE * 288].index
+    eligible = counts[counts >= DAY_MIN_SHARE * per_day].index
     if len(eligible) < MIN_TYPICAL_DAYS:
         return []
     flags = []
@@ -163,26 +167,30 @@ def _compression_lows(frame: pd.DataFrame, unit: str) -> list[dict]:
     g = frame["g"].to_numpy()
     t = (frame["time"] - frame["time"].iat[0]).dt.total_seconds().to_numpy() / 60.0
     night = (frame["minute"].to_numpy() >= NIGHT[0]) & (frame["minute"].to_numpy() < NIGHT[1])
+
+    def index_range(lo_minutes: float, hi_minutes: float) -> slice:  # readings with lo <= t <= hi
+        return slice(np.searchsorted(t, lo_minutes, "left"), np.searchsorted(t, hi_minutes, "right"))
+
     flags = []
     last_end = -np.inf
     for i in np.flatnonzero(night & (g < COMPRESSION_LOW_MG_DL)):
         if t[i] <= last_end:
             continue
-        around = (t >= t[i] - COMPRESSION_ISOLATION_MINUTES) & (t <= t[i] + COMPRESSION_ISOLATION_MINUTES)
-        if g[i] > g[around].min() or np.flatnonzero(around & (g == g[i]))[0] != i:
+        around = index_range(t[i] - COMPRESSION_ISOLATION_MINUTES, t[i] + COMPRESSION_ISOLATION_MINUTES)
+        if np.argmin(g[around]) + around.start != i:
             continue  # not the (first) lowest reading of its neighbourhood
-        before_mask = (t >= t[i] - COMPRESSION_BEFORE[0]) & (t <= t[i] - COMPRESSION_BEFORE[1])
-        if before_mask.sum() < 3:
+        before_range = index_range(t[i] - COMPRESSION_BEFORE[0], t[i] - COMPRESSION_BEFORE[1])
+        if before_range.stop - before_range.start < 2:
             continue
-        before = float(np.median(g[before_mask]))
+        before = float(np.median(g[before_range]))
         if before - g[i] < COMPRESSION_DROP_MG_DL:
             continue
-        after_idx = np.flatnonzero((t > t[i]) & (t <= t[i] + COMPRESSION_RECOVERY_MINUTES)
-                                   & (g >= before - COMPRESSION_RECOVERY_MG_DL))
-        if after_idx.size == 0:
+        after_range = index_range(t[i] + 1e-9, t[i] + COMPRESSION_RECOVERY_MINUTES)
+        recovered = np.flatnonzero(g[after_range] >= before - COMPRESSION_RECOVERY_MG_DL)
+        if recovered.size == 0:
             continue
-        back = after_idx[0]
-        start_idx = np.flatnonzero(before_mask)[-1]
+        back = after_range.start + recovered[0]
+        start_idx = before_range.stop - 1
         params = {"time": _stamp(frame["local"].iat[i]), "before": format_glucose(before, unit),
                   "low": format_glucose(g[i], unit), "after": format_glucose(g[back], unit),
                   "minutes": int(round(t[back] - t[i]))}

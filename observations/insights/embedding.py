@@ -30,7 +30,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from ._common import GLUCOSE, TIME, clean_readings, local_times
+from ._common import GLUCOSE, TIME, clean_readings, local_times, minute_of_day
 
 WINDOW_READINGS = 24
 GRID_MINUTES = 5
@@ -52,33 +52,52 @@ def window_embedding(values: np.ndarray, end_time_local: datetime | pd.Timestamp
         raise ValueError(f"a window has {WINDOW_READINGS} readings, got shape {values.shape}")
     if not np.all(np.isfinite(values)):
         raise ValueError("window readings must all be finite")
-    last = values[-1]
     minute = end_time_local.hour * 60 + end_time_local.minute + end_time_local.second / 60
-    angle = 2 * np.pi * minute / 1440
-    embedding = np.empty(EMBEDDING_DIM)
-    embedding[:WINDOW_READINGS - 1] = (values[:-1] - last) / SCALE_MG_DL
-    embedding[23] = LEVEL_WEIGHT * (last - REFERENCE_LEVEL_MG_DL) / SCALE_MG_DL
-    embedding[24] = RATE_WEIGHT * (last - values[-4]) / 15.0 / RATE_SCALE_MG_DL_PER_MIN
-    embedding[25] = values.std() / SCALE_MG_DL
-    embedding[26] = TIME_WEIGHT * np.sin(angle)
-    embedding[27] = TIME_WEIGHT * np.cos(angle)
+    return _embed(values[np.newaxis, :], np.array([minute], dtype=float))[0]
+
+
+def _embed(windows: np.ndarray, end_minute_of_day: np.ndarray) -> np.ndarray:
+    """Row-wise embeddings of windows (n, 24) ending at local minutes of the day (n,)."""
+    last = windows[:, -1]
+    angle = 2 * np.pi * end_minute_of_day / 1440
+    embedding = np.empty((windows.shape[0], EMBEDDING_DIM))
+    embedding[:, :WINDOW_READINGS - 1] = (windows[:, :-1] - last[:, np.newaxis]) / SCALE_MG_DL
+    embedding[:, 23] = LEVEL_WEIGHT * (last - REFERENCE_LEVEL_MG_DL) / SCALE_MG_DL
+    embedding[:, 24] = RATE_WEIGHT * (last - windows[:, -4]) / 15.0 / RATE_SCALE_MG_DL_PER_MIN
+    embedding[:, 25] = windows.std(axis=1) / SCALE_MG_DL
+    embedding[:, 26] = TIME_WEIGHT * np.sin(angle)
+    embedding[:, 27] = TIME_WEIGHT * np.cos(angle)
     return embedding
 
 
 def windows_for_embedding(readings: pd.DataFrame, *, step_minutes: int = 30) -> Iterator[tuple[pd.Timestamp, np.ndarray]]:
     """(end time in UTC, 24 values) for every complete 2-hour window ending on a multiple of
     `step_minutes` (UTC-aligned, so in whole-hour-offset zones also on local :00 and :30)."""
+    ends, windows = _grid_windows(readings, step_minutes)
+    for end, values in zip(ends, windows):
+        yield end, values
+
+
+def embed_windows(readings: pd.DataFrame, tz: str, *, step_minutes: int = 30) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """All windows of `readings` embedded: (UTC end times, array of shape (n, EMBEDDING_DIM))."""
+    ends, windows = _grid_windows(readings, step_minutes)
+    local = local_times(pd.Series(ends), tz)
+    return ends, _embed(windows, minute_of_day(local))
+
+
+def _grid_windows(readings: pd.DataFrame, step_minutes: int) -> tuple[pd.DatetimeIndex, np.ndarray]:
     if step_minutes <= 0 or step_minutes % GRID_MINUTES:
         raise ValueError(f"step_minutes must be a positive multiple of {GRID_MINUTES}")
     clean, _ = clean_readings(readings)
+    nothing = (pd.DatetimeIndex([], tz="UTC"), np.empty((0, WINDOW_READINGS)))
     if len(clean) < 2:
-        return
+        return nothing
     seconds = (clean[TIME] - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy()
     values = clean[GLUCOSE].to_numpy(dtype=float)
     grid_step = GRID_MINUTES * 60
     grid = np.arange(np.ceil(seconds[0] / grid_step), np.floor(seconds[-1] / grid_step) + 1) * grid_step
     if grid.size < WINDOW_READINGS:
-        return
+        return nothing
     right = np.clip(np.searchsorted(seconds, grid, side="left"), 1, seconds.size - 1)
     left = right - 1
     exact = (seconds[right] == grid) | (seconds[left] == grid)
@@ -89,18 +108,5 @@ def windows_for_embedding(readings: pd.DataFrame, *, step_minutes: int = 30) -> 
     complete = np.convolve(valid.astype(int), np.ones(WINDOW_READINGS, dtype=int), "valid") == WINDOW_READINGS
     ends = np.flatnonzero(complete) + WINDOW_READINGS - 1
     ends = ends[(grid[ends] % (step_minutes * 60)) == 0]
-    for end in ends:
-        yield (pd.Timestamp(int(grid[end]), unit="s", tz="UTC"),
-               gridded[end - WINDOW_READINGS + 1:end + 1].copy())
-
-
-def embed_windows(readings: pd.DataFrame, tz: str, *, step_minutes: int = 30) -> tuple[pd.DatetimeIndex, np.ndarray]:
-    """All windows of `readings` embedded: (UTC end times, array of shape (n, EMBEDDING_DIM))."""
-    pairs = list(windows_for_embedding(readings, step_minutes=step_minutes))
-    ends = pd.DatetimeIndex([end for end, _ in pairs], tz="UTC")
-    if not pairs:
-        local_times(pd.Series(ends), tz)  # still reject an unknown time zone
-        return ends, np.empty((0, EMBEDDING_DIM))
-    local = local_times(pd.Series(ends), tz)
-    return ends, np.vstack([window_embedding(values, end) for (_, values), end in zip(pairs, local)])
-
+    windows = gridded[ends[:, np.newaxis] + np.arange(-WINDOW_READINGS + 1, 1)]
+    return pd.to_datetime(grid[ends], unit="s", utc=True).as_unit("s"), windows

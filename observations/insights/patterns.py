@@ -10,7 +10,8 @@ holds the raw numbers in mg/dL.
 A pattern is stated only when the evidence is enough. Thresholds (constants below) and why:
 
 * Days: every comparison is paired within a local calendar day, and a day counts only when
-  both windows hold at least half their expected readings (2-hour window: 12, 1-hour: 6).
+  both windows hold at least half their expected readings (at 5-minute sampling, 2-hour window:
+  12, 1-hour: 6; the expected count follows the sensor's own interval, see sampling_minutes).
   At least MIN_DAYS = 5 such days - fewer than five days cannot separate a habit from chance.
 * Consistency: the effect must point the same way on at least 75 % of those days (a typical
   pattern, not one or two extreme days pulling a median).
@@ -27,7 +28,7 @@ A pattern is stated only when the evidence is enough. Thresholds (constants belo
   of readings (about the spread of sensor noise plus slow drift). The window stops where the
   early-morning window starts, so "steady overnight" and "rises in the early morning" can both
   hold.
-  Lows concentrated: >= 12 readings below 70 mg/dL (one hour at 5-minute sampling) on >= 2 days,
+  Lows concentrated: one hour of readings below 70 mg/dL (12 at 5-minute sampling) on >= 2 days,
   of which >= 60 % fall in one quarter of the day, and that quarter holds at least twice the
   share of lows that its share of all readings would give.
 
@@ -46,7 +47,7 @@ from scipy.stats import mannwhitneyu
 from observations.units import MG_DL
 
 from ._common import (GLUCOSE, TIME, check_unit, clean_readings, format_clock, format_glucose,
-                      gettext_noop, local_times, message, minute_of_day)
+                      gettext_noop, local_times, message, minute_of_day, sampling_minutes)
 
 MIN_DAYS = 5
 MIN_CONSISTENCY = 0.75
@@ -59,13 +60,12 @@ MIN_WEEKEND_DAYS = 3
 MIN_WEEKDAYS = 5
 FULL_DAY_SHARE = 0.7
 OVERNIGHT_STABLE_SD_MG_DL = 12.0
-MIN_LOW_READINGS = 12
+MIN_LOW_HOURS = 1.0
 MIN_LOW_DAYS = 2
 LOW_CONCENTRATION_SHARE = 0.6
 LOW_CONCENTRATION_RATIO = 2.0
 LOW_MG_DL = 70.0
 
-READINGS_PER_HOUR = 12  # at 5-minute sampling
 STEP = 15  # minutes, the search grid of meal windows
 AFTER_WINDOW = 120
 BEFORE_WINDOW = 60
@@ -137,13 +137,14 @@ def pattern_statements(readings: pd.DataFrame, tz: str, *, unit: str = MG_DL) ->
         local_times(clean[TIME], tz)  # still reject an unknown time zone
         return []
     frame = _local_frame(clean, tz)
+    per_hour = 60.0 / sampling_minutes(clean)
     statements = []
     for slot in MEAL_SLOTS:
-        statement = _meal_rise(frame, slot, unit)
+        statement = _meal_rise(frame, slot, unit, per_hour)
         if statement:
             statements.append(statement)
     for finder in (_dawn_rise, _overnight_stable, _weekend_difference, _lows_concentrated):
-        statement = finder(frame, unit)
+        statement = finder(frame, unit, per_hour)
         if statement:
             statements.append(statement)
     return statements
@@ -155,13 +156,14 @@ def _local_frame(clean: pd.DataFrame, tz: str) -> pd.DataFrame:
                          "minute": minute_of_day(local), "g": clean[GLUCOSE].to_numpy(dtype=float)})
 
 
-def _paired_daily(frame: pd.DataFrame, first: tuple[float, float], second: tuple[float, float]):
+def _paired_daily(frame: pd.DataFrame, first: tuple[float, float], second: tuple[float, float],
+                  per_hour: float):
     """Per local date: median of window `second` minus median of window `first`, for days with
     at least half the expected readings in both windows; plus the pooled values of those days."""
     def window(bounds):
         lo, hi = bounds
         part = frame[(frame["minute"] >= lo) & (frame["minute"] < hi)]
-        needed = (hi - lo) / 60 * READINGS_PER_HOUR / 2
+        needed = (hi - lo) / 60 * per_hour / 2
         grouped = part.groupby("date")["g"]
         counts = grouped.size()
         return part, grouped.median()[counts >= needed]
@@ -180,7 +182,7 @@ def _consistent_rise(differences: np.ndarray, threshold: float) -> bool:
             and np.mean(differences > 0) >= MIN_CONSISTENCY)
 
 
-def _meal_rise(frame: pd.DataFrame, slot: str, unit: str) -> dict | None:
+def _meal_rise(frame: pd.DataFrame, slot: str, unit: str, per_hour: float) -> dict | None:
     first_start, last_start = MEAL_SLOTS[slot]
     bins = (frame["minute"] // STEP).astype(int)
     profile = frame.groupby(bins)["g"].median().reindex(range(1440 // STEP))
@@ -204,7 +206,7 @@ def _meal_rise(frame: pd.DataFrame, slot: str, unit: str) -> dict | None:
     before_start = min(before_levels, key=before_levels.get)
     before = (before_start, before_start + BEFORE_WINDOW)
     after = (after_start, after_start + AFTER_WINDOW)
-    differences, before_values, after_values = _paired_daily(frame, before, after)
+    differences, before_values, after_values = _paired_daily(frame, before, after, per_hour)
     if not _consistent_rise(differences, MEAL_RISE_MG_DL):
         return None
     after_median, before_median = float(np.median(after_values)), float(np.median(before_values))
@@ -218,8 +220,8 @@ def _meal_rise(frame: pd.DataFrame, slot: str, unit: str) -> dict | None:
     return message(f"higher_after_{slot}", MEAL_TEMPLATES[slot], params, values)
 
 
-def _dawn_rise(frame: pd.DataFrame, unit: str) -> dict | None:
-    differences, night_values, morning_values = _paired_daily(frame, DAWN_NIGHT, DAWN_MORNING)
+def _dawn_rise(frame: pd.DataFrame, unit: str, per_hour: float) -> dict | None:
+    differences, night_values, morning_values = _paired_daily(frame, DAWN_NIGHT, DAWN_MORNING, per_hour)
     if not _consistent_rise(differences, DAWN_RISE_MG_DL):
         return None
     morning, night = float(np.median(morning_values)), float(np.median(night_values))
@@ -232,11 +234,11 @@ def _dawn_rise(frame: pd.DataFrame, unit: str) -> dict | None:
     return message("early_morning_rise", DAWN_TEMPLATE, params, values)
 
 
-def _overnight_stable(frame: pd.DataFrame, unit: str) -> dict | None:
+def _overnight_stable(frame: pd.DataFrame, unit: str, per_hour: float) -> dict | None:
     lo, hi = OVERNIGHT
     night = frame[(frame["minute"] >= lo) & (frame["minute"] < hi)]
     grouped = night.groupby("date")["g"]
-    full = grouped.size() >= FULL_DAY_SHARE * (hi - lo) / 60 * READINGS_PER_HOUR
+    full = grouped.size() >= FULL_DAY_SHARE * (hi - lo) / 60 * per_hour
     sds = grouped.std(ddof=1)[full]
     if sds.size < MIN_DAYS or float(sds.median()) > OVERNIGHT_STABLE_SD_MG_DL:
         return None
@@ -247,10 +249,10 @@ def _overnight_stable(frame: pd.DataFrame, unit: str) -> dict | None:
                    {"median_overnight_sd_mg_dl": median_sd})
 
 
-def _weekend_difference(frame: pd.DataFrame, unit: str) -> dict | None:
+def _weekend_difference(frame: pd.DataFrame, unit: str, per_hour: float) -> dict | None:
     grouped = frame.groupby("date")
     counts = grouped.size()
-    means = grouped["g"].mean()[counts >= FULL_DAY_SHARE * 24 * READINGS_PER_HOUR]
+    means = grouped["g"].mean()[counts >= FULL_DAY_SHARE * 24 * per_hour]
     weekday_of = grouped["weekday"].first()[means.index]
     weekend_means, weekday_means = means[weekday_of >= 5], means[weekday_of < 5]
     if weekend_means.size < MIN_WEEKEND_DAYS or weekday_means.size < MIN_WEEKDAYS:
@@ -271,9 +273,9 @@ def _weekend_difference(frame: pd.DataFrame, unit: str) -> dict | None:
     return message(code, WEEKEND_TEMPLATES[code], params, values)
 
 
-def _lows_concentrated(frame: pd.DataFrame, unit: str) -> dict | None:
+def _lows_concentrated(frame: pd.DataFrame, unit: str, per_hour: float) -> dict | None:
     low = frame[frame["g"] < LOW_MG_DL]
-    if len(low) < MIN_LOW_READINGS or low["date"].nunique() < MIN_LOW_DAYS:
+    if len(low) < MIN_LOW_HOURS * per_hour or low["date"].nunique() < MIN_LOW_DAYS:
         return None
     for quarter, (lo, hi) in DAY_QUARTERS.items():
         in_low = ((low["minute"] >= lo) & (low["minute"] < hi)).mean()
