@@ -187,3 +187,12 @@ class TrainingJob(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_JOB_STATUSES
+
+
+# Rollouts, pins and the serving generation (the model lifecycle) live in their own module.
+from mlmodels.lifecycle_models import (  # noqa: E402,F401
+    ModelPin,
+    Rollout,
+    RolloutEvent,
+    ServingState,
+)

@@ -63,8 +63,12 @@ class PredictionLog(models.Model):
     quality = models.JSONField(default=dict)
     latency_ms = models.FloatField(null=True, blank=True)
     fallback_reason = models.CharField(max_length=255, blank=True)
-    # The lifecycle (rollout) work replaces this with a foreign key to its rollout arm.
+    # Set by the model lifecycle (mlmodels/rollouts.py): the arm the person was assigned to
+    # ("stable", "canary", "pinned"; empty without a rollout) and the rollout that assigned it.
     arm = models.CharField(max_length=32, blank=True)
+    rollout = models.ForeignKey(
+        "mlmodels.Rollout", null=True, blank=True, on_delete=models.SET_NULL, related_name="predictions"
+    )
     outcome_pending = models.BooleanField(default=True)
     outcomes_next_at = models.DateTimeField(
         null=True, blank=True, help_text="Earliest time an unresolved point can be looked up"
@@ -147,3 +151,7 @@ class ModelPerformance(models.Model):
     @property
     def coverage_95(self) -> float | None:
         return self.n_inside_95 / self.n_matched if self.n_matched else None
+
+
+# User feedback on forecasts (helpful or not) lives in its own module.
+from predictions.feedback_models import PredictionFeedback  # noqa: E402,F401
