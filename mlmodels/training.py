@@ -434,7 +434,8 @@ def train_forecaster(
 
     # 5. the untouched test part: model vs AR2 baseline vs persistence
     t0 = time.perf_counter()
-    test_rows = _origin_rows(grid, X_all, split["test"])
+    # Same origin rule as evaluate_on, so both give identical numbers for the same period.
+    test_rows = _origin_rows(grid, X_all, np.asarray(times >= pd.Timestamp(int(split["bounds"][2]), tz="UTC")))
     eval_h = HORIZONS + [h for h in LONG_EVAL_HORIZONS]
     targets = _absolute_targets(grid, test_rows, eval_h)
     test_start, test_end = times[test_rows][0], times[-1]
