@@ -174,3 +174,8 @@ def test_no_readings_no_flags_and_bad_arguments_raise():
         anomaly_flags(readings([]), "Nowhere/Atlantis")
     with pytest.raises(ValueError, match="unit"):
         anomaly_flags(readings([100]), TZ, unit="mg")
+
+
+def test_unusual_day_with_fifteen_minute_sensor_data():
+    frame = daily(lambda m, d, w: np.where(d == 6, 220, 140), days=10, noise_sd=8).iloc[::3]
+    assert [f["params"]["date"] for f in flags_of(frame, "unusual_day")] == ["2026-01-11"]

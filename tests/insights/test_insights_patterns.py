@@ -178,3 +178,15 @@ def test_every_statement_has_template_params_text_and_values():
         assert set(statement) == {"code", "template", "params", "text", "values"}
         assert statement["template"] % statement["params"] == statement["text"]
         assert pd.Series(statement["params"]).map(lambda v: isinstance(v, (str, int))).all()
+
+
+def test_fifteen_minute_sensor_data_is_judged_by_its_own_expected_counts():
+    five_minute = daily(lambda m, d, w: 120 + bump(m, 8 * 60 + 30, 90, 90) + 40 * (w >= 5), noise_sd=5)
+    fifteen_minute = five_minute.iloc[::3]  # like Libre history
+    found = set(codes(fifteen_minute))
+    assert {"higher_after_breakfast", "higher_on_weekends", "overnight_stable"} <= found
+
+
+def test_readings_must_be_a_dataframe():
+    with pytest.raises(ValueError, match="DataFrame"):
+        pattern_statements([("2026-01-05T00:00Z", 120)], TZ)
