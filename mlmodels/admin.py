@@ -7,7 +7,7 @@ from mlmodels.models import MLModel, TrainingJob, metric_value
 
 
 def _mae_column(horizon_min: int, *, baseline: bool = False):
-    def column(obj):
+    def column(_admin, obj):
         value = metric_value(obj.metrics, horizon_min, "mae", baseline=baseline)
         return "–" if value is None else f"{value:.1f}"
 
@@ -17,7 +17,7 @@ def _mae_column(horizon_min: int, *, baseline: bool = False):
 
 
 def _vs_baseline(horizon_min: int):
-    def column(obj):
+    def column(_admin, obj):
         model = metric_value(obj.metrics, horizon_min, "mae")
         base = metric_value(obj.metrics, horizon_min, "mae", baseline=True)
         if model is None or not base:
