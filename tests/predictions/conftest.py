@@ -103,6 +103,12 @@ def _fresh_process_state():
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Test users' passwords do not need PBKDF2's deliberate slowness (seconds on a busy box)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def artifact_root(tmp_path, settings):
     root = tmp_path / "artifacts"
     settings.STORAGES = {
