@@ -63,20 +63,18 @@ def searchset_bundle(observations, *, total: int, self_url: str, next_url: str |
     links = [{"relation": "self", "url": self_url}]
     if next_url:
         links.append({"relation": "next", "url": next_url})
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": total,
-        "link": links,
-        "entry": [
-            {
-                "fullUrl": f"{base_url}Observation/{obs.pk}",
-                "resource": observation_resource(obs),
-                "search": {"mode": "match"},
-            }
-            for obs in observations
-        ],
-    }
+    bundle = {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links}
+    entries = [
+        {
+            "fullUrl": f"{base_url}Observation/{obs.pk}",
+            "resource": observation_resource(obs),
+            "search": {"mode": "match"},
+        }
+        for obs in observations
+    ]
+    if entries:  # FHIR JSON has no empty arrays
+        bundle["entry"] = entries
+    return bundle
 
 
 def date_filters(values: list[str], tz: tzinfo) -> dict:
