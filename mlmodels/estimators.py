@@ -258,7 +258,7 @@ class XGBoostForecaster(Candidate):
 
     name = "xgboost"
     has_contributions = True
-    DEFAULT_FIT_HORIZONS = (10, 20, 30, 45, 60, 90, 120)
+    DEFAULT_FIT_HORIZONS = (15, 30, 60, 90, 120)
 
     def __init__(
         self,
@@ -266,7 +266,7 @@ class XGBoostForecaster(Candidate):
         max_depth: int = 3,
         learning_rate: float = 0.1,
         max_rounds: int = 200,
-        early_stopping_rounds: int = 20,
+        early_stopping_rounds: int = 15,
         min_child_weight: float = 10.0,
         reg_lambda: float = 10.0,
         subsample: float = 0.8,
@@ -301,6 +301,9 @@ class XGBoostForecaster(Candidate):
     def _xgb_params(self) -> dict:
         return {
             "tree_method": "hist",
+            # 64 bins instead of 256: three times faster per round and CGM features are smooth
+            # enough that finer split points add nothing measurable.
+            "max_bin": 64,
             "objective": "reg:squarederror",
             "max_depth": self.max_depth,
             "eta": self.learning_rate,

@@ -340,7 +340,7 @@ def train_forecaster(
         )
     Xf, Yf = X_all[split["fit"]], Y_all[split["fit"]]
     Xv, Yv = X_all[split["val"]], Y_all[split["val"]]
-    budget_xgb_grid = 0.5 * time_budget_s
+    budget_xgb_grid = 0.3 * time_budget_s
 
     # 1. fit candidates on the fit part, choose their hyperparameters on validation
     t0 = time.perf_counter()

@@ -26,7 +26,7 @@ def person():
 
 @pytest.fixture(scope="module")
 def trained(person):
-    return train_forecaster(person, tz=TZ, time_budget_s=10)
+    return train_forecaster(person, tz=TZ, time_budget_s=5)
 
 
 def test_training_end_to_end_on_a_synthetic_person_with_a_daily_rhythm(trained, person):
