@@ -423,19 +423,16 @@ def _jsonable(value):
     return json.loads(json.dumps(value, default=default))
 
 
-# Population bands for the untrained baseline: the log-ratio ln(actual / AR2 forecast) has a
-# spread that grows with the horizon roughly as sigma(h) = SIGMA_5 * (h / 5) ** SIGMA_POWER, up to
-# SIGMA_MAX (the typical spread of a person's glucose around their own mean, log scale).
-# Fitted once on pooled AR2 errors of the Broll 2021 data (5 people, type 2); see
-# bench/accuracy.py for the coverage these give on each person.
-BASELINE_QUANTILES_LOG = {
-    # level: (lower z, upper z) in units of sigma(h)
-    "80": (-1.2816, 1.2816),
-    "95": (-1.9600, 1.9600),
+# Population bands for the untrained baseline: half-widths in log space, ln(actual / AR2 forecast),
+# by horizon (minutes), for the central 80% and 95% of AR2's errors; linear in between, flat after
+# the last point. Measured once on pooled AR2 errors of the Broll 2021 data (5 people with type 2
+# diabetes, every reading as an origin); people with type 1 diabetes vary more, so these bands
+# are a starting point until the person's own model (with calibrated bands) exists.
+BASELINE_HALF_WIDTH_HORIZONS = (5, 15, 30, 60, 90, 120, 180, 240, 360)
+BASELINE_HALF_WIDTH_LOG = {
+    "80": (0.019, 0.059, 0.114, 0.206, 0.268, 0.315, 0.360, 0.380, 0.401),
+    "95": (0.040, 0.118, 0.229, 0.373, 0.462, 0.522, 0.556, 0.579, 0.579),
 }
-SIGMA_5 = 0.030
-SIGMA_POWER = 0.75
-SIGMA_MAX = 0.35
 
 
 class BaselineForecaster(GlucoseForecaster):
@@ -449,21 +446,20 @@ class BaselineForecaster(GlucoseForecaster):
             ConformalIntervals(normalized=False),
             None,
             algorithm="ar2_baseline",
-            hyperparameters={"sigma_5": SIGMA_5, "sigma_power": SIGMA_POWER, "sigma_max": SIGMA_MAX},
+            hyperparameters={
+                "half_width_horizons": list(BASELINE_HALF_WIDTH_HORIZONS),
+                "half_width_log": {k: list(v) for k, v in BASELINE_HALF_WIDTH_LOG.items()},
+            },
             tz=tz,
         )
 
-    @staticmethod
-    def _sigma(h: np.ndarray) -> np.ndarray:
-        return np.minimum(SIGMA_5 * (np.asarray(h, dtype=float) / STEP_MIN) ** SIGMA_POWER, SIGMA_MAX)
-
     def _bands(self, value: np.ndarray, horizons: list[int]) -> dict[str, np.ndarray]:
-        sigma = self._sigma(np.asarray(horizons))[None, :]
         safe = np.clip(value, CLAMP_LOW, CLAMP_HIGH)
         out = {"value": value}
-        for tag, (z_lo, z_hi) in BASELINE_QUANTILES_LOG.items():
-            out[f"lower_{tag}"] = safe * np.exp(z_lo * sigma)
-            out[f"upper_{tag}"] = safe * np.exp(z_hi * sigma)
+        for tag, table in BASELINE_HALF_WIDTH_LOG.items():
+            half = np.interp(np.asarray(horizons, dtype=float), BASELINE_HALF_WIDTH_HORIZONS, table)[None, :]
+            out[f"lower_{tag}"] = safe * np.exp(-half)
+            out[f"upper_{tag}"] = safe * np.exp(half)
         return out
 
     def short_term(self, X: np.ndarray) -> dict[str, np.ndarray]:
