@@ -18,7 +18,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from observations.models import ImportBatch, Observation
+from observations.episodes import refresh_windows
+from observations.models import GlucoseWindow, ImportBatch
+from observations.services import delete_import, import_broll_csv, import_frame
 from observations.synthetic import generate_cgm
 from persons.models import Person
 from persons.services import create_person
@@ -58,21 +60,16 @@ def demo_people(now: dt.datetime) -> list[DemoPerson]:
 
 
 def _broll_people(path: Path, now: dt.datetime) -> list[DemoPerson]:
-    frame = pd.read_csv(path)
     people = []
-    for subject, rows in frame.groupby("subject", sort=True):
-        number = str(subject).split()[-1]
-        local = pd.to_datetime(rows["time"]).dt.tz_localize(
-            DEMO_TIME_ZONE, ambiguous="NaT", nonexistent="shift_forward"
-        )
-        readings = pd.DataFrame(
-            {"time": local.dt.tz_convert("UTC"), "glucose_mg_dl": rows["glucose_mg_dl"].astype(float)}
-        ).dropna()
+    for subject, frame in import_broll_csv(path).items():
+        number = subject.split()[-1]
+        local = frame["time"].dt.tz_localize(DEMO_TIME_ZONE, ambiguous="NaT", nonexistent="shift_forward")
+        readings = pd.DataFrame({"time": local.dt.tz_convert("UTC"), "glucose_mg_dl": frame["glucose_mg_dl"]})
         people.append(
             DemoPerson(
                 username=f"subject{number}",
                 display_name=f"Broll subject {number}",
-                readings=_shift_to_end_at(readings, now - DEMO_DATA_AGE),
+                readings=_shift_to_end_at(readings.dropna(), now - DEMO_DATA_AGE),
                 origin="Broll et al. (2021)",
             )
         )
@@ -114,19 +111,9 @@ def load_demo(now: dt.datetime | None = None) -> list[dict]:
 
 
 def _replace_readings(person: Person, readings: pd.DataFrame) -> None:
-    # Demo data only: the demo's readings are replaced wholesale so they end "now" again.
-    Observation.objects.for_person(person).filter(source=DEMO_SOURCE).delete()
-    ImportBatch.objects.for_person(person).filter(source=DEMO_SOURCE).delete()
-    batch = ImportBatch.objects.create(person=person, source=DEMO_SOURCE, filename="demo")
-    rows = [
-        Observation(
-            person=person, effective_at=time.to_pydatetime(), value_mg_dl=value,
-            original_value=value, original_unit="mg/dL", code="99504-3",
-            display="Glucose [Mass/volume] in Interstitial fluid",
-            at_sensor_limit=value <= 40 or value >= 400, source=DEMO_SOURCE, import_batch=batch,
-        )
-        for time, value in zip(readings["time"], readings["glucose_mg_dl"])
-    ]
-    created = Observation.objects.bulk_create(rows, batch_size=5000, ignore_conflicts=True)
-    batch.n_created = len(created)
-    batch.save(update_fields=["n_created"])
+    # Demo data only: the demo's own imports are replaced wholesale so they end "now" again.
+    for batch in ImportBatch.objects.for_person(person).filter(source=DEMO_SOURCE):
+        delete_import(person, batch)
+    import_frame(person, readings, source=DEMO_SOURCE, filename="demo")
+    GlucoseWindow.objects.for_person(person).delete()
+    refresh_windows(person)
