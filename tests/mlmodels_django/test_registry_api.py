@@ -137,3 +137,34 @@ def test_a_train_request_enqueues_the_task_only_after_commit(api, person, django
     callbacks[0]()
     assert OrmQ.objects.count() == 1
     assert TrainingJob.objects.get(pk=job_id).task_id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_train_requests_create_one_job(person):
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(4)
+    results, errors = [], []
+
+    def request():
+        try:
+            barrier.wait(timeout=10)
+            job, created = request_training(person, trigger="api")
+            results.append((job.pk, created))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=request) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    assert len({pk for pk, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    assert TrainingJob.objects.for_person(person).count() == 1
