@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from mlmodels.models import (
     GLUCOSE_PREDICTION,
+    OPEN_JOB_STATUSES,
     JobStatus,
     JobTrigger,
     MLModel,
@@ -100,7 +101,7 @@ def request_training(
     enqueued after the transaction commits, so a worker never looks for an uncommitted job.
     """
     existing = open_job(person, model_type)
-    if existing is not None:
+    if existing is not None and not fail_if_stale(existing):
         return existing, False
     try:
         with transaction.atomic():
@@ -114,6 +115,28 @@ def request_training(
         return existing, False
     transaction.on_commit(lambda: enqueue_training_job(job.pk))
     return job, True
+
+
+def stale_after_s() -> float:
+    """An open job older than this was lost (worker killed beyond django-q2's retries)."""
+    q = settings.Q_CLUSTER
+    return float(q.get("retry", 720)) * (int(q.get("max_attempts", 3) or 3) + 1)
+
+
+def fail_if_stale(job: TrainingJob) -> bool:
+    """Mark a lost open job failed (reason `stale`) so the person can train again; True if so."""
+    since = job.started_at or job.created_at
+    if (timezone.now() - since).total_seconds() <= stale_after_s():
+        return False
+    updated = TrainingJob.objects.filter(pk=job.pk, status__in=OPEN_JOB_STATUSES).update(
+        status=JobStatus.FAILED,
+        reason="stale",
+        error=f"no result after {stale_after_s():.0f} s; the worker was probably stopped",
+        finished_at=timezone.now(),
+    )
+    if updated:
+        logger.warning("Training job %s of person %s marked stale", job.pk, job.person_id)
+    return True
 
 
 def enqueue_training_job(job_id: int) -> None:

@@ -168,3 +168,20 @@ def test_concurrent_train_requests_create_one_job(person):
     assert len({pk for pk, _ in results}) == 1
     assert sum(created for _, created in results) == 1
     assert TrainingJob.objects.for_person(person).count() == 1
+
+
+def test_a_lost_job_is_marked_stale_and_a_new_one_queued(api, person):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from mlmodels.services import stale_after_s
+
+    lost = TrainingJob.objects.create(person=person, status=JobStatus.RUNNING)
+    TrainingJob.objects.filter(pk=lost.pk).update(
+        started_at=timezone.now() - dt.timedelta(seconds=stale_after_s() + 60)
+    )
+    body = api.post("/api/models/train/").json()
+    assert body["id"] != lost.pk and body["created"] is True
+    lost.refresh_from_db()
+    assert lost.status == JobStatus.FAILED and lost.reason == "stale"
