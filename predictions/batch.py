@@ -26,7 +26,7 @@ from predictions import fastpath
 from predictions.cache import forecaster_cache
 from predictions.fastpath import Readings
 from predictions.models import PredictionLog, Source, Variant
-from predictions.selection import choose_models
+from predictions.selection import choose_models, record_choice
 from predictions.services import (
     DEFAULT_HORIZONS,
     READINGS_LOOKBACK,
@@ -137,6 +137,7 @@ def predict_batch(persons=None, *, now=None, horizons=None) -> BatchResult:
                 source=Source.BATCH,
                 from_history=False,
             )
+            record_choice(log, choices[pid])
             logs.append(log)
     result.timings["predict_s"] = round(time.perf_counter() - t, 3)
 

@@ -1,28 +1,25 @@
-"""Which model answers a person's forecast: the ONE place that decides (rollouts extend it)."""
+"""Which model answers a person's forecast: the ONE place that decides.
 
-from predictions.models import Variant
+The decision itself (pins, rollout arms, active models) is the model lifecycle's
+(mlmodels.rollouts.assign_models); each choice also carries its arm and rollout, which
+record_choice copies onto the prediction log.
+"""
+
+from mlmodels.rollouts import Choice, assign_models, record_choice
+
+__all__ = ["Choice", "choose_model", "choose_models", "record_choice"]
 
 
-def choose_models(person_ids) -> dict:
-    """{person_id: (MLModel | None, variant)} for many people with one query.
+def choose_models(person_ids, model_type: str = "glucose-prediction") -> dict:
+    """{person_id: Choice(MLModel | None, variant)} for many people with two small queries.
 
-    Today: the person's active ready model ("stable"), else no model ("baseline").
+    Order: a pin > the rollout arm (canary if the person's bucket is below the canary percentage
+    and they have a model of the candidate release, else the stable release) > the active model;
+    no model -> (None, "baseline").
     """
-    from mlmodels.models import MLModel, ModelStatus
-
-    ids = list(person_ids)
-    active = {
-        model.person_id: model
-        for model in MLModel.objects.filter(person_id__in=ids, status=ModelStatus.READY)
-        .of_type()
-        .active()
-    }
-    return {
-        pid: (active[pid], Variant.STABLE) if pid in active else (None, Variant.BASELINE)
-        for pid in ids
-    }
+    return assign_models(person_ids, model_type)
 
 
 def choose_model(person):
-    """(MLModel | None, variant "stable"|"canary"|"baseline") for one person."""
+    """(MLModel | None, variant "stable"|"canary"|"baseline") for one person (a Choice)."""
     return choose_models([person.pk])[person.pk]

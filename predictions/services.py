@@ -38,7 +38,7 @@ from predictions.errors import (
     TooFewReadings,
 )
 from predictions.models import PredictionLog, Source, Variant
-from predictions.selection import choose_model
+from predictions.selection import choose_model, record_choice
 
 logger = logging.getLogger(__name__)
 
@@ -399,7 +399,8 @@ def forecast_for_person(
         readings = stored_readings(person, forecast_time - READINGS_LOOKBACK, forecast_time)
     last_reading_ns = check_fresh(readings, forecast_time)
 
-    mlmodel, variant = choose_model(person)
+    choice = choose_model(person)
+    mlmodel, variant = choice
     answer = predict_with_fallback(
         person, mlmodel, variant, readings, as_of=forecast_time, horizons=horizons
     )
@@ -415,6 +416,7 @@ def forecast_for_person(
         source=source,
         from_history=history is not None,
     )
+    record_choice(log, choice)
     log.latency_ms = round((time.perf_counter() - started) * 1000, 2)
     log.save()
     return log
