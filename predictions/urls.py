@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns = []
+from predictions import views
+
+urlpatterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("retrain/", views.retrain, name="retrain"),
+    path("forecasts/<int:prediction_id>/feedback/", views.feedback, name="forecast-feedback"),
+]

@@ -1,0 +1,64 @@
+"""Forms of the observations pages: the insights period and the CGM upload."""
+
+import datetime as dt
+
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from observations.importers import AUTO, FORMAT_NAMES, FORMATS
+from observations.pages import DEFAULT_PERIOD_DAYS, MAX_PERIOD_DAYS
+
+
+class InsightsPeriodForm(forms.Form):
+    """A period of whole local days; empty = the last 14 days up to now."""
+
+    start = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, tz, now=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tz = tz
+        self.now = now or timezone.now()
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if self.errors:
+            return cleaned
+        today = self.now.astimezone(self.tz).date()
+        if start is None and end is None:
+            cleaned["start_at"] = self.now - dt.timedelta(days=DEFAULT_PERIOD_DAYS)
+            cleaned["end_at"] = self.now
+            cleaned["start"] = cleaned["start_at"].astimezone(self.tz).date()
+            cleaned["end"] = today
+            return cleaned
+        end = end or today
+        start = start or end - dt.timedelta(days=DEFAULT_PERIOD_DAYS - 1)
+        if end < start:
+            raise forms.ValidationError(_("The end date must not be before the start date."))
+        if (end - start).days + 1 > MAX_PERIOD_DAYS:
+            raise forms.ValidationError(
+                _("Choose a period of at most %(days)d days.") % {"days": MAX_PERIOD_DAYS}
+            )
+        cleaned["start"], cleaned["end"] = start, end
+        cleaned["start_at"] = dt.datetime.combine(start, dt.time(), tzinfo=self.tz)
+        cleaned["end_at"] = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=self.tz)
+        return cleaned
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(label=_("CGM export file"))
+    format = forms.ChoiceField(
+        label=_("Format"),
+        choices=[(AUTO, _("Recognise automatically"))] + [(name, FORMAT_NAMES[name]) for name in FORMATS],
+        initial=AUTO,
+        required=False,
+    )
+
+
+class DeleteAllForm(forms.Form):
+    confirm = forms.BooleanField(
+        label=_("I understand that all my readings, imports, models, forecasts and feedback will be deleted for good."),
+        required=True,
+    )
