@@ -5,7 +5,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from observations.models import Observation
+from observations.services import import_frame
 from observations.synthetic import generate_cgm
 
 END = dt.datetime(2026, 3, 20, 12, 0, tzinfo=dt.timezone.utc)
@@ -26,22 +26,9 @@ def artifact_root(tmp_path, settings):
 
 
 def store_readings(person, frame: pd.DataFrame, *, source: str = "test") -> int:
-    """Save a frame of (time, glucose_mg_dl) as the person's CGM observations."""
-    rows = [
-        Observation(
-            person=person,
-            kind=Observation.Kind.CGM,
-            value_mg_dl=float(value),
-            original_value=float(value),
-            original_unit="mg/dL",
-            effective_at=time.floor("us").to_pydatetime(),
-            source=source,
-            display="Glucose [Mass/volume] in Interstitial fluid",
-        )
-        for time, value in zip(frame["time"], frame["glucose_mg_dl"])
-    ]
-    Observation.objects.bulk_create(rows, batch_size=2000)
-    return len(rows)
+    """Save a frame of (time, glucose_mg_dl) as the person's CGM readings, the way imports do."""
+    batch = import_frame(person, frame, source=source)
+    return batch.n_created
 
 
 def synthetic_readings(days: float, *, seed: int = 0, end=END) -> pd.DataFrame:

@@ -200,3 +200,21 @@ def test_the_deploy_rule_is_the_mean_mae_at_30_and_60_minutes(candidate, referen
 
 def test_a_candidate_without_figures_is_never_deployed():
     assert decide({}, {"per_horizon": {"model": {"30": {"mae": 1.0}, "60": {"mae": 1.0}}}})["better"] is False
+
+
+@pytest.mark.broll
+def test_a_broll_person_trains_through_the_registry(person, artifact_root, broll_csv_path):
+    from observations.services import import_broll_csv
+
+    person.time_zone = "UTC"  # the file's naive local times, read as they are
+    person.save()
+    subject, frame = next(iter(import_broll_csv(broll_csv_path).items()))
+    store_readings(person, frame)
+
+    job = train_person(person, time_budget_s=5)
+
+    assert job.status == JobStatus.SUCCEEDED, f"{subject}: {job.reason} {job.error}"
+    model = job.model
+    assert model.comparison["reference"]["kind"] == "baseline"
+    assert model.metrics["per_horizon"]["model"]["60"]["mae"] < model.metrics["per_horizon"]["persistence"]["60"]["mae"]
+    assert load_forecaster(model).algorithm == model.algorithm
