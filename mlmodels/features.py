@@ -13,6 +13,8 @@ forecast and a batch of thousands run the same code (and a single one runs in we
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -79,11 +81,23 @@ class FeatureSchema:
             )
 
 
-def _local_time_features(times_ns: np.ndarray, tz: str) -> np.ndarray:
-    """Time of day and day of week on the person's local clock (meals follow it, DST included)."""
+def _local_clock(times_ns: np.ndarray, tz: str) -> tuple[np.ndarray, np.ndarray]:
+    """(minute of day incl. seconds, weekday 0=Monday) on the local clock of `tz`."""
+    times_ns = np.asarray(times_ns, dtype=np.int64)
+    if len(times_ns) <= 8:  # serving: zoneinfo per row is ~50x cheaper than a pandas index
+        zone = ZoneInfo(tz)
+        local = [datetime.fromtimestamp(t // 10**9, tz=timezone.utc).astimezone(zone) for t in times_ns]
+        minutes = np.array([d.hour * 60 + d.minute + d.second / 60 for d in local])
+        return minutes, np.array([d.weekday() for d in local], dtype=float)
     local = pd.DatetimeIndex(times_ns.astype("datetime64[ns]")).tz_localize("UTC").tz_convert(tz)
     minutes = local.hour.to_numpy() * 60 + local.minute.to_numpy() + local.second.to_numpy() / 60
-    day = local.day_of_week.to_numpy() + minutes / 1440.0
+    return minutes, local.day_of_week.to_numpy().astype(float)
+
+
+def _local_time_features(times_ns: np.ndarray, tz: str) -> np.ndarray:
+    """Time of day and day of week on the person's local clock (meals follow it, DST included)."""
+    minutes, weekday = _local_clock(times_ns, tz)
+    day = weekday + minutes / 1440.0
     tod = 2 * np.pi * minutes / 1440.0
     dow = 2 * np.pi * day / 7.0
     return np.column_stack([np.sin(tod), np.cos(tod), np.sin(dow), np.cos(dow)])

@@ -37,10 +37,10 @@ from mlmodels.features import (
 )
 from mlmodels.preparation import (
     MAX_BRIDGE_MIN,
-
     STEP_MIN,
-    clean_readings,
-    prepare_grid,
+    STEP_NS,
+    grid_arrays,
+    reading_arrays,
 )
 from mlmodels.profile import TimeOfDayProfile
 
@@ -131,39 +131,40 @@ def _utc(ts) -> pd.Timestamp:
     return ts.tz_convert("UTC")
 
 
-def input_window(readings: pd.DataFrame, as_of: pd.Timestamp | None) -> _Window:
+def input_window(readings: pd.DataFrame, as_of: pd.Timestamp | None, *, _arrays=None) -> _Window:
     """The 120-minute window of readings ending at the last reading at or before `as_of`."""
-    clean = clean_readings(readings)
+    times_ns, values, at_limit = _arrays if _arrays is not None else reading_arrays(readings)
     if as_of is not None:
         as_of = _utc(as_of)
-        clean = clean.loc[clean["time"] <= as_of]
-    if clean.empty:
+        n = int(np.searchsorted(times_ns, as_of.value, side="right"))
+        times_ns, values, at_limit = times_ns[:n], values[:n], at_limit[:n]
+    if len(times_ns) == 0:
         raise NotEnoughReadings("no glucose readings at or before the forecast time")
-    last = clean["time"].iloc[-1]
+    last_ns = int(times_ns[-1])
+    last = pd.Timestamp(last_ns, tz="UTC")
     if as_of is not None and as_of - last > STALE_AFTER:
         minutes = int((as_of - last) / pd.Timedelta(minutes=1))
         raise StaleReadings(
             f"the last reading is {minutes} minutes older than the forecast time (limit 30 minutes)"
         )
-    recent = clean.loc[clean["time"] > last - _LOOKBACK]
-    grid = prepare_grid(recent, anchor=last)
-    grid = grid.loc[grid.index <= last].iloc[-(WINDOW_STEPS + 1):]
-    values = grid["glucose_mg_dl"].to_numpy(dtype=float)
-    window_start = last - pd.Timedelta(minutes=WINDOW_MIN)
-    if len(values) < WINDOW_STEPS + 1 or not np.isfinite(values).all():
-        have = int(grid["observed"].sum())
+    lo = int(np.searchsorted(times_ns, last_ns - _LOOKBACK.value, side="right"))
+    grid = grid_arrays(times_ns[lo:], values[lo:], at_limit[lo:], last_ns % STEP_NS)
+    keep = slice(-(WINDOW_STEPS + 1), None)  # the grid ends on the last reading's slot
+    window_values = grid["glucose_mg_dl"][keep]
+    observed = grid["observed"][keep]
+    if len(window_values) < WINDOW_STEPS + 1 or not np.isfinite(window_values).all():
         raise NotEnoughReadings(
             f"a forecast needs readings covering the {WINDOW_MIN} minutes before the last one with no gap "
-            f"longer than {MAX_BRIDGE_MIN} minutes; found {have} readings there"
+            f"longer than {MAX_BRIDGE_MIN} minutes; found {int(observed.sum())} readings there"
         )
     return _Window(
-        values=values,
-        interpolated=grid["interpolated"].to_numpy(dtype=bool),
-        at_limit=grid["at_sensor_limit"].to_numpy(dtype=bool),
+        values=window_values,
+        interpolated=grid["interpolated"][keep],
+        at_limit=grid["at_sensor_limit"][keep],
         end=last,
-        start=window_start,
-        n_readings=int(grid["observed"].sum()),
-        gaps=int((~grid["observed"]).sum()),
+        start=last - pd.Timedelta(minutes=WINDOW_MIN),
+        n_readings=int(observed.sum()),
+        gaps=int((~observed).sum()),
     )
 
 
@@ -281,9 +282,13 @@ class GlucoseForecaster:
         horizons = _check_horizons(horizons)
         tz = tz or self.tz
         windows: list[_Window | ForecastInputError] = []
+        arrays_of: dict[int, tuple] = {}  # a batch often repeats one person's readings frame
         for readings, as_of in items:
             try:
-                windows.append(input_window(readings, as_of))
+                key = id(readings)
+                if key not in arrays_of:
+                    arrays_of[key] = reading_arrays(readings)
+                windows.append(input_window(readings, as_of, _arrays=arrays_of[key]))
             except ForecastInputError as exc:
                 if errors == "raise":
                     raise

@@ -31,7 +31,8 @@ def _utc_times(times: pd.Series) -> pd.DatetimeIndex:
     index = pd.DatetimeIndex(times)
     if index.tz is None:
         raise ValueError("readings 'time' must be timezone-aware (UTC); got naive timestamps")
-    return index.tz_convert("UTC")
+    # as_unit: pandas 3 keeps the parsed resolution (s/ms/us); everything here counts in ns.
+    return index.tz_convert("UTC").as_unit("ns")
 
 
 def grid_offset_ns(times_ns: np.ndarray) -> int:
@@ -57,28 +58,83 @@ def empty_grid() -> pd.DataFrame:
     return frame
 
 
-def clean_readings(readings: pd.DataFrame) -> pd.DataFrame:
-    """Valid readings only: UTC times, finite glucose, no 'entered-in-error' rows, sorted."""
+def reading_arrays(readings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Valid readings as numpy arrays sorted by time: UTC epoch ns, mg/dL, at-sensor-limit flag.
+
+    Drops non-finite glucose and 'entered-in-error' rows; flags values <= 40 or >= 400 mg/dL
+    (and rows the source flagged) as at the sensor's limit. Plain numpy so the serving path
+    pays microseconds, not milliseconds, per forecast.
+    """
     missing = {"time", "glucose_mg_dl"} - set(readings.columns)
     if missing:
         raise ValueError(f"readings lack column(s): {', '.join(sorted(missing))}")
-    frame = pd.DataFrame(
+    times_ns = _utc_times(readings["time"]).asi8
+    values = pd.to_numeric(readings["glucose_mg_dl"], errors="coerce").to_numpy(dtype=np.float64)
+    keep = np.isfinite(values)
+    if "status" in readings.columns:
+        keep &= readings["status"].to_numpy(dtype=object) != ENTERED_IN_ERROR
+    at_limit = (values <= SENSOR_LOW_LIMIT) | (values >= SENSOR_HIGH_LIMIT)
+    if "at_sensor_limit" in readings.columns:
+        at_limit |= readings["at_sensor_limit"].fillna(False).to_numpy(dtype=bool)
+    times_ns, values, at_limit = times_ns[keep], values[keep], at_limit[keep]
+    if len(times_ns) > 1 and np.any(np.diff(times_ns) < 0):
+        order = np.argsort(times_ns, kind="stable")
+        times_ns, values, at_limit = times_ns[order], values[order], at_limit[order]
+    return times_ns, values, at_limit
+
+
+def clean_readings(readings: pd.DataFrame) -> pd.DataFrame:
+    """Valid readings only: UTC times, finite glucose, no 'entered-in-error' rows, sorted."""
+    times_ns, values, at_limit = reading_arrays(readings)
+    return pd.DataFrame(
         {
-            "time": _utc_times(readings["time"]),
-            "glucose_mg_dl": pd.to_numeric(readings["glucose_mg_dl"], errors="coerce").to_numpy(
-                dtype=np.float64
-            ),
+            "time": pd.DatetimeIndex(times_ns.astype("datetime64[ns]")).tz_localize("UTC"),
+            "glucose_mg_dl": values,
+            "at_sensor_limit": at_limit,
         }
     )
-    keep = np.isfinite(frame["glucose_mg_dl"].to_numpy())
-    if "status" in readings.columns:
-        keep &= readings["status"].astype("string").fillna("").to_numpy() != ENTERED_IN_ERROR
-    limit = (frame["glucose_mg_dl"] <= SENSOR_LOW_LIMIT) | (frame["glucose_mg_dl"] >= SENSOR_HIGH_LIMIT)
-    if "at_sensor_limit" in readings.columns:
-        limit |= readings["at_sensor_limit"].fillna(False).astype(bool).to_numpy()
-    frame["at_sensor_limit"] = limit.to_numpy()
-    frame = frame.loc[keep].sort_values("time", kind="stable").reset_index(drop=True)
-    return frame
+
+
+def grid_arrays(
+    times_ns: np.ndarray,
+    values: np.ndarray,
+    at_limit: np.ndarray,
+    offset_ns: int,
+    max_bridge_min: int = MAX_BRIDGE_MIN,
+) -> dict[str, np.ndarray]:
+    """The 5-minute grid as arrays (see prepare_grid); `slot_times_ns` are the grid times."""
+    slot = (times_ns - offset_ns + STEP_NS // 2) // STEP_NS
+    first, last = int(slot.min()), int(slot.max())
+    n = last - first + 1
+    position = (slot - first).astype(np.int64)
+
+    # Average readings that fall in the same slot (duplicates, re-uploads, backfills).
+    sums = np.bincount(position, weights=values, minlength=n)
+    counts = np.bincount(position, minlength=n)
+    limits = np.bincount(position, weights=at_limit.astype(float), minlength=n) > 0
+    observed = counts > 0
+    grid_values = np.full(n, np.nan)
+    grid_values[observed] = sums[observed] / counts[observed]
+
+    interpolated = np.zeros(n, dtype=bool)
+    observed_idx = np.flatnonzero(observed)
+    if len(observed_idx) >= 2:
+        missing_idx = np.flatnonzero(~observed)
+        if len(missing_idx):
+            nxt = np.searchsorted(observed_idx, missing_idx)
+            # Missing slots always lie strictly between first and last observed slot.
+            gap_steps = observed_idx[nxt] - observed_idx[nxt - 1]
+            bridge = gap_steps * STEP_MIN <= max_bridge_min
+            fill_idx = missing_idx[bridge]
+            grid_values[fill_idx] = np.interp(fill_idx, observed_idx, grid_values[observed_idx])
+            interpolated[fill_idx] = True
+    return {
+        "slot_times_ns": np.arange(first, last + 1, dtype=np.int64) * STEP_NS + offset_ns,
+        "glucose_mg_dl": grid_values,
+        "observed": observed,
+        "interpolated": interpolated,
+        "at_sensor_limit": limits & observed,
+    }
 
 
 def prepare_grid(
@@ -96,53 +152,13 @@ def prepare_grid(
     `anchor`: a time that must fall exactly on the grid (forecasting anchors on the last reading so
     the forecast starts from a real value); default is the readings' typical offset.
     """
-    clean = clean_readings(readings)
-    if clean.empty:
+    times_ns, values, at_limit = reading_arrays(readings)
+    if len(times_ns) == 0:
         return empty_grid()
-    times_ns = clean["time"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    if anchor is not None:
-        offset = int(pd.Timestamp(anchor).value % STEP_NS)
-    else:
-        offset = grid_offset_ns(times_ns)
-    slot = (times_ns - offset + STEP_NS // 2) // STEP_NS
-    first, last = int(slot.min()), int(slot.max())
-    n = last - first + 1
-    position = (slot - first).astype(np.int64)
-
-    # Average readings that fall in the same slot (duplicates, re-uploads, backfills).
-    sums = np.bincount(position, weights=clean["glucose_mg_dl"].to_numpy(), minlength=n)
-    counts = np.bincount(position, minlength=n)
-    limits = np.bincount(position, weights=clean["at_sensor_limit"].to_numpy(dtype=float), minlength=n) > 0
-    observed = counts > 0
-    values = np.full(n, np.nan)
-    values[observed] = sums[observed] / counts[observed]
-
-    interpolated = np.zeros(n, dtype=bool)
-    observed_idx = np.flatnonzero(observed)
-    if len(observed_idx) >= 2:
-        missing_idx = np.flatnonzero(~observed)
-        if len(missing_idx):
-            nxt = np.searchsorted(observed_idx, missing_idx)
-            # Missing slots always lie strictly between first and last observed slot.
-            gap_steps = observed_idx[nxt] - observed_idx[nxt - 1]
-            bridge = gap_steps * STEP_MIN <= max_bridge_min
-            fill_idx = missing_idx[bridge]
-            values[fill_idx] = np.interp(fill_idx, observed_idx, values[observed_idx])
-            interpolated[fill_idx] = True
-
-    index = pd.DatetimeIndex(
-        (np.arange(first, last + 1, dtype=np.int64) * STEP_NS + offset).astype("datetime64[ns]"),
-        name="time",
-    ).tz_localize("UTC")
-    return pd.DataFrame(
-        {
-            "glucose_mg_dl": values,
-            "observed": observed,
-            "interpolated": interpolated,
-            "at_sensor_limit": limits & observed,
-        },
-        index=index,
-    )
+    offset = int(pd.Timestamp(anchor).value % STEP_NS) if anchor is not None else grid_offset_ns(times_ns)
+    arrays = grid_arrays(times_ns, values, at_limit, offset, max_bridge_min)
+    index = pd.DatetimeIndex(arrays.pop("slot_times_ns").astype("datetime64[ns]"), name="time").tz_localize("UTC")
+    return pd.DataFrame(arrays, index=index)
 
 
 def data_sufficiency(grid: pd.DataFrame) -> dict:

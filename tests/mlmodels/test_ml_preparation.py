@@ -67,3 +67,9 @@ def test_anchor_puts_a_given_time_on_the_grid():
     readings = series([100, 101, 102], start="2024-01-01 08:01:00")
     grid = prepare_grid(readings, anchor=pd.Timestamp("2024-01-01 08:11:00", tz="UTC"))
     assert grid.index[-1] == pd.Timestamp("2024-01-01 08:11:00", tz="UTC")
+
+
+def test_time_resolution_of_the_input_does_not_matter():
+    readings = series([100.0, 101.0, 103.0])
+    coarse = readings.assign(time=readings["time"].astype("datetime64[s, UTC]"))
+    pd.testing.assert_frame_equal(prepare_grid(readings), prepare_grid(coarse))
