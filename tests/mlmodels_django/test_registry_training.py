@@ -1,7 +1,6 @@
 """train_person: insufficient data, versioning, artifacts of a real model, deploy-if-better."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from mlmodels.models import JobStatus, MLModel, ModelStatus, TrainingJob
@@ -9,7 +8,7 @@ from mlmodels.services import active_model, decide, next_version, train_person
 from mlmodels.storage import ArtifactIntegrityError, load_forecaster
 from observations.models import Observation
 from observations.services import readings_frame
-from tests.mlmodels_django.conftest import END, store_readings, synthetic_readings
+from tests.mlmodels_django.conftest import store_readings, synthetic_readings
 
 pytestmark = pytest.mark.django_db
 
