@@ -25,7 +25,7 @@ def train_model(person):
     from mlmodels.services import train_person
 
     job = train_person(person, trigger="operator", time_budget_s=3.0)
-    assert job.status == "succeeded", (job.status, job.reason, job.error)
+    assert job.status == "succeeded", (job.status, job.reason, job.detail, job.error)
     return job.model
 
 
