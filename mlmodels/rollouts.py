@@ -256,8 +256,11 @@ def record_choice(log, choice) -> None:
 
 
 def _actor_fields(actor) -> dict:
+    """A staff user, a name (e.g. "cli:alice" from the management command), or None = automation."""
     if actor is None:
         return {"actor": None, "actor_name": AUTOMATION_ACTOR}
+    if isinstance(actor, str):
+        return {"actor": None, "actor_name": actor[:150]}
     return {"actor": actor, "actor_name": actor.get_username()}
 
 
