@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from mlmodels.models import OPEN_JOB_STATUSES, JobStatus, TrainingJob
+from mlmodels.lifecycle import give_up_if_exhausted
 from mlmodels.services import train_person
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ def run_training_job(job_id: int) -> str:
             logger.warning("Training job %s no longer exists", job_id)
             return "missing"
         if job.status not in OPEN_JOB_STATUSES:
+            return job.status
+        if give_up_if_exhausted(job):  # a job that keeps crashing its worker stops here
             return job.status
         job.status = JobStatus.RUNNING
         job.started_at = timezone.now()

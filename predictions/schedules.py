@@ -36,4 +36,8 @@ def ensure_schedules(*, reset: bool = False) -> list:
             if changed:
                 schedule.save()
         rows.append(schedule)
+    # The model lifecycle's schedules (rollout decisions, retraining triggers, cleanup).
+    from mlmodels.lifecycle_schedules import ensure_lifecycle_schedules
+
+    rows += ensure_lifecycle_schedules(reset=reset)
     return rows
