@@ -65,3 +65,7 @@ class TrainingJobAdmin(admin.ModelAdmin):
     raw_id_fields = ["person", "model"]
     date_hierarchy = "created_at"
     readonly_fields = ["task_id", "attempts", "detail", "error", "created_at", "started_at", "finished_at"]
+
+
+# The lifecycle screens (rollouts, pins, events, model actions, monitoring) extend this admin.
+from mlmodels import lifecycle_admin  # noqa: E402,F401
