@@ -37,7 +37,6 @@ import pandas as pd  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mlmodels.forecaster import BaselineForecaster  # noqa: E402
 from mlmodels.training import evaluate_on, train_forecaster  # noqa: E402
 from tests.mlmodels.synthetic import synthetic_person  # noqa: E402
 
@@ -174,7 +173,6 @@ def main() -> None:
                        env=env, check=False)
     print(f"\npeak resident memory of the accuracy process (ru_maxrss): "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-    _ = BaselineForecaster  # the AR2 columns come from evaluate_on's baseline on the same rows
 
 
 if __name__ == "__main__":

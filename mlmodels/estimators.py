@@ -19,8 +19,6 @@ for scikit-learn objects, XGBoost's own UBJSON for boosters. Never pickle.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import skops.io as sio
 import xgboost as xgb
@@ -549,12 +547,3 @@ def candidate_from_files(name: str, files: dict[str, bytes], params: dict) -> Ca
     if name in ("persistence", "ar2"):
         return CANDIDATE_CLASSES[name]()
     raise ValueError(f"unknown candidate {name!r} in stored model")
-
-
-class Stopwatch:
-    def __init__(self):
-        self.start = time.perf_counter()
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
-

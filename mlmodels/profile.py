@@ -19,6 +19,10 @@ BIN_MIN = 30
 N_BINS = 1440 // BIN_MIN
 HALF_WINDOW_MIN = 60  # readings within +-60 min of a bin centre (circular) shape its quantiles
 DEFAULT_TAU_MIN = 120.0
+# Each time-of-day bin sees one stretch of readings per day, so with a few days its quantiles
+# are noisy. They are shrunk toward the person's all-day quantiles with weight
+# days / (days + SHRINK_DAYS): half-way after 3 days, 82% of the bin's own shape after 14.
+SHRINK_DAYS = 3.0
 TAU_GRID = np.array([30, 45, 60, 90, 120, 150, 180, 240, 300, 360, 480], dtype=float)
 _BAND_QUANTILES = {"80": (0.10, 0.90), "95": (0.025, 0.975)}
 
@@ -32,7 +36,8 @@ def local_minutes(times_utc: pd.DatetimeIndex | np.ndarray, tz: str) -> np.ndarr
 
 
 class TimeOfDayProfile:
-    def __init__(self):
+    def __init__(self, shrink_days: float = SHRINK_DAYS):
+        self.shrink_days = shrink_days
         self.quantiles = np.zeros((N_BINS, len(PROFILE_QUANTILES)))
         self.tau_min = DEFAULT_TAU_MIN
         self.n_readings = 0
@@ -51,7 +56,13 @@ class TimeOfDayProfile:
             self.quantiles[b] = np.quantile(near, PROFILE_QUANTILES) if len(near) else np.nan
         # Light circular smoothing so neighbouring bins do not jump.
         q = self.quantiles
-        self.quantiles = 0.25 * np.roll(q, 1, axis=0) + 0.5 * q + 0.25 * np.roll(q, -1, axis=0)
+        q = 0.25 * np.roll(q, 1, axis=0) + 0.5 * q + 0.25 * np.roll(q, -1, axis=0)
+        if len(values):
+            days = len(values) / (1440 / STEP_MIN)
+            weight = days / (days + self.shrink_days)
+            overall = np.quantile(values, PROFILE_QUANTILES)[None, :]
+            q = overall + weight * (q - overall)
+        self.quantiles = q
         self.quantiles.sort(axis=1)
         self.tau_min = self._fit_tau(grid, tz)
         return self

@@ -316,7 +316,7 @@ def train_forecaster(
     refit_on_all: bool = True,
 ) -> TrainingResult:
     """Train, select, calibrate and test a forecaster for one person (see module docstring)."""
-    log = _log = _Log()
+    log = _Log()
     timings: dict[str, float] = {}
     grid = prepare_grid(readings)
     figures = check_sufficiency(grid)
@@ -436,7 +436,7 @@ def train_forecaster(
     t0 = time.perf_counter()
     # Same origin rule as evaluate_on, so both give identical numbers for the same period.
     test_rows = _origin_rows(grid, X_all, np.asarray(times >= pd.Timestamp(int(split["bounds"][2]), tz="UTC")))
-    eval_h = HORIZONS + [h for h in LONG_EVAL_HORIZONS]
+    eval_h = HORIZONS + LONG_EVAL_HORIZONS
     targets = _absolute_targets(grid, test_rows, eval_h)
     test_start, test_end = times[test_rows][0], times[-1]
     per = _evaluate_rows(evaluated, X_all[test_rows], times.asi8[test_rows], targets, tz)
@@ -463,7 +463,7 @@ def train_forecaster(
         log("served model: refitted on all data with the chosen hyperparameters and weights")
     else:
         final = evaluated
-    timings["total_s"] = round(_log.elapsed(), 3)
+    timings["total_s"] = round(log.elapsed(), 3)
     final.info = {
         "data_start": grid.index[0].isoformat(),
         "data_end": grid.index[-1].isoformat(),
