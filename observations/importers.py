@@ -180,6 +180,11 @@ _DEXCOM_GLUCOSE_EVENTS = {"egv": KIND_CGM, "calibration": KIND_BLOOD}
 
 def _dexcom_time(text: str) -> datetime | str:
     """Clarity writes 2019-10-14T16:42:37 (older) or 2025-05-01 0:01:47 (newer)."""
+    if len(text) == 19:
+        try:
+            return datetime.fromisoformat(text)  # fast path for the common layout
+        except ValueError:
+            pass
     for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"):
         try:
             return datetime.strptime(text, fmt)

@@ -165,8 +165,18 @@ class _LocalClock:
         self.tz = tz
         self._last_ambiguous: datetime | None = None
         self._second_pass = False
+        self._ambiguity: dict[tuple, bool] = {}
 
     def _is_ambiguous(self, naive: datetime) -> bool:
+        # Zone transitions happen on quarter hours, so one answer holds for a 15-minute slot;
+        # caching it keeps 100,000-row imports fast.
+        slot = (naive.year, naive.month, naive.day, naive.hour, naive.minute // 15)
+        known = self._ambiguity.get(slot)
+        if known is None:
+            known = self._ambiguity[slot] = self._check_ambiguous(naive.replace(minute=slot[4] * 15, second=0, microsecond=0))
+        return known
+
+    def _check_ambiguous(self, naive: datetime) -> bool:
         first = naive.replace(tzinfo=self.tz, fold=0)
         second = naive.replace(tzinfo=self.tz, fold=1)
         if first.utcoffset() == second.utcoffset():

@@ -238,3 +238,16 @@ def test_import_cgm_command_errors(person, fixtures_dir, tmp_path):
     with pytest.raises(CommandError, match="another patient"):
         call_command("import_cgm", person.owner.username, str(fixtures_dir / "fhir_bundle_collection.json"))
     assert not Observation.objects.exists()
+
+
+def test_text_with_quotes_backslashes_and_braces_is_stored_verbatim(person):
+    """The bulk insert sends text as PostgreSQL array literals; odd device names must survive."""
+    device = 'Phone "Pixel", {test} \\ back\\slash, Müller'
+    entries = [
+        {"_id": 'id"1\\', "device": device, "date": 1714550400000, "sgv": 112, "type": "sgv"},
+        {"_id": "id,{2}", "device": "", "date": 1714550700000, "sgv": 118, "type": "sgv"},
+    ]
+    import_file(person, json.dumps(entries).encode())
+    rows = readings(person)
+    assert rows[0].device == device and rows[0].source_identifier == 'id"1\\'
+    assert rows[1].device == "" and rows[1].source_identifier == "id,{2}"
