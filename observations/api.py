@@ -1,7 +1,7 @@
 """REST and FHIR endpoints for readings and imports. Thin: parsing, checks and storage live in
 observations.importers / validation / services; every queryset comes from `.for_user()`."""
 
-from django.shortcuts import get_object_or_404
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -112,6 +112,10 @@ class ObservationListCreateView(generics.ListCreateAPIView):
         items = request.data if isinstance(request.data, list) else [request.data]
         if not items:
             return rejected(ImportRejected.file_error("no readings given", field="body"))
+        # Readings are always the caller's; naming someone else is answered like any other
+        # access to another person's data.
+        if any(isinstance(item, dict) and item.get("person") not in (None, person.pk) for item in items):
+            raise Http404("No such person.")
         raws, shape_errors = [], []
         for row, item in enumerate(items, start=1):
             parsed = _raw_from_item(row, item)

@@ -18,6 +18,9 @@ class ObservationInSerializer(serializers.Serializer):
         "(40/400 mg/dL) flagged at_sensor_limit."
     )
     unit = serializers.ChoiceField(choices=UNITS)
+    person = serializers.IntegerField(
+        required=False, help_text="Optional; your own person id. Another person's id answers 404."
+    )
     code = serializers.CharField(
         required=False,
         help_text="LOINC code; default 99504-3 (mg/dL) or 105272-9 (mmol/L), CGM in interstitial "

@@ -79,3 +79,12 @@ def test_a_user_without_a_person_gets_404_not_someone_elses_data(db, other_perso
     assert client.get("/api/observations/").status_code == 404
     assert client.get("/api/fhir/Observation").status_code == 404
     assert client.get("/api/imports/").data["count"] == 0
+
+
+def test_rest_post_naming_another_person_is_404_and_saves_nothing(api, person, other_person):
+    reading = {"effective_at": "2025-03-01T08:00:00Z", "value": 120, "unit": "mg/dL"}
+    response = api.post("/api/observations/", [reading, {**reading, "person": other_person.pk}], format="json")
+    assert response.status_code == 404
+    assert not Observation.objects.exists()
+    own = api.post("/api/observations/", {**reading, "person": person.pk}, format="json")
+    assert own.status_code == 201

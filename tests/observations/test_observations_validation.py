@@ -255,3 +255,11 @@ def test_fhir_not_a_bundle_and_wrong_bundle_type(api, person):
     assert_rejected(response, 0, "type", "is not accepted")
     response = api.post("/api/fhir/Bundle", "{not json", content_type="application/fhir+json")
     assert response.status_code == 400 and not Observation.objects.exists()
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=2048)
+def test_json_body_over_the_request_limit_is_a_4xx_not_a_500(api):
+    readings = [{**GOOD, "effective_at": f"2025-03-01T08:{m:02d}:00Z"} for m in range(60)]
+    response = api.post("/api/observations/", readings, format="json")
+    assert 400 <= response.status_code < 500
+    assert not Observation.objects.exists()
