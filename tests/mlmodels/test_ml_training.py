@@ -160,3 +160,20 @@ def test_baseline_forecaster_needs_no_training():
     assert widths == sorted(widths)
     for p in forecast.points:
         assert 40 <= p["lower_95"] <= p["lower_80"] <= p["value"] <= p["upper_80"] <= p["upper_95"] <= 400
+
+
+def test_the_test_period_never_influences_the_evaluated_model(person):
+    """Perturbing every reading in the test period leaves the held-out model unchanged."""
+    # A budget no run reaches, so both runs make the same (time-dependent) choices.
+    first = train_forecaster(person, tz=TZ, time_budget_s=120)
+    start, _ = first.test_period
+    changed = person.copy()
+    in_test = changed["time"] >= start
+    changed.loc[in_test, "glucose_mg_dl"] = 400 - changed.loc[in_test, "glucose_mg_dl"] * 0.5
+    again = train_forecaster(changed, tz=TZ, time_budget_s=120)
+    assert again.test_period[0] == start
+    assert again.hyperparameters["blend_weights"] == first.hyperparameters["blend_weights"]
+    as_of = start - pd.Timedelta(minutes=150)
+    a = first.evaluated_forecaster.predict(person, as_of=as_of, horizons=[30, 60, 120], tz=TZ)
+    b = again.evaluated_forecaster.predict(person, as_of=as_of, horizons=[30, 60, 120], tz=TZ)
+    assert a.points == b.points
