@@ -264,6 +264,10 @@ def _actor_fields(actor) -> dict:
     return {"actor": actor, "actor_name": actor.get_username()}
 
 
+def _user_or_none(actor):
+    return None if actor is None or isinstance(actor, str) else actor
+
+
 def _require_reason(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason:
@@ -448,12 +452,12 @@ def pin_person(mlmodel: MLModel, *, actor, reason: str) -> ModelPin:
         if existing is None:
             pin = ModelPin.objects.create(
                 person_id=mlmodel.person_id, model_type=mlmodel.model_type, ml_model=mlmodel,
-                reason=reason, created_by=actor,
+                reason=reason, created_by=_user_or_none(actor),
             )
         else:
             existing.ml_model = mlmodel
             existing.reason = reason
-            existing.created_by = actor
+            existing.created_by = _user_or_none(actor)
             existing.save()
             pin = existing
         _record(
