@@ -245,6 +245,30 @@ class RidgeForecaster(Candidate):
         return model
 
 
+class RidgeOnAR2Forecaster(RidgeForecaster):
+    """Ridge on AR2's errors: strong regularisation then shrinks toward AR2, not toward "no change"."""
+
+    name = "ridge_ar2"
+
+    def __init__(self, alpha: float | None = None, features: list[str] | None = None):
+        super().__init__(alpha=alpha, features=features)
+        self._base_model = AR2Forecaster()
+
+    def fit(self, X, Y, X_val=None, Y_val=None, **kwargs):
+        X = _as_matrix(X)
+        Y = _as_matrix(Y) - self._base_model.predict(X)
+        if X_val is not None:
+            X_val = _as_matrix(X_val)
+            Y_val = _as_matrix(Y_val) - self._base_model.predict(X_val)
+        return super().fit(X, Y, X_val, Y_val)
+
+    def predict(self, X) -> np.ndarray:
+        return super().predict(X) + self._base_model.predict(X)
+
+    def base_part(self, X, horizon_index: int) -> dict[str, np.ndarray]:
+        return {"ar2_trend": self._base_model.predict(X)[:, horizon_index]}
+
+
 class XGBoostForecaster(Candidate):
     """Gradient-boosted trees (`hist`), one booster per fitted horizon.
 
@@ -533,6 +557,7 @@ CANDIDATE_CLASSES = {
     "ar2": AR2Forecaster,
     "damped_trend": DampedTrendForecaster,
     "ridge": RidgeForecaster,
+    "ridge_ar2": RidgeOnAR2Forecaster,
     "xgboost": XGBoostForecaster,
 }
 
@@ -540,6 +565,8 @@ CANDIDATE_CLASSES = {
 def candidate_from_files(name: str, files: dict[str, bytes], params: dict) -> Candidate:
     if name == "ridge":
         return RidgeForecaster.from_files(files, "ridge", params)
+    if name == "ridge_ar2":
+        return RidgeOnAR2Forecaster.from_files(files, "ridge_ar2", params)
     if name == "xgboost":
         return XGBoostForecaster.from_files(files, "xgboost", params)
     if name == "damped_trend":

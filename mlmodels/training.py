@@ -36,6 +36,7 @@ from mlmodels.estimators import (
     DampedTrendForecaster,
     PersistenceForecaster,
     RidgeForecaster,
+    RidgeOnAR2Forecaster,
     XGBoostForecaster,
 )
 from mlmodels.evaluation import horizon_metrics, improvement, summarise
@@ -174,6 +175,8 @@ def _make_candidates(names, random_state: int) -> list[Candidate]:
             made.append(DampedTrendForecaster())
         elif name == "ridge":
             made.append(RidgeForecaster())
+        elif name == "ridge_ar2":
+            made.append(RidgeOnAR2Forecaster())
         elif name == "xgboost":
             made.append(XGBoostForecaster(random_state=random_state))
         else:
@@ -184,7 +187,7 @@ def _make_candidates(names, random_state: int) -> list[Candidate]:
 def _refit(cand: Candidate, X: np.ndarray, Y: np.ndarray, random_state: int) -> Candidate:
     """A fresh copy of a tuned candidate fitted on (X, Y) with its chosen hyperparameters."""
     if isinstance(cand, RidgeForecaster):
-        return RidgeForecaster(alpha=cand.alpha, features=cand.features).fit(X, Y)
+        return type(cand)(alpha=cand.alpha, features=cand.features).fit(X, Y)
     if isinstance(cand, XGBoostForecaster):
         fresh = XGBoostForecaster(
             max_depth=cand.max_depth,

@@ -177,3 +177,11 @@ def test_the_test_period_never_influences_the_evaluated_model(person):
     a = first.evaluated_forecaster.predict(person, as_of=as_of, horizons=[30, 60, 120], tz=TZ)
     b = again.evaluated_forecaster.predict(person, as_of=as_of, horizons=[30, 60, 120], tz=TZ)
     assert a.points == b.points
+
+
+def test_a_restricted_candidate_set_trains_and_round_trips(person):
+    result = train_forecaster(person, tz=TZ, candidates=("persistence", "ar2", "ridge_ar2"))
+    assert set(result.hyperparameters["candidates"]) <= {"persistence", "ar2", "ridge_ar2"}
+    loaded = GlucoseForecaster.from_files(result.forecaster.to_files())
+    a = result.forecaster.predict(person, horizons=[15, 60, 300], tz=TZ)
+    assert loaded.predict(person, horizons=[15, 60, 300], tz=TZ).points == a.points
