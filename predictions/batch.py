@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
+import xgboost
 from django.db import transaction
 from django.utils import timezone
 
@@ -120,7 +121,8 @@ def predict_batch(persons=None, *, now=None, horizons=None) -> BatchResult:
     t = time.perf_counter()
     logs: list[PredictionLog] = []
     for (sha, tz), pids in groups.items():
-        answers = _predict_group(pids, sha, tz, choices, fresh, now, horizons, result)
+        with xgboost.config_context(nthread=1):  # see services.single_threaded_numerics
+            answers = _predict_group(pids, sha, tz, choices, fresh, now, horizons, result)
         for pid, answer in answers:
             if answer is None:
                 continue
