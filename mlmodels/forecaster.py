@@ -116,6 +116,8 @@ class _Window:
 def _check_horizons(horizons: list[int] | None) -> list[int]:
     if horizons is None:
         return list(HORIZONS)
+    if len(horizons) == 0:
+        raise ValueError("ask for at least one horizon (minutes, multiples of 5 from 5 to 1440)")
     out = []
     for h in horizons:
         if isinstance(h, bool) or int(h) != h or h % STEP_MIN or not (STEP_MIN <= h <= MAX_HORIZON):

@@ -124,6 +124,8 @@ def test_input_errors(trained, person):
         f.predict(person, horizons=[7])
     with pytest.raises(ValueError, match="1440"):
         f.predict(person, horizons=[1445])
+    with pytest.raises(ValueError, match="at least one horizon"):
+        f.predict(person, horizons=[])
 
 
 def test_single_forecast_is_fast_after_a_fast_load(trained, person):
