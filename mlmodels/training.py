@@ -60,7 +60,7 @@ SPLIT_FRACTIONS = {"fit": 0.50, "val": 0.15, "cal": 0.15, "test": 0.20}
 # Extra rolling-origin folds inside the fit part (start, end as fractions of usable rows): each
 # trains on everything before its start (minus the gap) and predicts its chunk. With the main
 # validation part they give blend weights and band shapes seen on several different days.
-ROLLING_FOLDS = ((0.30, 0.40), (0.40, 0.50))
+ROLLING_FOLDS = ((0.20, 0.30), (0.30, 0.40), (0.40, 0.50))
 BLEND_PRIOR_ROWS = 100.0
 CALIBRATE_WITH_FOLDS = True
 NORMALIZED_CONFORMAL = True
