@@ -296,6 +296,8 @@ def _forecast_table(points: list[dict], unit: str, tz) -> list[dict]:
         {
             "time": pd.Timestamp(p["time"]).tz_convert(tz).strftime("%H:%M"),
             "horizon_min": p["horizon_min"],
+            "in_text": _("in %(n)d min") % {"n": p["horizon_min"]} if p["horizon_min"] < 120
+            else _("in %(n)d h") % {"n": p["horizon_min"] // 60},
             "value": glucose_text(p["value_mg_dl"], unit, with_unit=False),
             "range80": f"{glucose_text(p['lower_80_mg_dl'], unit, with_unit=False)}–"
             f"{glucose_text(p['upper_80_mg_dl'], unit, with_unit=False)}",
