@@ -168,6 +168,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ModelStatusEnum": "mlmodels.models.ModelStatus",
+        "TrainingJobStatusEnum": "mlmodels.models.JobStatus",
+        "GlucoseUnitEnum": "persons.models.GlucoseUnit",
+    },
 }
 
 # --- Background work (django-q2) -------------------------------------------------------------
@@ -216,7 +221,9 @@ LOGGING = {
     },
 }
 
-# Product settings
+# --- Product settings ------------------------------------------------------------------------
+# Seconds one person's training may spend on model selection (the cost target is 20 s).
+GLUCAST_TRAINING_TIME_BUDGET_S = float(os.environ.get("GLUCAST_TRAINING_TIME_BUDGET_S", 15))
 GLUCAST_DEMO_PASSWORD = os.environ.get("GLUCAST_DEMO_PASSWORD", "")
 SPECTACULAR_SETTINGS.update(
     {
