@@ -29,11 +29,13 @@ from observations.serializers import (
     import_summary,
 )
 from observations.services import (
+    batch_span,
     check_upload_size,
     delete_import,
     import_fhir_bundle,
     import_file,
     import_raw_readings,
+    schedule_window_refresh,
 )
 from observations.validation import ImportRejected, RawReading, RowError, parse_timestamp
 from persons.services import person_for
@@ -126,6 +128,7 @@ class ObservationListCreateView(generics.ListCreateAPIView):
             batch = import_raw_readings(person, raws, source="api")
         except ImportRejected as exc:
             return rejected(exc)
+        schedule_window_refresh(person, batch_span(batch))
         return Response(import_summary(batch, fmt="api"), status=status.HTTP_201_CREATED)
 
 
@@ -156,6 +159,7 @@ class ObservationImportView(APIView):
             result = import_file(person, upload.read(), fmt=fmt, filename=upload.name or "")
         except ImportRejected as exc:
             return rejected(exc)
+        schedule_window_refresh(person, batch_span(result.batch))
         body = import_summary(result.batch, fmt=result.format, skipped_reasons=result.skipped_reasons)
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -176,7 +180,10 @@ class ImportDetailView(generics.RetrieveDestroyAPIView):
         return ImportBatch.objects.for_user(self.request.user)
 
     def perform_destroy(self, instance):
-        delete_import(person_for(self.request.user), instance)
+        person = person_for(self.request.user)
+        span = batch_span(instance)
+        delete_import(person, instance)
+        schedule_window_refresh(person, span)  # re-embed what other imports left in the span
 
 
 # --- FHIR -------------------------------------------------------------------------------------
@@ -205,6 +212,7 @@ class FHIRBundleView(APIView):
             result = import_fhir_bundle(person, request.data)
         except ImportRejected as exc:
             return rejected(exc)
+        schedule_window_refresh(person, batch_span(result.batch))
         body = import_summary(result.batch, fmt=result.format, skipped_reasons=result.skipped_reasons)
         return Response(body, status=status.HTTP_201_CREATED)
 

@@ -1,10 +1,12 @@
 """Readings in and out of the store: import services for every source, and frames for the pipeline."""
 
+import logging
 from dataclasses import dataclass
 
 import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Max, Min
 from django.http import Http404
 from django.utils import timezone
 
@@ -13,6 +15,8 @@ from observations.importers import ParsedFile, parse_bytes, parse_fhir_bundle
 from observations.models import ImportBatch, Observation, ObservationStatus
 from observations.units import MG_DL
 from observations.validation import ImportRejected, RawReading, validate_readings
+
+logger = logging.getLogger(__name__)
 
 
 def readings_frame(person, *, start=None, end=None, kind=Observation.Kind.CGM) -> pd.DataFrame:
@@ -210,14 +214,53 @@ def import_broll_csv(path) -> dict[str, pd.DataFrame]:
     }
 
 
+def batch_span(batch: ImportBatch):
+    """(first, last) effective_at of the readings an import created, or None."""
+    span = Observation.objects.filter(import_batch=batch).aggregate(
+        start=Min("effective_at"), end=Max("effective_at")
+    )
+    return None if span["start"] is None else (span["start"], span["end"])
+
+
+def schedule_window_refresh(person, span) -> None:
+    """After readings over `span` changed: embed the similar-episode windows there in the worker,
+    once the transaction commits. Never fails the import that asked for it."""
+    if span is None:
+        return
+
+    def enqueue():
+        from django_q.tasks import async_task
+
+        try:
+            async_task(
+                "observations.tasks.refresh_windows_task",
+                person.pk,
+                span[0].isoformat(),
+                span[1].isoformat(),
+                group="windows",
+            )
+        except Exception:  # broker down: the dashboard refreshes recent windows itself
+            logger.exception("Could not enqueue the window refresh of person %s", person.pk)
+
+    transaction.on_commit(enqueue)
+
+
 def delete_import(person, batch: ImportBatch) -> int:
-    """Delete one of `person`'s imports and the readings it created; returns how many readings.
+    """Delete one of `person`'s imports, the readings it created and the similar-episode windows
+    built from them; returns how many readings.
 
     Readings that the batch found as duplicates belong to the earlier import and stay.
+    Windows are dropped here (no window outlives its readings); re-embedding what remains of the
+    span is the caller's choice (schedule_window_refresh / episodes.rebuild_windows).
     """
+    from observations.episodes import forget_windows
+
     if batch.person_id != person.pk:
         raise Http404("No such import.")
     with transaction.atomic():
+        span = batch_span(batch)
         n_readings, _ = Observation.objects.filter(import_batch=batch).delete()
+        if span is not None:
+            forget_windows(person, *span)
         batch.delete()
     return n_readings
