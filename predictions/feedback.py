@@ -69,15 +69,15 @@ def feedback_counts(queryset=None) -> list[dict]:
     queryset = PredictionFeedback.objects.all() if queryset is None else queryset
     rows = (
         queryset.values("prediction__model_version", "prediction__arm")
-        .annotate(helpful=Count("id", filter=Q(helpful=True)), not_helpful=Count("id", filter=Q(helpful=False)))
+        .annotate(n_helpful=Count("id", filter=Q(helpful=True)), n_not_helpful=Count("id", filter=Q(helpful=False)))
         .order_by("prediction__model_version", "prediction__arm")
     )
     return [
         {
             "model_version": row["prediction__model_version"],
             "arm": row["prediction__arm"],
-            "helpful": row["helpful"],
-            "not_helpful": row["not_helpful"],
+            "helpful": row["n_helpful"],
+            "not_helpful": row["n_not_helpful"],
         }
         for row in rows
     ]

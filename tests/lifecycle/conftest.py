@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
+from django.test import Client
 from django.utils import timezone
 
 from mlmodels.models import MLModel, ModelStatus
@@ -15,7 +16,7 @@ from predictions.cache import reset_forecaster_cache
 from tests.factories import UserFactory
 from tests.predictions.conftest import recent_readings, store_readings, trained_model_files
 
-__all__ = ["make_model", "give_readings", "recent_readings", "store_readings"]
+__all__ = ["make_model", "give_readings", "logged_in", "recent_readings", "store_readings"]
 
 
 def make_model(person, version: str, *, active: bool = False, status=ModelStatus.READY, parent=None,
@@ -70,12 +71,23 @@ def artifact_root(tmp_path, settings):
     return root
 
 
+def logged_in(user) -> Client:
+    """A browser-like client with `user` logged in.
+
+    The factory sets the password after saving; saving again keeps the session's password hash
+    valid (otherwise Django logs the session out on the next request).
+    """
+    user.save()
+    client = Client()
+    client.force_login(user)
+    return client
+
+
 @pytest.fixture
 def staff_user(db):
     return UserFactory(username="operator", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture
-def staff_client(client, staff_user):
-    client.force_login(staff_user)
-    return client
+def staff_client(staff_user):
+    return logged_in(staff_user)
