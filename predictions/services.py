@@ -96,13 +96,31 @@ def resolve_unit(unit, person) -> str:
     return unit
 
 
+# Times outside these years are typing errors (and would overflow the arithmetic).
+EARLIEST = datetime(1970, 1, 2, tzinfo=dt_timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=dt_timezone.utc)
+
+
+def parse_moment(value) -> datetime | None:
+    """An aware datetime from an ISO 8601 string (or datetime), else None: naive, malformed,
+    impossible (month 13) or outside 1970-2200."""
+    if isinstance(value, str):
+        try:
+            value = parse_datetime(value)
+        except ValueError:  # well formed but impossible, e.g. 2026-13-45
+            return None
+    if not isinstance(value, datetime) or timezone.is_naive(value):
+        return None
+    if not EARLIEST <= value <= LATEST:
+        return None
+    return value
+
+
 def parse_as_of(value) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        if isinstance(value, datetime) and timezone.is_naive(value):
-            raise BadForecastRequest(copy.BAD_AS_OF, field="as_of")
-        return value
-    parsed = parse_datetime(value) if isinstance(value, str) else None
-    if parsed is None or timezone.is_naive(parsed):
+    if value is None:
+        return None
+    parsed = parse_moment(value)
+    if parsed is None:
         raise BadForecastRequest(copy.BAD_AS_OF, field="as_of")
     return parsed
 
@@ -130,9 +148,8 @@ def history_readings(rows, *, as_of: datetime | None = None) -> Readings:
         if unit not in UNITS:
             problems.append(str(copy.HISTORY_ROW_UNIT))
             unit = None
-        moment = row.get("effective_at")
-        parsed = parse_datetime(moment) if isinstance(moment, str) else None
-        if parsed is None or timezone.is_naive(parsed):
+        parsed = parse_moment(row.get("effective_at"))
+        if parsed is None:
             problems.append(str(copy.HISTORY_ROW_TIME))
         elif as_of is not None and parsed > as_of:
             problems.append(str(copy.HISTORY_ROW_FUTURE))

@@ -136,3 +136,24 @@ def test_history_in_mmol_l_is_accepted(api, person):
 def test_history_too_long_is_400(api, person):
     rows = [{"effective_at": "2026-01-01T10:00:00Z", "value": 100}] * 5001
     assert post(api, {"history": rows}).json()["code"] == "invalid_history"
+
+
+@pytest.mark.parametrize(
+    "as_of", ["2026-13-45T10:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", 1234567890, ["x"]]
+)
+def test_impossible_or_absurd_as_of_is_400_not_500(api, person_with_readings, as_of):
+    response = post(api, {"as_of": as_of})
+    assert response.status_code == 400 and response.json()["field"] == "as_of"
+
+
+@pytest.mark.parametrize("moment", ["2026-02-30T10:00:00Z", "0001-01-01T00:00:00+00:00", 17, None])
+def test_impossible_history_times_are_listed_not_500(api, person, moment):
+    rows = history_rows(recent_readings(hours=3))
+    rows[3] = {"effective_at": moment, "value": 120}
+    body = post(api, {"history": rows}).json()
+    assert body["code"] == "invalid_history" and [r["index"] for r in body["rows"]] == [3]
+
+
+def test_a_forecast_time_in_the_future_is_refused_as_stale(api, person_with_readings):
+    future = (timezone.now() + dt.timedelta(hours=2)).isoformat()
+    assert post(api, {"as_of": future}).json()["code"] == "stale_readings"
