@@ -22,7 +22,7 @@ RANGE_LOW = 70.0
 RANGE_HIGH = 180.0
 # A line between readings further apart than this is broken (a gap is shown as a gap).
 GAP_MINUTES = 15.0
-MARGIN = {"left": 44, "right": 12, "top": 12, "bottom": 28}
+MARGIN = {"left": 44, "right": 20, "top": 12, "bottom": 28}
 
 
 def _r(value: float) -> float:

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PERIOD_DAYS = 14
 MAX_PERIOD_DAYS = 366
+MAX_FLAGS_SHOWN = 20
 
 
 def _glucose(value_mg_dl, unit: str) -> str:
@@ -129,7 +130,7 @@ def insights(person, *, start: datetime, end: datetime) -> dict:
     charts = {}
     if not readings.empty:
         charts = {
-            "wide": agp_chart(profile, unit=unit, width=760, height=300),
+            "wide": agp_chart(profile, unit=unit, width=900, height=300),
             "narrow": agp_chart(profile, unit=unit, width=380, height=260),
         }
     patterns = [{"code": p["code"], "text": _translated(p)} for p in pattern_statements(readings, tz, unit=unit)]
@@ -153,6 +154,8 @@ def insights(person, *, start: datetime, end: datetime) -> dict:
         "agp_summary": _agp_summary(profile, unit),
         "patterns": patterns,
         "flags": flags,
+        "flags_shown": flags[:MAX_FLAGS_SHOWN],
+        "flags_more": max(len(flags) - MAX_FLAGS_SHOWN, 0),
         "target_low": _glucose(70, unit),
         "target_high": _glucose(180, unit),
     }

@@ -28,6 +28,8 @@ def insights(request):
         form = InsightsPeriodForm({}, tz=person.tz)
         form.is_valid()
     period = form.cleaned_data
+    # Show the period actually used in the date fields (the default one too).
+    form = InsightsPeriodForm({"start": period["start"].isoformat(), "end": period["end"].isoformat()}, tz=person.tz)
     with timezone.override(person.tz):
         context = pages.insights(person, start=period["start_at"], end=period["end_at"])
         context.update(form=form, person=person, period_start=period["start"], period_end=period["end"])

@@ -68,10 +68,14 @@ def test_phone_width(page, live_server, demo_person, screenshot):
     assert page.get_by_test_id("disclaimer").is_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "dashboard-phone")
+    screenshot(page, "dashboard-phone-top", full_page=False)
+    page.locator(".forecast").scroll_into_view_if_needed()
+    screenshot(page, "dashboard-phone-chart", full_page=False)
     for path, name in (("/insights/", "insights-phone"), ("/data/", "data-phone")):
         page.goto(f"{live_server.url}{path}")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
         screenshot(page, name)
+        screenshot(page, f"{name}-top", full_page=False)
 
 
 def test_insights_page(page, live_server, demo_person, screenshot):
