@@ -323,9 +323,9 @@ class XGBoostForecaster(Candidate):
     def _xgb_params(self) -> dict:
         return {
             "tree_method": "hist",
-            # 64 bins instead of 256: three times faster per round and CGM features are smooth
+            # 32 bins instead of 256: four times faster per round and CGM features are smooth
             # enough that finer split points add nothing measurable.
-            "max_bin": 64,
+            "max_bin": 32,
             "objective": "reg:squarederror",
             "max_depth": self.max_depth,
             "eta": self.learning_rate,
