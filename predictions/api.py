@@ -68,6 +68,7 @@ class GlucoseForecastView(APIView):
                 ForecastErrorSerializer, description="No recent readings, or too few to forecast from"
             ),
             429: OpenApiResponse(description="Too many forecast requests"),
+            503: OpenApiResponse(ForecastErrorSerializer, description="No model could answer (logged)"),
         },
         examples=[
             OpenApiExample("Default horizons", value={}, request_only=True),

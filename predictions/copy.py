@@ -67,4 +67,8 @@ HISTORY_ROW_UNIT = _('`unit` must be "mg/dL" or "mmol/L".')
 HISTORY_ROW_SHAPE = _('each reading must be an object with "effective_at", "value" and optionally "unit".')
 HISTORY_ROW_FUTURE = _("`effective_at` lies after the forecast time `as_of`.")
 UNKNOWN_FIELDS = _("Unknown field(s): %(fields)s. Allowed: horizons, range, history, unit, as_of.")
+FORECAST_UNAVAILABLE = _(
+    "No forecast can be made right now because of a problem on our side; it has been logged. "
+    "Please try again later."
+)
 BAD_AS_OF = _("`as_of` must be an ISO 8601 time with a UTC offset.")

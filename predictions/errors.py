@@ -51,3 +51,10 @@ class StaleReadings(ForecastError):
 class TooFewReadings(ForecastError):
     status_code = 422
     code = "too_few_readings"
+
+
+class ForecastUnavailable(ForecastError):
+    """Neither the personal model nor the baseline could answer (a bug; logged with its trace)."""
+
+    status_code = 503
+    code = "forecast_unavailable"

@@ -33,6 +33,7 @@ from predictions.errors import (
     BadForecastRequest,
     BadHistory,
     BadHorizons,
+    ForecastUnavailable,
     NoReadings,
     StaleReadings,
     TooFewReadings,
@@ -363,6 +364,9 @@ def predict_with_fallback(person, mlmodel, variant, readings: Readings, *, as_of
         forecast = fastpath.predict(baseline, readings, as_of_ns=as_of_ns, horizons=horizons, tz=tz)
     except ForecastInputError as exc:
         raise TooFewReadings(copy.TOO_FEW_READINGS % {"detail": str(exc)}) from exc
+    except Exception as exc:
+        logger.exception("The baseline could not forecast for person %s", person.pk)
+        raise ForecastUnavailable(copy.FORECAST_UNAVAILABLE) from exc
     if failure is not None:
         reason = _fallback_reason(failure)
         forecaster_cache().count_fallback(reason)

@@ -175,3 +175,27 @@ def test_the_service_is_what_pages_call(person_with_model):
     log = forecast_for_person(person_with_model, horizons=[60], unit="mmol/L", source="api")
     assert log.pk and log.unit == "mmol/L" and log.horizons == [60]
     assert log.points[0]["value_mg_dl"] > 30  # stored in mg/dL whatever the answer's unit
+
+
+class BrokenBaseline:
+    """A forecaster with a bug: every call fails with an unexpected error."""
+
+    method = "broken"
+
+    def forecast_matrix(self, *args):
+        raise ArithmeticError("a bug in the numeric core")
+
+    def feature_contributions(self, *args):
+        raise ArithmeticError("a bug in the numeric core")
+
+
+def test_when_even_the_baseline_fails_the_answer_is_503_not_500(api, person_with_readings, monkeypatch, caplog):
+    from predictions import services
+
+    monkeypatch.setattr(services, "_baseline", BrokenBaseline())
+    response = api.post(URL, {}, format="json")
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "forecast_unavailable"
+    assert "The baseline could not forecast" in caplog.text
+    assert PredictionLog.objects.count() == 0
