@@ -204,7 +204,7 @@ def monitoring_overview(days: int = 7, bucket: str = "day", *, now=None) -> dict
     now = now or timezone.now()
     since = now - timedelta(days=days)
     log_table, feedback_table = _tables()
-    release = "CASE WHEN l.ml_model_id IS NULL THEN 'baseline' ELSE split_part(l.model_version, '.', 1) END"
+    release = "CASE WHEN l.variant = 'baseline' THEN 'baseline' ELSE split_part(l.model_version, '.', 1) END"
     rows: dict[tuple, dict] = {}
     with connection.cursor() as cursor:
         cursor.execute(
@@ -314,7 +314,7 @@ def prometheus_text(now=None) -> str:
     now = now or timezone.now()
     since = now - timedelta(hours=24)
     log_table, feedback_table = _tables()
-    release = "CASE WHEN l.ml_model_id IS NULL THEN 'baseline' ELSE split_part(l.model_version, '.', 1) END"
+    release = "CASE WHEN l.variant = 'baseline' THEN 'baseline' ELSE split_part(l.model_version, '.', 1) END"
     out = _Exposition()
     with connection.cursor() as cursor:
         cursor.execute(
