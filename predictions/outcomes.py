@@ -23,13 +23,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from observations.models import Observation
-from predictions.models import ModelPerformance, PredictionLog
+from predictions.models import ModelPerformance, PredictionLog, Source
 
 logger = logging.getLogger(__name__)
 
 MATCH_WINDOW = timedelta(minutes=5)
 DEFAULT_GRACE_MIN = 360
 DEFAULT_RETENTION_DAYS = 180
+DEFAULT_BATCH_RETENTION_DAYS = 30
 BATCH_SIZE = 2000
 
 
@@ -231,11 +232,18 @@ def performance_summary(mlmodel) -> dict:
 
 
 def prune_prediction_log(now=None) -> int:
-    """Delete forecasts older than GLUCAST_PREDICTION_RETENTION_DAYS (the performance sums
-    they contributed to stay). Returns the number of rows deleted."""
+    """Delete forecasts older than GLUCAST_PREDICTION_RETENTION_DAYS (default 180), and batch
+    forecasts older than GLUCAST_BATCH_PREDICTION_RETENTION_DAYS (default 30: the schedule writes
+    one per person every 5 minutes, and once scored they live on in the performance sums).
+    Returns the number of rows deleted."""
     now = now or timezone.now()
     days = int(getattr(settings, "GLUCAST_PREDICTION_RETENTION_DAYS", DEFAULT_RETENTION_DAYS))
+    batch_days = int(getattr(settings, "GLUCAST_BATCH_PREDICTION_RETENTION_DAYS", DEFAULT_BATCH_RETENTION_DAYS))
     deleted, _ = PredictionLog.objects.filter(issued_at__lt=now - timedelta(days=days)).delete()
-    if deleted:
-        logger.info("Pruned %d forecasts older than %d days", deleted, days)
-    return deleted
+    batch_deleted, _ = PredictionLog.objects.filter(
+        source=Source.BATCH, issued_at__lt=now - timedelta(days=min(days, batch_days))
+    ).delete()
+    if deleted or batch_deleted:
+        logger.info("Pruned %d forecasts older than %d days and %d batch forecasts older than %d days",
+                    deleted, days, batch_deleted, batch_days)
+    return deleted + batch_deleted

@@ -180,3 +180,15 @@ def test_old_forecasts_are_pruned_by_the_retention_setting(person, settings):
 
     assert prune_prediction_log() == 1
     assert list(PredictionLog.objects.values_list("pk", flat=True)) == [new.pk]
+
+
+def test_batch_forecasts_have_their_own_shorter_retention(person, settings):
+    settings.GLUCAST_PREDICTION_RETENTION_DAYS = 180
+    settings.GLUCAST_BATCH_PREDICTION_RETENTION_DAYS = 30
+    api_log, batch_old, batch_new = (make_log(person, [(30, T, 120, 10)]) for _ in range(3))
+    PredictionLog.objects.filter(pk__in=[batch_old.pk, batch_new.pk]).update(source="batch")
+    for log, days in [(api_log, 40), (batch_old, 40), (batch_new, 20)]:
+        PredictionLog.objects.filter(pk=log.pk).update(issued_at=timezone.now() - dt.timedelta(days=days))
+
+    assert prune_prediction_log() == 1
+    assert set(PredictionLog.objects.values_list("pk", flat=True)) == {api_log.pk, batch_new.pk}
