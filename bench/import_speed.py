@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import os
 import statistics
 import sys
@@ -89,6 +90,7 @@ def main() -> None:
     from persons.services import create_person
 
     setup_test_environment()
+    logging.getLogger("django-q").setLevel(logging.WARNING)  # one "Enqueued" line per API import
     old_name = connection.settings_dict["NAME"]
     # Own database name, so a test run on the same server is never clobbered.
     connection.settings_dict.setdefault("TEST", {})["NAME"] = "glucast_bench_import_speed"
@@ -172,7 +174,11 @@ def main() -> None:
             )
         baseline_seconds = (time.perf_counter() - started) * n / args.baseline
 
-        print(f"\nImporting {n:,} readings (median of {args.runs} runs; PostgreSQL {connection.pg_version // 10000})")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(
+            f"\nImporting {n:,} readings (median of {args.runs} runs; PostgreSQL "
+            f"{connection.pg_version // 10000}; {os.cpu_count()} CPUs, load average {load})"
+        )
         print(f"{'path':<12} {'seconds':>8} {'readings/s':>12} {'vs baseline':>12}")
         for name, values in timings.items():
             seconds = statistics.median(values)
