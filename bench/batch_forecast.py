@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import numpy as np  # noqa: E402
 
-from forecast_latency import distinct_copy, setup_django, trained_files  # noqa: E402
+from forecast_latency import distinct_copy, row_fields, setup_django, trained_files  # noqa: E402
 
 PREFIX = "bench-batch-"
 
@@ -98,7 +98,7 @@ def register_models(people, model_files: list[tuple[dict, str]], *, version: str
             files = distinct_copy(files, f"{person.pk}-{version}")
         row = MLModel(person=person, version=version, version_major=major, version_minor=minor,
                       version_patch=patch, algorithm=algorithm, status=ModelStatus.READY,
-                      trained_at=timezone.now(), is_active=True)
+                      trained_at=timezone.now(), is_active=True, **row_fields(algorithm))
         save_artifacts(row, files, {"algorithm": algorithm, "bench": True}, "bench copy\n")
         rows.append(row)
     MLModel.objects.bulk_create(rows, batch_size=500)

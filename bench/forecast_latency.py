@@ -67,19 +67,35 @@ def setup_django() -> None:
 # --- Data ---------------------------------------------------------------------------------------
 
 _TRAINED: dict[int, tuple[dict, str]] = {}
+_ROW_FIELDS: dict[str, dict] = {}
 
 
 def trained_files(seed: int = 0, days: float = 10) -> tuple[dict[str, bytes], str]:
-    """(artifact files, algorithm) of a model trained by the real pipeline on synthetic data."""
+    """(artifact files, algorithm) of a model trained by the real pipeline on synthetic data.
+
+    The registry fields training records (metrics, hyperparameters, feature schema) are kept
+    too, so registered rows weigh what real ones weigh when serving reads them."""
     if seed not in _TRAINED:
+        from mlmodels.services import to_jsonable
         from mlmodels.training import train_forecaster
         from observations.synthetic import generate_cgm
 
         end = dt.datetime(2026, 3, 20, 12, 0, tzinfo=dt.timezone.utc)
         readings = generate_cgm(days, seed=seed, end=end, tz="Europe/Berlin")
         result = train_forecaster(readings, tz="Europe/Berlin", time_budget_s=10.0, random_state=seed)
-        _TRAINED[seed] = (result.forecaster.to_files(), str(result.algorithm))
+        algorithm = str(result.algorithm)
+        _TRAINED[seed] = (result.forecaster.to_files(), algorithm)
+        _ROW_FIELDS[algorithm] = {
+            "metrics": to_jsonable(result.metrics),
+            "hyperparameters": to_jsonable(result.hyperparameters),
+            "feature_schema": to_jsonable(result.feature_schema),
+            "n_readings": int(result.n_readings),
+        }
     return _TRAINED[seed]
+
+
+def row_fields(algorithm: str) -> dict:
+    return dict(_ROW_FIELDS.get(algorithm, {}))
 
 
 def distinct_copy(files: dict[str, bytes], note: str) -> dict[str, bytes]:
@@ -130,7 +146,7 @@ def register_model(person, files: dict[str, bytes], algorithm: str, *, version: 
     major, minor, patch = (int(p) for p in version.split("."))
     row = MLModel(
         person=person, version=version, version_major=major, version_minor=minor, version_patch=patch,
-        algorithm=algorithm, status=ModelStatus.READY, trained_at=timezone.now(),
+        algorithm=algorithm, status=ModelStatus.READY, trained_at=timezone.now(), **row_fields(algorithm),
     )
     save_artifacts(row, files, {"algorithm": algorithm, "bench": True}, "bench copy\n")
     with transaction.atomic():
@@ -241,7 +257,9 @@ def main() -> None:
     person, token = fresh_person("bench-latency", seed=1)
     register_model(person, files, algorithm, version="1.0.0")
     sizes = sum(len(v) for v in files.values()) / 1024
-    print(f"  model: {algorithm}, {len(files)} files, {sizes:.0f} KiB ({', '.join(sorted(files))})")
+    metrics_kib = len(json.dumps(row_fields(algorithm))) / 1024
+    print(f"  model: {algorithm}, {len(files)} files, {sizes:.0f} KiB ({', '.join(sorted(files))}); "
+          f"registry row JSON {metrics_kib:.0f} KiB")
 
     with Server() as server:
         client = Client(server.port, token)
