@@ -245,16 +245,17 @@ class GlucoseForecaster:
     def feature_contributions(self, X: np.ndarray, horizon: int) -> list[list[dict]]:
         """Top features by |contribution| to the predicted change at `horizon` (<= 120), per row."""
         j = HORIZONS.index(horizon)
-        names = feature_names()
-        contrib = self.model.contributions(X, j)
         extra = self.model.trend_contributions(X, j)
-        rows = []
-        for i in range(len(X)):
-            items = [(names[k], float(contrib[i, k])) for k in range(len(names)) if contrib[i, k] != 0]
-            items += [(name, float(v[i])) for name, v in extra.items()]
-            items.sort(key=lambda kv: -abs(kv[1]))
-            rows.append([{"feature": n, "contribution": round(v, 2)} for n, v in items[:TOP_FEATURES]])
-        return rows
+        names = feature_names() + list(extra)
+        contrib = self.model.contributions(X, j)
+        if extra:
+            contrib = np.column_stack([contrib, *extra.values()])
+        order = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :TOP_FEATURES]
+        top = np.take_along_axis(contrib, order, axis=1).tolist()
+        return [
+            [{"feature": names[i], "contribution": round(v, 2)} for i, v in zip(idx, vals) if v != 0]
+            for idx, vals in zip(order.tolist(), top)
+        ]
 
     # ----- serving -----
     def predict(
@@ -296,6 +297,7 @@ class GlucoseForecaster:
                     raise
                 windows.append(exc)
         good = [w for w in windows if isinstance(w, _Window)]
+        offsets = [pd.Timedelta(minutes=h) for h in horizons]
         results: list = []
         if good:
             X = window_features(
@@ -310,24 +312,21 @@ class GlucoseForecaster:
             short_requested = [h for h in horizons if h <= MAX_SHORT_HORIZON] or [MAX_SHORT_HORIZON]
             explain_h = min(short_requested, key=lambda h: (abs(h - 60), h))
             top = self.feature_contributions(X, explain_h)
+        keys = ("value", "lower_80", "upper_80", "lower_95", "upper_95")
         k = 0
         for w in windows:
             if not isinstance(w, _Window):
                 results.append(w)
                 continue
-            points = []
-            for c, h in enumerate(horizons):
-                points.append(
-                    {
-                        "horizon_min": h,
-                        "time": w.end + pd.Timedelta(minutes=h),
-                        "value": round(float(matrix["value"][k, c]), 1),
-                        "lower_80": round(float(matrix["lower_80"][k, c]), 1),
-                        "upper_80": round(float(matrix["upper_80"][k, c]), 1),
-                        "lower_95": round(float(matrix["lower_95"][k, c]), 1),
-                        "upper_95": round(float(matrix["upper_95"][k, c]), 1),
-                    }
-                )
+            rows = {key: matrix[key][k].tolist() for key in keys}  # Python floats, rounded below
+            points = [
+                {
+                    "horizon_min": h,
+                    "time": w.end + offsets[c],
+                    **{key: round(rows[key][c], 1) for key in keys},
+                }
+                for c, h in enumerate(horizons)
+            ]
             results.append(
                 Forecast(
                     as_of=w.end,
