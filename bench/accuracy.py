@@ -136,11 +136,43 @@ def verdicts(mean: dict, rows: list[dict]) -> None:
     print(f"training time per person (blend, first 70%): median {statistics.median(times):.1f} s, max {max(times):.1f} s")
 
 
+DRIFT_FACTORS = (1.0, 0.85, 0.75, 0.65, 0.5)
+
+
+def loso_drift(people: dict[str, pd.DataFrame]) -> None:
+    """Leave-one-subject-out check of the one cross-person constant of the bands.
+
+    For each held-out person, pick the drift factor whose mean 80% coverage over the OTHER
+    people is closest to 0.80, then report the held-out person's coverage with it.
+    """
+    cover: dict[str, dict[float, float]] = {}
+    for label, readings in people.items():
+        start, end = readings["time"].min(), readings["time"].max()
+        cut = start + (end - start) * TRAIN_FRACTION
+        cover[label] = {}
+        for factor in DRIFT_FACTORS:
+            result = train_forecaster(readings.loc[readings["time"] < cut], tz="UTC", drift_factor=factor)
+            scored = evaluate_on(result.forecaster, readings, cut, end, tz="UTC", horizons=list(range(5, 121, 5)))
+            cover[label][factor] = scored["summary"]["model"]["coverage_80_mean"]
+    print("\nLeave-one-subject-out check of the conformal drift factor (80% band coverage, last 30%):")
+    print(f"{'person':<12}" + "".join(f"{f'f={f:g}':>8}" for f in DRIFT_FACTORS) + "   chosen on others -> held-out coverage")
+    held = []
+    for label in people:
+        others = [p for p in people if p != label]
+        best = min(DRIFT_FACTORS, key=lambda f: abs(np.mean([cover[p][f] for p in others]) - 0.80))
+        held.append(cover[label][best])
+        print(f"{label:<12}" + "".join(f"{cover[label][f]:8.3f}" for f in DRIFT_FACTORS)
+              + f"   f={best:g} -> {cover[label][best]:.3f}")
+    print(f"held-out coverage with the factor chosen on the other people: mean {np.mean(held):.3f}, "
+          f"range {min(held):.3f}-{max(held):.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
     parser.add_argument("--no-cost", action="store_true", help="skip bench/train_cost.py")
     parser.add_argument("--no-synthetic", action="store_true", help="skip the synthetic people")
+    parser.add_argument("--no-loso", action="store_true", help="skip the leave-one-subject-out drift check")
     args = parser.parse_args()
     print(f"glucast accuracy bench — OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -149,14 +181,19 @@ def main() -> None:
     else:
         data = pd.read_csv(args.csv)
         rows = []
+        people = {}
         for subject, person in data.groupby("subject", sort=True):
             person = person[["time", "glucose_mg_dl"]].copy()
             # naive local clock times: read them as UTC and forecast with tz="UTC" (same clock)
             person["time"] = pd.to_datetime(person["time"]).dt.tz_localize("UTC")
-            rows.append(run_person(subject.replace("Subject ", "Broll S"), person, "UTC"))
+            label = subject.replace("Subject ", "Broll S")
+            people[label] = person
+            rows.append(run_person(label, person, "UTC"))
         mean = print_table(rows, "Broll 2021 (5 people, type 2 diabetes): train first 70% of each person's span, "
                                  "forecast every 5 min of the last 30% (mg/dL)")
         verdicts(mean, rows)
+        if not args.no_loso:
+            loso_drift(people)
     if not args.no_synthetic:
         synthetic = []
         for seed, (noise, tz) in enumerate([(2.0, "Europe/Berlin"), (4.0, "America/New_York"), (6.0, "Asia/Tokyo")]):

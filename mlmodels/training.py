@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mlmodels.conformal import ConformalIntervals
+from mlmodels.conformal import DRIFT_MISCOVERAGE_FACTOR, ConformalIntervals
 from mlmodels.estimators import (
     AR2Forecaster,
     BlendForecaster,
@@ -317,8 +317,13 @@ def train_forecaster(
     random_state: int = 0,
     candidates: tuple[str, ...] = DEFAULT_CANDIDATES,
     refit_on_all: bool = True,
+    drift_factor: float = DRIFT_MISCOVERAGE_FACTOR,
 ) -> TrainingResult:
-    """Train, select, calibrate and test a forecaster for one person (see module docstring)."""
+    """Train, select, calibrate and test a forecaster for one person (see module docstring).
+
+    `candidates` restricts the blend (e.g. ("ridge",) for a plain ridge); `drift_factor` scales
+    the conformal miscoverage (1.0 = plain split conformal, see conformal.py).
+    """
     log = _Log()
     timings: dict[str, float] = {}
     grid = prepare_grid(readings)
@@ -397,7 +402,9 @@ def train_forecaster(
     )
     stacked_blend = sum(p * weights[:, i][None, :] for i, p in enumerate(q for q, u in zip(preds, used) if u))
     oos_residual = Ys - stacked_blend
-    conformal = ConformalIntervals(normalized=NORMALIZED_CONFORMAL).fit_difficulty(Xs, oos_residual)
+    conformal = ConformalIntervals(normalized=NORMALIZED_CONFORMAL, drift_factor=drift_factor).fit_difficulty(
+        Xs, oos_residual
+    )
 
     # 4. refit on fit+validation, calibrate the bands on the calibration part
     t0 = time.perf_counter()
@@ -426,6 +433,7 @@ def train_forecaster(
         "split_fractions": SPLIT_FRACTIONS,
         "split_gap_min": int(SPLIT_GAP / pd.Timedelta(minutes=1)),
         "conformal": "normalised split conformal, per horizon, 80% and 95%",
+        "conformal_drift_factor": drift_factor,
         "refit_on_all": refit_on_all,
         "random_state": random_state,
     })
