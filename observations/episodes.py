@@ -31,6 +31,7 @@ from pgvector.django import L2Distance
 from observations.insights.embedding import (
     GRID_MINUTES,
     WINDOW_READINGS,
+    embed_windows,
     window_embedding,
     windows_for_embedding,
 )
@@ -95,45 +96,89 @@ def _readings(person, start=None, end=None) -> pd.DataFrame:
     return readings
 
 
-def _windows(person, start=None, end=None):
-    """(end UTC, values) of every complete window of the person's readings ending in [start, end]."""
+def _windows(person, start=None, end=None) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
+    """(UTC ends, values (n, 24), embeddings (n, EMBEDDING_DIM)) of every complete window of the
+    person's readings ending in [start, end], computed in bulk (no per-window Python)."""
     readings = _readings(
         person,
         start=None if start is None else start - WINDOW_SPAN - READ_MARGIN,
         end=None if end is None else end + READ_MARGIN,
     )
-    for end_at, values in windows_for_embedding(readings, step_minutes=STEP_MINUTES):
-        if start is not None and end_at < pd.Timestamp(start):
-            continue
-        if end is not None and end_at > pd.Timestamp(end):
-            continue
-        yield end_at, values
+    pairs = list(windows_for_embedding(readings, step_minutes=STEP_MINUTES))
+    if not pairs:
+        return pd.DatetimeIndex([], tz="UTC"), np.empty((0, WINDOW_READINGS)), np.empty((0, 0))
+    ends = pd.DatetimeIndex([end_at for end_at, _ in pairs])
+    values = np.vstack([window for _, window in pairs])
+    embedded_ends, vectors = embed_windows(readings, person.time_zone, step_minutes=STEP_MINUTES)
+    if not embedded_ends.equals(ends):  # both come from the same grid; a mismatch is a bug
+        raise RuntimeError("window ends and embeddings disagree")
+    keep = np.ones(len(ends), dtype=bool)
+    if start is not None:
+        keep &= ends >= pd.Timestamp(start)
+    if end is not None:
+        keep &= ends <= pd.Timestamp(end)
+    return ends[keep], values[keep], vectors[keep]
+
+
+def _vector_literal(vector: np.ndarray) -> str:
+    return "[" + ",".join(f"{v:.6g}" for v in vector) + "]"
+
+
+def _array_literal(values: np.ndarray) -> str:
+    return "{" + ",".join(f"{v:.2f}" for v in values) + "}"
 
 
 def refresh_windows(person, *, start: datetime | None = None, end: datetime | None = None) -> int:
     """Embed and store the person's windows ending in [start, end] (all by default) that are not
-    stored yet; returns how many were created. Idempotent; call it after every import."""
-    pairs = list(_windows(person, start, end))
-    if not pairs:
+    stored yet; returns how many were created. Idempotent; call it after every import.
+
+    One INSERT ... SELECT FROM unnest(...) per chunk (ON CONFLICT DO NOTHING on the person's end
+    time): no per-row ORM work, and concurrent refreshes cannot store a window twice.
+    """
+    ends, values, vectors = _windows(person, start, end)
+    if not len(ends):
         return 0
     stored = set(
         GlucoseWindow.objects.for_person(person)
-        .filter(end_at__gte=pairs[0][0].to_pydatetime(), end_at__lte=pairs[-1][0].to_pydatetime())
+        .filter(end_at__gte=ends[0].to_pydatetime(), end_at__lte=ends[-1].to_pydatetime())
         .values_list("end_at", flat=True)
     )
-    tz = person.tz
-    rows = [
-        GlucoseWindow(
-            person=person,
-            end_at=end_at.to_pydatetime(),
-            values=[round(float(v), 2) for v in values],
-            embedding=window_embedding(values, end_at.tz_convert(tz)),
-        )
-        for end_at, values in pairs
-        if end_at.to_pydatetime() not in stored
-    ]
-    GlucoseWindow.objects.bulk_create(rows, batch_size=BULK_BATCH, ignore_conflicts=True)
-    return len(rows)
+    new = np.array([end_at.to_pydatetime() not in stored for end_at in ends], dtype=bool)
+    if not new.any():
+        return 0
+    ends, values, vectors = ends[new], values[new], vectors[new]
+    created = 0
+    now = timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        for first in range(0, len(ends), BULK_BATCH):
+            chunk = slice(first, first + BULK_BATCH)
+            cursor.execute(
+                f"""
+                WITH inserted AS (
+                    INSERT INTO {GlucoseWindow._meta.db_table} (person_id, end_at, "values", embedding, created_at)
+                    SELECT %s, u.end_at, u.vals::float8[], u.emb::vector, %s
+                    FROM unnest(%s::timestamptz[], %s::text[], %s::text[]) AS u(end_at, vals, emb)
+                    ON CONFLICT (person_id, end_at) DO NOTHING
+                    RETURNING 1
+                )
+                SELECT count(*) FROM inserted
+                """,
+                [
+                    person.pk,
+                    now,
+                    [end_at.to_pydatetime() for end_at in ends[chunk]],
+                    [_array_literal(row) for row in values[chunk]],
+                    [_vector_literal(row) for row in vectors[chunk]],
+                ],
+            )
+            created += cursor.fetchone()[0]
+    return created
+
+
+# Spans up to this long are embedded in the request that imported them (about 150 windows, well
+# under a second); longer ones (a year is ~17,500 windows, dominated by HNSW inserts) go to the
+# worker (observations.services.schedule_window_refresh) so an upload never waits for them.
+INLINE_SPAN = timedelta(days=3)
 
 
 def refresh_recent_windows(person) -> int:

@@ -16,16 +16,15 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 from django.db import transaction
-from django.db.models import Max, Min
 from django.shortcuts import get_object_or_404
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from observations.charts import agp_chart
-from observations.episodes import rebuild_windows, refresh_windows
+from observations.episodes import INLINE_SPAN, WINDOW_SPAN, rebuild_windows, refresh_windows
 from observations.insights import agp_profile, anomaly_flags, consensus_metrics, pattern_statements
-from observations.models import ImportBatch, Observation
-from observations.services import delete_import, import_file, readings_frame
+from observations.models import ImportBatch
+from observations.services import batch_span, delete_import, import_file, readings_frame, schedule_window_refresh
 from observations.units import MMOL_L, from_mgdl
 
 logger = logging.getLogger(__name__)
@@ -169,30 +168,33 @@ def imports_for_page(person):
 
 
 def upload_readings(person, data: bytes, *, filename: str, fmt: str = "auto"):
-    """Import one file with the ingest service (all or nothing), then embed its windows.
+    """Import one file with the ingest service (all or nothing), then fill its similar-episode
+    windows: now for a short span, in the worker for a long one.
 
     Raises ImportRejected (what is wrong, row by row) or Http404 (a FHIR subject that is someone
     else); nothing is stored then. Returns the ParsedImport.
     """
     result = import_file(person, data, fmt=fmt, filename=filename)
-    span = Observation.objects.filter(import_batch=result.batch).aggregate(start=Min("effective_at"), end=Max("effective_at"))
-    if span["start"] is not None:
+    span = batch_span(result.batch)
+    if span is not None and span[1] - span[0] <= INLINE_SPAN:
         try:
-            refresh_windows(person, start=span["start"], end=span["end"] + timedelta(hours=2))
-        except Exception:  # the readings are stored; windows are refilled on the next dashboard view
+            refresh_windows(person, start=span[0], end=span[1] + WINDOW_SPAN)
+        except Exception:  # the readings are stored; the dashboard refills recent windows itself
             logger.exception("Embedding the windows of import %s failed", result.batch.pk)
+    else:
+        schedule_window_refresh(person, span)
     return result
 
 
 def remove_import(person, batch_id: int) -> int:
-    """Delete one of the person's imports (404 for anyone else's), its readings and the windows
-    built from them (the windows are embedded again from what remains)."""
+    """Delete one of the person's imports (404 for anyone else's) with its readings; the windows
+    of its span are embedded again from the readings that remain (other imports')."""
     batch = get_object_or_404(ImportBatch.objects.for_person(person), pk=batch_id)
-    span = Observation.objects.filter(import_batch=batch).aggregate(start=Min("effective_at"), end=Max("effective_at"))
+    span = batch_span(batch)
     with transaction.atomic():
-        n_readings = delete_import(person, batch)
-        if span["start"] is not None:
-            rebuild_windows(person, span["start"], span["end"])
+        n_readings = delete_import(person, batch)  # drops the windows of the deleted readings
+        if span is not None:
+            rebuild_windows(person, *span)
     return n_readings
 
 

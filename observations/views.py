@@ -57,7 +57,8 @@ def data(request):
     imported = None
     if request.GET.get("imported", "").isdigit():
         imported = ImportBatch.objects.for_person(person).filter(pk=int(request.GET["imported"])).first()
-    return render(request, "observations/data.html", _data_context(person, imported=imported))
+    with timezone.override(person.tz):
+        return render(request, "observations/data.html", _data_context(person, imported=imported))
 
 
 @login_required
@@ -68,7 +69,8 @@ def upload(request):
     if not form.is_valid():
         if _wants_json(request):
             return JsonResponse({"ok": False, "detail": _("Choose a file to upload."), "errors": []}, status=400)
-        return render(request, "observations/data.html", _data_context(person, upload_form=form), status=400)
+        with timezone.override(person.tz):
+            return render(request, "observations/data.html", _data_context(person, upload_form=form), status=400)
     upload_file = form.cleaned_data["file"]
     try:
         result = pages.upload_readings(
@@ -78,9 +80,10 @@ def upload(request):
         payload = rejected.as_payload()
         if _wants_json(request):
             return JsonResponse({"ok": False, **payload}, status=400)
-        return render(
-            request, "observations/data.html", _data_context(person, upload_form=form, rejected=payload), status=400
-        )
+        with timezone.override(person.tz):
+            return render(
+                request, "observations/data.html", _data_context(person, upload_form=form, rejected=payload), status=400
+            )
     target = f"{reverse('data')}?imported={result.batch.pk}"
     if _wants_json(request):
         batch = result.batch

@@ -153,7 +153,8 @@ def features_in_words(top_features: list[dict], unit: str, *, limit: int = 5) ->
             effect = _("raised the forecast by %(amount)s") % {"amount": glucose_text(contribution, unit)}
         else:
             effect = _("lowered the forecast by %(amount)s") % {"amount": glucose_text(-contribution, unit)}
-        rows.append({"words": words, "effect": effect, "direction": "up" if contribution > 0 else "down"})
+        direction = "none" if round(from_mgdl(abs(contribution), unit), 1) == 0 else ("up" if contribution > 0 else "down")
+        rows.append({"words": words, "effect": effect, "direction": direction})
     return rows
 
 
