@@ -2,8 +2,15 @@
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
@@ -11,7 +18,7 @@ from rest_framework.views import APIView
 from persons.services import person_for
 from predictions import copy
 from predictions.errors import BadForecastRequest, ForecastError
-from predictions.models import PredictionLog
+from predictions.models import PredictionLog, Source
 from predictions.outcomes import performance_summary
 from predictions.serializers import (
     ForecastErrorSerializer,
@@ -95,13 +102,29 @@ class GlucoseForecastView(APIView):
         return Response(prediction_payload(log), status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "source", str, enum=[choice for choice, _ in Source.choices],
+                description="Only forecasts asked for through the API/pages, or only the scheduled batch ones",
+            )
+        ]
+    )
+)
 class PredictionListView(generics.ListAPIView):
     """The caller's own forecasts, newest first, with actual outcomes once known."""
 
     serializer_class = PredictionLogSerializer
 
     def get_queryset(self):
-        return PredictionLog.objects.for_user(self.request.user).order_by("-issued_at", "-id")
+        logs = PredictionLog.objects.for_user(self.request.user).order_by("-issued_at", "-id")
+        source = self.request.query_params.get("source")
+        if source is not None:
+            if source not in Source.values:
+                raise ValidationError({"source": f"use one of {', '.join(Source.values)}"})
+            logs = logs.filter(source=source)
+        return logs
 
 
 class PredictionDetailView(generics.RetrieveAPIView):

@@ -162,3 +162,14 @@ def test_the_openapi_schema_describes_the_forecast_endpoints(api, admin_client):
     request_schema = schema["components"]["schemas"]["ForecastRequestRequest"]
     assert set(request_schema["properties"]) == {"horizons", "range", "history", "unit", "as_of"}
     assert "/api/models/{id}/performance/" in schema["paths"]
+
+
+def test_the_log_can_be_filtered_by_source(api, person_with_readings):
+    from predictions.batch import predict_batch
+
+    api.post(URL, {}, format="json")
+    predict_batch()
+    assert api.get("/api/predictions/").json()["count"] == 2
+    assert [i["source"] for i in api.get("/api/predictions/?source=batch").json()["results"]] == ["batch"]
+    assert [i["source"] for i in api.get("/api/predictions/?source=api").json()["results"]] == ["api"]
+    assert api.get("/api/predictions/?source=other").status_code == 400
