@@ -233,3 +233,34 @@ SPECTACULAR_SETTINGS.update(
         "REDOC_DIST": "SIDECAR",
     }
 )
+
+# Product tuning knobs. Each app keeps its own default next to the code that uses it
+# (getattr(settings, NAME, DEFAULT)); here any of them can be overridden from the environment.
+_ENV_TUNABLES = {
+    "GLUCAST_MODEL_CACHE_SIZE": int,
+    "GLUCAST_MODEL_CACHE_MB": int,
+    "GLUCAST_PREDICT_TIMEOUT_S": float,
+    "GLUCAST_PREDICT_THREADS": int,
+    "GLUCAST_OUTCOME_GRACE_MIN": int,
+    "GLUCAST_PREDICTION_RETENTION_DAYS": int,
+    "GLUCAST_BATCH_PREDICTION_RETENTION_DAYS": int,
+    "GLUCAST_METRICS_TOKEN": str,
+    "GLUCAST_ARTIFACT_LINK_MAX_AGE_S": int,
+    "GLUCAST_RETRAIN_CRON": str,
+    "GLUCAST_RETRAIN_NEW_READINGS": int,
+    "GLUCAST_RETRAIN_SCHEDULE_ACTIVE_DAYS": int,
+    "GLUCAST_RETRAIN_PERFORMANCE_MARGIN": float,
+    "GLUCAST_RETRAIN_PERFORMANCE_MIN_OUTCOMES": int,
+    "GLUCAST_KEEP_VERSIONS": int,
+    "GLUCAST_TRAINING_STALL_S": int,
+    "GLUCAST_TRAINING_MAX_ATTEMPTS": int,
+    "GLUCAST_ROLLOUT_MIN_OUTCOMES": int,
+    "GLUCAST_ROLLOUT_MIN_PEOPLE": int,
+    "GLUCAST_ROLLOUT_MAE_MARGIN": float,
+    "GLUCAST_ROLLOUT_PROMOTE_MARGIN": float,
+    "GLUCAST_ROLLOUT_MAX_ERROR_RATE": float,
+    "GLUCAST_ROLLOUT_MAX_FALLBACK_RATE": float,
+}
+for _name, _cast in _ENV_TUNABLES.items():
+    if _name in os.environ:
+        globals()[_name] = _cast(os.environ[_name])
