@@ -29,6 +29,7 @@ from observations.services import readings_frame
 from observations.units import MMOL_L, from_mgdl
 from predictions import copy
 from predictions.errors import ForecastError
+from predictions.feedback import record_feedback
 from predictions.models import Source, Variant
 from predictions.services import forecast_for_person
 
@@ -206,26 +207,9 @@ def episodes_for_page(person, unit: str, *, now) -> dict:
 
 
 def save_feedback(person, prediction_id: int, *, helpful: bool):
-    """Record the person's helpful / not helpful verdict on one of THEIR forecasts (else 404).
-
-    Uses the lifecycle's feedback service when it exists; until then the verdict is stored
-    directly in its model (one per forecast, a second answer replaces the first).
-    """
-    from django.shortcuts import get_object_or_404
-
-    from predictions.models import PredictionFeedback, PredictionLog
-
-    log = get_object_or_404(PredictionLog.objects.for_person(person), pk=prediction_id)
-    try:
-        from predictions.services import record_feedback  # the lifecycle's service, once it lands
-    except ImportError:
-        record_feedback = None
-    if record_feedback is not None:
-        return record_feedback(person, log, helpful=helpful)
-    feedback, _created = PredictionFeedback.objects.update_or_create(
-        prediction=log, defaults={"person": person, "helpful": helpful}
-    )
-    return feedback
+    """The person's helpful / not helpful verdict on one of THEIR forecasts (404 otherwise),
+    through the same service as the API."""
+    return record_feedback(person, prediction_id, helpful)
 
 
 def ask_for_retraining(person):
