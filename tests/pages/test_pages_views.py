@@ -241,3 +241,25 @@ def test_features_in_plain_words():
     )
     assert rows[0]["words"] == "the time of day" and rows[0]["effect"] == "raised the forecast by 7 mg/dL"
     assert rows[1]["effect"] == "lowered the forecast by 2 mg/dL"
+
+
+def test_insights_in_mmol(logged_in, person):
+    person.preferred_unit = "mmol/L"
+    person.save()
+    load_readings(person, days=14)
+    response = logged_in.get(reverse("insights"))
+    rows = {row["key"]: row["value"] for row in response.context["metrics"]}
+    assert rows["mean_mg_dl"].endswith("mmol/L") and "." in rows["mean_mg_dl"]
+    assert response.context["target_low"] == "3.9 mmol/L"
+
+
+def test_insights_in_german_use_decimal_commas(logged_in, person):
+    person.preferred_unit = "mmol/L"
+    person.save()
+    load_readings(person, days=14)
+    response = logged_in.get(reverse("insights"), HTTP_ACCEPT_LANGUAGE="de")
+    html = response.content.decode()
+    assert "Zeit im Zielbereich (3,9 mmol/L–10,0 mmol/L)" in html
+    assert 'class="agp-median" d="M' in html and "," in html  # SVG coordinates stay unlocalized
+    median_path = html.split('class="agp-median" d="')[1].split('"')[0]
+    assert all(token.count(",") == 1 for token in median_path.split())
