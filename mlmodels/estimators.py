@@ -105,22 +105,32 @@ def ar2_path(now: np.ndarray, five_min_ago: np.ndarray, steps: int) -> np.ndarra
     before = np.clip(np.asarray(five_min_ago, dtype=float), AR2_BG_MIN, AR2_BG_MAX)
     prev = np.log(before / AR2_BG_REF)
     curr = np.log(now / AR2_BG_REF)
-    out = np.empty((len(now), steps))
+    log_path = np.empty((len(now), steps))
     for k in range(steps):
         nxt = AR2_COEF[0] * prev + AR2_COEF[1] * curr
         prev, curr = curr, nxt
-        out[:, k] = np.clip(AR2_BG_REF * np.exp(curr), AR2_BG_MIN, AR2_BG_MAX)
-    return out
+        log_path[:, k] = curr
+    # The recursion runs unclamped in log space; only the reported values are clamped.
+    return np.clip(AR2_BG_REF * np.exp(log_path), AR2_BG_MIN, AR2_BG_MAX)
 
 
 class AR2Forecaster(Candidate):
     name = "ar2"
 
+    # One forecast asks for AR2 several times (as a candidate, as the trees' base, for the
+    # explanation); remember the last answer, keyed by the input's bytes.
+    _last: tuple[bytes, np.ndarray] | None = None
+
     def predict(self, X) -> np.ndarray:
         X = _as_matrix(X)
+        key = X[:, [_I_NOW, _I_LAG5]].tobytes()
+        last = AR2Forecaster._last
+        if last is not None and last[0] == key:
+            return last[1].copy()
         now = X[:, _I_NOW]
-        path = ar2_path(now, now + X[:, _I_LAG5], len(HORIZONS))
-        return path - now[:, None]
+        change = ar2_path(now, now + X[:, _I_LAG5], len(HORIZONS)) - now[:, None]
+        AR2Forecaster._last = (key, change)
+        return change.copy()
 
 
 class DampedTrendForecaster(Candidate):
@@ -325,6 +335,7 @@ class XGBoostForecaster(Candidate):
         self.boosters: dict[int, xgb.Booster] = {}
         self.best_rounds: dict[int, int] = {}
         self._interp = None
+        self._dm_cache: tuple[bytes, xgb.DMatrix] | None = None
 
     def _xgb_params(self) -> dict:
         return {
@@ -396,8 +407,21 @@ class XGBoostForecaster(Candidate):
             self._interp = matrix[1:]  # the knot at 0 has value 0
         return self._interp
 
+    def _small_dmatrix(self, X32: np.ndarray) -> xgb.DMatrix:
+        """DMatrix for a few rows, reused between predict and contributions of one forecast."""
+        key = X32.tobytes()
+        if self._dm_cache is None or self._dm_cache[0] != key:
+            self._dm_cache = (key, xgb.DMatrix(X32, nthread=1))
+        return self._dm_cache[1]
+
     def predict_fitted(self, X) -> np.ndarray:
         X = np.ascontiguousarray(_as_matrix(X)[:, self._cols], dtype=np.float32)
+        if len(X) <= 64:
+            # For a few rows one shared DMatrix beats per-booster inplace_predict's setup cost.
+            dm = self._small_dmatrix(X)
+            return np.column_stack(
+                [self.boosters[h].predict(dm, validate_features=False) for h in self.fit_horizons]
+            )
         return np.column_stack(
             [self.boosters[h].inplace_predict(X, validate_features=False) for h in self.fit_horizons]
         )
@@ -417,7 +441,8 @@ class XGBoostForecaster(Candidate):
         """SHAP values (without the bias column) at a horizon, interpolated like the predictions."""
         X = _as_matrix(X)
         weights = self._interpolation()[:, horizon_index]
-        dm = xgb.DMatrix(np.asarray(X[:, self._cols], dtype=np.float32))
+        X32 = np.ascontiguousarray(X[:, self._cols], dtype=np.float32)
+        dm = self._small_dmatrix(X32) if len(X) <= 64 else xgb.DMatrix(X32, nthread=1)
         out = np.zeros_like(X)
         for w, h in zip(weights, self.fit_horizons):
             if w == 0:
