@@ -410,9 +410,12 @@ class XGBoostForecaster(Candidate):
     def _small_dmatrix(self, X32: np.ndarray) -> xgb.DMatrix:
         """DMatrix for a few rows, reused between predict and contributions of one forecast."""
         key = X32.tobytes()
-        if self._dm_cache is None or self._dm_cache[0] != key:
-            self._dm_cache = (key, xgb.DMatrix(X32, nthread=1))
-        return self._dm_cache[1]
+        cached = self._dm_cache  # read once: other threads may replace it meanwhile
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        dm = xgb.DMatrix(X32, nthread=1)
+        self._dm_cache = (key, dm)
+        return dm
 
     def predict_fitted(self, X) -> np.ndarray:
         X = np.ascontiguousarray(_as_matrix(X)[:, self._cols], dtype=np.float32)

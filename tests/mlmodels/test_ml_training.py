@@ -187,3 +187,16 @@ def test_a_restricted_candidate_set_trains_and_round_trips(person):
     loaded = GlucoseForecaster.from_files(result.forecaster.to_files())
     a = result.forecaster.predict(person, horizons=[15, 60, 300], tz=TZ)
     assert loaded.predict(person, horizons=[15, 60, 300], tz=TZ).points == a.points
+
+
+def test_concurrent_forecasts_from_one_loaded_model_do_not_mix(trained, person):
+    """A served model is shared by threads; its small per-forecast caches must not leak across."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = GlucoseForecaster.from_files(trained.forecaster.to_files())
+    as_ofs = [person["time"].iloc[-i] for i in range(1, 200, 7)]
+    expected = {t: model.predict(person, as_of=t, horizons=[30, 60], tz=TZ).points for t in as_ofs}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda t: (t, model.predict(person, as_of=t, horizons=[30, 60], tz=TZ).points),
+                            as_ofs * 4))
+    assert all(points == expected[t] for t, points in got)
