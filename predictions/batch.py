@@ -33,10 +33,10 @@ from predictions.services import (
     READINGS_LOOKBACK,
     STALE_AFTER_MIN,
     Answer,
+    _fallback_reason,
     artifact_nbytes,
     baseline_forecaster,
     build_log,
-    _fallback_reason,
     describe,
     to_ns,
 )

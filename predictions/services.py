@@ -27,7 +27,6 @@ from mlmodels.forecaster import BaselineForecaster, ForecastInputError
 from observations.models import Observation
 from observations.units import MG_DL, UNITS, from_mgdl, to_mgdl
 from predictions import copy, fastpath
-from predictions.fastpath import Readings
 from predictions.cache import forecaster_cache
 from predictions.errors import (
     BadForecastRequest,
@@ -38,6 +37,7 @@ from predictions.errors import (
     StaleReadings,
     TooFewReadings,
 )
+from predictions.fastpath import Readings
 from predictions.models import PredictionLog, Source, Variant
 from predictions.selection import choose_model, record_choice
 

@@ -6,7 +6,6 @@ import pytest
 
 from predictions.copy import DISCLAIMER
 from predictions.models import PredictionLog
-from tests.predictions.conftest import register_model
 
 pytestmark = pytest.mark.django_db
 
