@@ -548,6 +548,7 @@ class _PlainLayout:
     delimiter: str
     header_line: int
     i_time: int
+    i_clock: int | None  # a separate time-of-day column next to a date column
     i_value: int
     i_unit: int | None
     i_subject: int | None
@@ -574,7 +575,11 @@ def _plain_csv_layout(text: str) -> _PlainLayout:
                     return i
         return None
 
-    i_time = find(_TIME_HEADERS, prefix=("timestamp", "time_", "date_time"))
+    i_clock = None
+    if "date" in names and "time" in names:  # separate date and time-of-day columns
+        i_time, i_clock = names.index("date"), names.index("time")
+    else:
+        i_time = find(_TIME_HEADERS, prefix=("timestamp", "time_", "date_time"))
     i_value = find(_VALUE_HEADERS, prefix=("glucose", "value_", "bg_"))
     if i_time is None or i_value is None:
         raise ImportRejected.file_error(
@@ -585,6 +590,7 @@ def _plain_csv_layout(text: str) -> _PlainLayout:
         delimiter=delimiter,
         header_line=header_index + 1,
         i_time=i_time,
+        i_clock=i_clock,
         i_value=i_value,
         i_unit=find(_UNIT_HEADERS),
         i_subject=find(_SUBJECT_HEADERS),
@@ -602,10 +608,13 @@ def parse_plain_csv(text: str) -> ParsedFile:
         if layout.i_subject is not None:
             subjects.add(_cell(cells, layout.i_subject))
         unit = _cell(cells, layout.i_unit) if layout.i_unit is not None else ""
+        stamp = _cell(cells, layout.i_time)
+        if layout.i_clock is not None:
+            stamp = f"{stamp} {_cell(cells, layout.i_clock)}".strip()
         parsed.readings.append(
             RawReading(
                 row=line,
-                time=_cell(cells, layout.i_time),
+                time=stamp,
                 value=_cell(cells, layout.i_value),
                 unit=unit or layout.header_unit or MG_DL,
             )

@@ -251,3 +251,10 @@ def test_text_with_quotes_backslashes_and_braces_is_stored_verbatim(person):
     rows = readings(person)
     assert rows[0].device == device and rows[0].source_identifier == 'id"1\\'
     assert rows[1].device == "" and rows[1].source_identifier == "id,{2}"
+
+
+def test_plain_csv_with_separate_date_and_time_columns(person):
+    content = b"Date,Time,Glucose (mg/dL)\n2025-02-01,08:00,110\n2025-02-01,08:05:30,115\n"
+    result = import_file(person, content)
+    assert result.format == "csv" and result.batch.n_created == 2
+    assert readings(person)[1].effective_at == dt.datetime(2025, 2, 1, 7, 5, 30, tzinfo=UTC)
