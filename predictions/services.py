@@ -9,7 +9,6 @@ bound (the baseline answers when anything goes wrong), store the answer in the p
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +24,7 @@ from django.utils.dateparse import parse_datetime
 
 from mlmodels.forecaster import BaselineForecaster, ForecastInputError
 from observations.models import Observation
-from observations.units import MG_DL, UNITS, from_mgdl, to_mgdl
+from observations.units import MG_DL, UNITS, from_mgdl
 from predictions import copy, fastpath
 from predictions.cache import forecaster_cache
 from predictions.errors import (
@@ -52,8 +51,6 @@ RANGE_24H = tuple(range(RANGE_24H_STEP_MIN, MAX_HORIZON_MIN + 1, RANGE_24H_STEP_
 READINGS_LOOKBACK = timedelta(hours=3)
 STALE_AFTER_MIN = 30
 MAX_HISTORY_ROWS = 5000
-HISTORY_MIN_MG_DL = 20.0
-HISTORY_MAX_MG_DL = 600.0
 MAX_ROW_ERRORS_REPORTED = 50
 DEFAULT_PREDICT_TIMEOUT_S = 2.0
 
@@ -126,63 +123,63 @@ def parse_as_of(value) -> datetime | None:
     return parsed
 
 
-def history_readings(rows, *, as_of: datetime | None = None) -> Readings:
-    """Readings sent with a request, validated (nothing of them is stored).
+HISTORY_FIELDS = {"effective_at", "value", "unit"}
 
-    Every row is checked; all problems are reported together (row index and what to fix), and
-    nothing is stored. `as_of`: rows after it are refused (they would be "future" readings).
+
+def history_readings(rows, *, as_of: datetime | None = None, tz=dt_timezone.utc) -> Readings:
+    """Readings sent with a request, checked by the same rules as every import
+    (observations.validation: units and their spellings, the accepted range, "Low"/"High",
+    naive times read on the person's clock `tz`, nothing in the future) plus: each row an object
+    with only effective_at/value/unit, times within 1970-2200, none after `as_of`.
+
+    Every row is checked and all problems are reported together (row index and what to fix);
+    nothing of them is stored.
     """
+    from observations.validation import ImportRejected, RawReading, validate_readings
+
     if not isinstance(rows, (list, tuple)):
         raise BadHistory(copy.BAD_HISTORY, field="history", rows=[])
     if len(rows) > MAX_HISTORY_ROWS:
         raise BadHistory(copy.HISTORY_TOO_LONG % {"max": MAX_HISTORY_ROWS}, field="history")
-    times, values, errors = [], [], []
+    problems: dict[int, list[str]] = {}
+    raws = []
     for index, row in enumerate(rows):
-        problems = []
         if not isinstance(row, dict):
-            errors.append({"index": index, "errors": [str(copy.HISTORY_ROW_SHAPE)]})
+            problems.setdefault(index, []).append(str(copy.HISTORY_ROW_SHAPE))
             continue
-        unknown = set(row) - {"effective_at", "value", "unit"}
+        unknown = set(row) - HISTORY_FIELDS
         if unknown:
-            problems.append(str(copy.HISTORY_ROW_SHAPE) + f" (unknown: {', '.join(sorted(unknown))})")
-        unit = row.get("unit", MG_DL)
-        if unit not in UNITS:
-            problems.append(str(copy.HISTORY_ROW_UNIT))
-            unit = None
-        parsed = parse_moment(row.get("effective_at"))
-        if parsed is None:
-            problems.append(str(copy.HISTORY_ROW_TIME))
-        elif as_of is not None and parsed > as_of:
-            problems.append(str(copy.HISTORY_ROW_FUTURE))
-        value = row.get("value")
-        mg_dl = None
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            converted = to_mgdl(value, unit or MG_DL)
-            if HISTORY_MIN_MG_DL <= converted <= HISTORY_MAX_MG_DL:
-                mg_dl = converted
-        if mg_dl is None:
-            shown = unit or MG_DL
-            problems.append(
-                str(copy.HISTORY_ROW_VALUE)
-                % {
-                    "low": from_mgdl(HISTORY_MIN_MG_DL, shown),
-                    "high": from_mgdl(HISTORY_MAX_MG_DL, shown),
-                    "unit": shown,
-                }
+            problems.setdefault(index, []).append(
+                str(copy.HISTORY_ROW_SHAPE) + f" (unknown: {', '.join(sorted(map(str, unknown)))})"
             )
-        if problems:
-            errors.append({"index": index, "errors": problems})
-            continue
-        times.append(to_ns(parsed))
-        values.append(mg_dl)
-    if errors:
+        raws.append(RawReading(row=index + 1, time=row.get("effective_at"), value=row.get("value"),
+                               unit=row.get("unit", MG_DL)))
+    try:
+        readings = validate_readings(raws, tz=tz)
+    except ImportRejected as exc:
+        for error in exc.errors:
+            field = "effective_at" if error.field == "time" else error.field
+            problems.setdefault(error.row - 1, []).append(f"{field}: {error.reason}")
+        readings = []
+    else:
+        for raw, reading in zip(raws, readings):
+            if not EARLIEST <= reading.effective_at <= LATEST:
+                problems.setdefault(raw.row - 1, []).append(str(copy.HISTORY_ROW_TIME))
+            elif as_of is not None and reading.effective_at > as_of:
+                problems.setdefault(raw.row - 1, []).append(str(copy.HISTORY_ROW_FUTURE))
+    if problems:
+        listed = [{"index": i, "errors": problems[i]} for i in sorted(problems)]
         raise BadHistory(
             copy.BAD_HISTORY,
             field="history",
-            rows=errors[:MAX_ROW_ERRORS_REPORTED],
-            n_invalid_rows=len(errors),
+            rows=listed[:MAX_ROW_ERRORS_REPORTED],
+            n_invalid_rows=len(listed),
         )
-    return Readings.from_rows(times, values)
+    return Readings.from_rows(
+        [to_ns(r.effective_at) for r in readings],
+        [r.value_mg_dl for r in readings],
+        [r.at_sensor_limit for r in readings],
+    )
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
@@ -419,7 +416,7 @@ def forecast_for_person(
     as_of = parse_as_of(as_of)
     issued_at = timezone.now()
     if history is not None:
-        readings = history_readings(history, as_of=as_of)
+        readings = history_readings(history, as_of=as_of, tz=person.tz)
         if readings.empty:
             raise NoReadings(copy.NO_READINGS)
         forecast_time = as_of or from_ns(readings.times_ns[-1]).to_pydatetime()

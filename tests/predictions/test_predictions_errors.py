@@ -92,11 +92,11 @@ def test_bad_as_of_is_400(api, person_with_readings):
 def test_bad_history_rows_are_400_and_each_is_listed(api, person):
     good = history_rows(recent_readings(hours=3))
     rows = good[:-5] + [
-        {"effective_at": "2026-01-01T10:00:00", "value": 120},  # no UTC offset
-        {"effective_at": good[-4]["effective_at"], "value": "high"},
+        {"effective_at": "yesterday at noon", "value": 120},
+        {"effective_at": good[-4]["effective_at"], "value": "high-ish"},
         {"effective_at": good[-3]["effective_at"], "value": 120, "unit": "mg"},
         "120",
-        {"effective_at": good[-1]["effective_at"], "value": 5000},
+        {"effective_at": good[-1]["effective_at"], "value": 5000, "note": "x"},
     ]
     response = post(api, {"history": rows})
 
@@ -106,12 +106,34 @@ def test_bad_history_rows_are_400_and_each_is_listed(api, person):
     listed = {row["index"]: " ".join(row["errors"]) for row in body["rows"]}
     n = len(good) - 5
     assert set(listed) == {n, n + 1, n + 2, n + 3, n + 4}
-    assert "UTC offset" in listed[n]
-    assert "`value` must be a number" in listed[n + 1]
-    assert "`unit` must be" in listed[n + 2]
+    assert "effective_at: 'yesterday at noon' is not a recognised date and time" in listed[n]
+    assert "value: 'high-ish' is not a number" in listed[n + 1]
+    assert "unit: 'mg' is not a glucose unit" in listed[n + 2]
     assert "must be an object" in listed[n + 3]
-    assert "between 20 and 600 mg/dL" in listed[n + 4]
+    assert "outside the accepted 20-600 mg/dL" in listed[n + 4] and "unknown: note" in listed[n + 4]
     assert_nothing_logged()
+
+
+def test_history_follows_the_import_rules(api, person):
+    """Naive times are read on the person's clock, "Low"/"High" are the sensor's limits and
+    unit spellings are forgiven, exactly as when the same readings are imported."""
+    frame = recent_readings(hours=3)
+    rows = history_rows(frame)
+    local = frame["time"].dt.tz_convert(person.time_zone).dt.tz_localize(None)
+    for row, naive in zip(rows, local):
+        row["effective_at"] = naive.isoformat()
+        row["unit"] = "mg/dl"
+    rows[-3]["value"] = "Low"
+    response = post(api, {"history": rows})
+    assert response.status_code == 201, response.content
+    aware = post(api, {"history": history_rows(frame)}).json()
+    assert response.json()["as_of"] == aware["as_of"]
+
+
+def test_history_in_the_future_is_refused(api, person):
+    rows = history_rows(recent_readings(hours=3, end=timezone.now() + dt.timedelta(hours=1)))
+    body = post(api, {"history": rows}).json()
+    assert body["code"] == "invalid_history" and "in the future" in body["rows"][-1]["errors"][0]
 
 
 def test_history_must_be_a_list_and_not_empty(api, person):
@@ -146,7 +168,7 @@ def test_impossible_or_absurd_as_of_is_400_not_500(api, person_with_readings, as
     assert response.status_code == 400 and response.json()["field"] == "as_of"
 
 
-@pytest.mark.parametrize("moment", ["2026-02-30T10:00:00Z", "0001-01-01T00:00:00+00:00", 17, None])
+@pytest.mark.parametrize("moment", ["2026-02-30T10:00:00Z", "0001-01-01T00:00:00+00:00", "1900-05-01T10:00:00Z", 17, None])
 def test_impossible_history_times_are_listed_not_500(api, person, moment):
     rows = history_rows(recent_readings(hours=3))
     rows[3] = {"effective_at": moment, "value": 120}
