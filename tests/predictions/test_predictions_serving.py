@@ -199,3 +199,28 @@ def test_when_even_the_baseline_fails_the_answer_is_503_not_500(api, person_with
     assert response.json()["code"] == "forecast_unavailable"
     assert "The baseline could not forecast" in caplog.text
     assert PredictionLog.objects.count() == 0
+
+
+def test_stored_readings_are_exactly_what_readings_frame_returns(person):
+    import numpy as np
+
+    from observations.models import Observation, ObservationStatus
+    from observations.services import readings_frame
+    from predictions.services import READINGS_LOOKBACK, stored_readings
+
+    rows = store_readings(person, recent_readings(hours=5))
+    Observation.objects.filter(pk=rows[-3].pk).update(status=ObservationStatus.ENTERED_IN_ERROR)
+    Observation.objects.filter(pk=rows[-5].pk).update(at_sensor_limit=True)
+    Observation.objects.create(person=person, kind="blood", value_mg_dl=99, original_value=99,
+                               original_unit="mg/dL", effective_at=timezone.now() - dt.timedelta(minutes=7))
+    end = timezone.now()
+    start = end - READINGS_LOOKBACK
+
+    arrays = stored_readings(person, start, end)
+    frame = readings_frame(person, start=start, end=end)
+
+    assert arrays.ids.tolist() == frame["id"].tolist()
+    assert arrays.times_ns.tolist() == frame["time"].to_numpy(dtype="datetime64[ns]").astype(np.int64).tolist()
+    assert arrays.values.tolist() == frame["glucose_mg_dl"].tolist()
+    assert arrays.at_limit.tolist() == frame["at_sensor_limit"].tolist()
+    assert rows[-3].pk not in arrays.ids and arrays.at_limit.sum() == 1
