@@ -456,6 +456,7 @@ def _iso(moment) -> str:
 
 
 OUTCOME_MATCH_MIN = 5
+LIVE_TOLERANCE_NS = 5 * 60 * 10**9
 
 
 def build_log(
@@ -511,9 +512,11 @@ def build_log(
         "gaps_in_window": int(forecast.gaps_in_window),
         "data_age_min": round(max((to_ns(forecast_time) - last_reading_ns) / 60e9, 0.0), 1),
     }
-    # Scored only when made from stored readings (a what-if has no real outcome), from the
-    # moment the first point can be looked up.
-    pending = not from_history and bool(points)
+    # Scored only when made live from stored readings: a what-if has no real outcome, and a
+    # replay of the past (as_of long before now) may lie inside the model's own training data,
+    # which would flatter its realized accuracy. Looked up from when the first point can be.
+    live = abs(to_ns(issued_at) - to_ns(forecast_time)) <= LIVE_TOLERANCE_NS
+    pending = not from_history and live and bool(points)
     first_due = (
         forecast.points[0]["time"].to_pydatetime() + timedelta(minutes=OUTCOME_MATCH_MIN) if pending else None
     )

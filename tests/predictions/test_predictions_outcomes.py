@@ -150,25 +150,40 @@ def test_another_persons_model_performance_is_404(api, other_person):
     assert api.get(f"/api/models/{model.pk}/performance/").status_code == 404
 
 
-def test_end_to_end_a_past_forecast_gets_its_outcomes(api, person):
-    frame = recent_readings(hours=6, seed=4)
-    store_readings(person, frame)
-    register_model(person)
-    as_of = frame["time"].iloc[-40].to_pydatetime() + dt.timedelta(seconds=30)  # ~3 h 15 min ago
-    body = api.post("/api/predictions/glucose/", {"as_of": as_of.isoformat()}, format="json").json()
+def test_end_to_end_a_live_forecast_gets_its_outcomes(api, person):
+    store_readings(person, recent_readings(hours=4, seed=4))
+    model = register_model(person)
+    body = api.post("/api/predictions/glucose/", {}, format="json").json()
+    # The next two hours of readings arrive (times after now: the clock is simulated below).
+    start = dt.datetime.fromisoformat(body["as_of"].replace("Z", "+00:00"))
+    later = recent_readings(hours=2.5, seed=5, end=start + dt.timedelta(hours=2, minutes=20))
+    later = later[later["time"] > start + dt.timedelta(minutes=2)]
+    store_readings(person, later)
 
-    fill_outcomes()
+    fill_outcomes(now=start + dt.timedelta(hours=2, minutes=30))
 
     detail = api.get(f"/api/predictions/{body['prediction_id']}/").json()
-    times = frame["time"].dt.to_pydatetime()
+    times = later["time"].dt.to_pydatetime()
     for point in detail["points"]:
         target = dt.datetime.fromisoformat(point["time"].replace("Z", "+00:00"))
-        nearest = min(times, key=lambda t: abs(t - target))
+        nearest = min(times, key=lambda t: (abs(t - target), t))
         assert abs(nearest - target) <= dt.timedelta(minutes=5)
-        expected = float(frame.loc[frame["time"] == nearest, "glucose_mg_dl"].iloc[0])
+        expected = float(later.loc[later["time"] == nearest, "glucose_mg_dl"].iloc[0])
         assert point["actual"] == round(expected)
-    rows = ModelPerformance.objects.filter(person=person).order_by("horizon_min")
+    rows = ModelPerformance.objects.filter(person=person, ml_model=model).order_by("horizon_min")
     assert [r.horizon_min for r in rows] == [30, 60, 120] and all(r.n_matched == 1 for r in rows)
+
+
+def test_a_replay_of_the_past_is_not_scored(api, person):
+    frame = recent_readings(hours=6, seed=4)
+    store_readings(person, frame)
+    as_of = frame["time"].iloc[-40].to_pydatetime() + dt.timedelta(seconds=30)  # ~3 h ago
+    body = api.post("/api/predictions/glucose/", {"as_of": as_of.isoformat()}, format="json").json()
+
+    log = PredictionLog.objects.get(pk=body["prediction_id"])
+    assert not log.outcome_pending
+    fill_outcomes()
+    assert ModelPerformance.objects.count() == 0
 
 
 def test_old_forecasts_are_pruned_by_the_retention_setting(person, settings):
