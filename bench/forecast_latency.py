@@ -226,6 +226,47 @@ class Client:
         return response.status, parsed, elapsed
 
 
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def cpu_seconds(pids) -> float:
+    """user+system CPU time of these processes (Linux /proc), in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def server_processes(server: "Server") -> dict[str, list[int]]:
+    """gunicorn workers and the PostgreSQL backends of this data directory."""
+    postmaster = int((Path(os.environ["GLUCAST_PGDATA"]) / "postmaster.pid").read_text().split()[0])
+    return {"web": _children(server.process.pid), "db": _children(postmaster)}
+
+
+def cpu_per_request(server: "Server", client: "Client", method: str, path: str, body, n: int) -> dict:
+    """Server-side CPU (web workers, database backends) per request: what a request costs
+    whatever else the machine is doing."""
+    procs = server_processes(server)
+    before = {k: cpu_seconds(v) for k, v in procs.items()}
+    for _ in range(n):
+        client.call(method, path, body)
+    return {k: 1000 * (cpu_seconds(v) - before[k]) / n for k, v in procs.items()}
+
+
 def percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
 
@@ -278,6 +319,9 @@ def main() -> None:
             assert status == 201 and body["model"]["variant"] == "stable", body
             warm.append(ms)
 
+        cpu_trivial = cpu_per_request(server, client, "GET", "/api/me/", None, args.requests)
+        cpu_warm = cpu_per_request(server, client, "POST", "/api/predictions/glucose/", {}, args.requests)
+
         warm_24h = []
         for _ in range(max(args.requests // 4, 20)):
             status, body, ms = client.call("POST", "/api/predictions/glucose/", {"range": "24h"})
@@ -308,6 +352,9 @@ def main() -> None:
     show("cold forecast (load + verify model)", c)
     s = percentiles(service_ms)
     print(f"  inside the service (forecast_for_person, as logged): p50 {s['p50']:.2f} ms, p95 {s['p95']:.2f} ms")
+    print(f"  server CPU per request (web workers + database): trivial {cpu_trivial['web']:.2f} + "
+          f"{cpu_trivial['db']:.2f} ms, warm forecast {cpu_warm['web']:.2f} + {cpu_warm['db']:.2f} ms "
+          f"(x{sum(cpu_warm.values()) / sum(cpu_trivial.values()):.2f})")
     print(f"  warm / trivial: p50 x{w['p50'] / t['p50']:.2f}, p95 x{w['p95'] / t['p95']:.2f}; "
           f"forecast cost over the trivial request: p50 +{w['p50'] - t['p50']:.2f} ms")
     print(f"  cold answers served by the new version: {sum(versions)}/{len(versions)}")
