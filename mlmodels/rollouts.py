@@ -130,10 +130,14 @@ def generation_token() -> tuple | None:
     return ServingState.objects.filter(pk=1).values_list("generation", "updated_at").first()
 
 
-def serving_config() -> ServingConfig:
-    """Rollouts and pins as of the current generation (cached per process until it moves)."""
+def serving_config(token=...) -> ServingConfig:
+    """Rollouts and pins as of the current generation (cached per process until it moves).
+
+    `token`: the generation already read by the caller in the same query as its model rows.
+    """
     global _config
-    token = generation_token()
+    if token is ...:
+        token = generation_token()
     config = _config
     if config is not None and config.token == token:
         return config
@@ -190,33 +194,71 @@ def model_of_release(models_newest_first: list[MLModel], release: int) -> MLMode
     return of_release[0] if of_release else None
 
 
+# Serving never reads these (large) JSON columns; the manifest stays: a cache miss needs it.
+_UNREAD_COLUMNS = ("metrics", "comparison", "hyperparameters", "feature_schema", "error")
+_rows_sql: tuple[str, list] | None = None
+
+
+def _serving_rows_sql() -> tuple[str, list]:
+    """One fixed statement (built once per process: the ORM would compile it on every forecast,
+    which costs more than running it): the generation, LEFT JOINed to the servable versions."""
+    global _rows_sql
+    if _rows_sql is None:
+        fields = [f for f in MLModel._meta.concrete_fields if f.name not in _UNREAD_COLUMNS]
+        columns = ", ".join(f'm."{f.column}"' for f in fields)
+        sql = f"""
+            SELECT s.generation, s.updated_at, {columns}
+              FROM (SELECT 1) AS one
+              LEFT JOIN "{ServingState._meta.db_table}" s ON s.id = 1
+              LEFT JOIN "{MLModel._meta.db_table}" m
+                     ON m.person_id = ANY(%s) AND m.model_type = %s AND m.status = ANY(%s)
+                    AND m.storage_path <> ''
+             ORDER BY m.person_id, m.version_major DESC, m.version_minor DESC, m.version_patch DESC
+        """
+        _rows_sql = (sql, fields)
+    return _rows_sql
+
+
+def _serving_rows(ids: list[int], model_type: str) -> tuple[tuple | None, list[MLModel]]:
+    """(generation token, every version of these people that could serve) in ONE query, so the
+    generation and the rows are one snapshot."""
+    sql, fields = _serving_rows_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ids, model_type, [str(s) for s in PINNABLE_STATUSES]])
+        records = cursor.fetchall()
+    generation, updated_at = records[0][0], records[0][1]
+    token = None if generation is None else (generation, updated_at)
+    attnames = [f.attname for f in fields]
+    # A raw cursor skips the ORM's converters: apply the fields' own (JSON text -> dict).
+    converters = [(i, f.from_db_value) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
+    rows = []
+    for record in records:
+        if record[2] is None:  # the LEFT JOIN found no version
+            continue
+        values = list(record[2:])
+        for i, convert in converters:
+            values[i] = convert(values[i], None, connection)
+        rows.append(MLModel.from_db(connection.alias, attnames, values))
+    return token, rows
+
+
 def assign_models(person_ids, model_type: str = GLUCOSE_PREDICTION) -> dict[int, Choice]:
-    """{person_id: Choice} for many people with two small queries (generation + models)."""
+    """{person_id: Choice} for many people, normally with ONE query.
+
+    That query returns every version of these people that could serve (finished, files stored)
+    with the serving generation alongside, so the generation and the rows are one snapshot; the
+    rollout and pin configuration comes from the per-process cache unless the generation moved.
+    """
     from predictions.models import Variant
 
     ids = [int(pid) for pid in person_ids]
     if not ids:
         return {}
-    config = serving_config()
+    token, rows = _serving_rows(ids, model_type)
+    config = serving_config(token)
     plan = config.rollouts.get(model_type)
     pinned = {pid: config.pins[(pid, model_type)] for pid in ids if (pid, model_type) in config.pins}
 
-    wanted = MLModel.objects.filter(person_id__in=ids, model_type=model_type)
-    from django.db.models import Q
-
-    condition = Q(is_active=True, status=ModelStatus.READY)
-    if pinned:
-        condition |= Q(pk__in=list(pinned.values()))
-    if plan is not None:
-        releases = [plan.stable_release] + (
-            [plan.candidate_release] if plan.candidate_release is not None else []
-        )
-        condition |= Q(version_major__in=releases, status__in=SERVABLE_STATUSES)
-    rows = (
-        wanted.filter(condition)
-        .exclude(storage_path="")
-        .order_by("person_id", "-version_major", "-version_minor", "-version_patch")
-    )
     by_person: dict[int, list[MLModel]] = {}
     by_id: dict[int, MLModel] = {}
     for mlmodel in rows:

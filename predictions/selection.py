@@ -11,7 +11,7 @@ __all__ = ["Choice", "choose_model", "choose_models", "record_choice"]
 
 
 def choose_models(person_ids, model_type: str = "glucose-prediction") -> dict:
-    """{person_id: Choice(MLModel | None, variant)} for many people with two small queries.
+    """{person_id: Choice(MLModel | None, variant)} for many people with one query.
 
     Order: a pin > the rollout arm (canary if the person's bucket is below the canary percentage
     and they have a model of the candidate release, else the stable release) > the active model;
