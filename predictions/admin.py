@@ -15,9 +15,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(PredictionLog)
 class PredictionLogAdmin(ReadOnlyAdmin):
-    list_display = ["id", "person", "issued_at", "as_of", "model_version", "variant", "algorithm",
+    list_display = ["id", "person", "issued_at", "as_of", "model_version", "variant", "arm", "algorithm",
                     "source", "unit", "latency_ms", "fallback_reason", "outcome_pending"]
-    list_filter = ["variant", "source", "from_history", "outcome_pending", "algorithm"]
+    list_filter = ["variant", "arm", "rollout", "source", "from_history", "outcome_pending", "algorithm"]
     search_fields = ["person__display_name", "person__owner__username", "model_version", "fallback_reason"]
     date_hierarchy = "issued_at"
     list_select_related = ["person"]

@@ -44,6 +44,7 @@ def admin_urls(rollout, mlmodel):
         reverse("admin:mlmodels_mlmodel_artifact_link", args=[mlmodel.pk]),
         reverse("admin:mlmodels_rolloutevent_changelist"),
         reverse("admin:mlmodels_modelpin_changelist"),
+        reverse("admin:predictions_predictionlog_changelist") + "?arm=canary",
     ]
 
 
