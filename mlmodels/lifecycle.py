@@ -408,12 +408,24 @@ def retrain_on_performance(now=None, *, model_type: str = GLUCOSE_PREDICTION) ->
 
 
 def stall_after() -> timedelta:
-    """A job still open this long after it started (or was queued) has lost its worker."""
-    q_cluster = getattr(settings, "Q_CLUSTER", {})
+    """A RUNNING job whose attempt started this long ago has lost its worker for good.
+
+    django-q2 kills a task after Q_CLUSTER["timeout"] and the ORM broker hands an unacknowledged
+    task out again after Q_CLUSTER["retry"]; a redelivered attempt restarts `started_at`. So once
+    retry + timeout + 2 minutes have passed without a new attempt, nobody will run the job.
+    """
     seconds = getattr(settings, "GLUCAST_TRAINING_STALL_S", None)
     if seconds is None:
-        seconds = int(q_cluster.get("retry", q_cluster.get("timeout", 600))) + 120
+        q_cluster = getattr(settings, "Q_CLUSTER", {})
+        timeout = int(q_cluster.get("timeout", 600))
+        seconds = int(q_cluster.get("retry", timeout)) + timeout + 120
     return timedelta(seconds=int(seconds))
+
+
+def queued_stall_after() -> timedelta:
+    """A QUEUED job never picked up this long after it was queued lost its broker message (a
+    backlog of many trainings legitimately waits a while, hence hours, not minutes)."""
+    return timedelta(seconds=int(getattr(settings, "GLUCAST_TRAINING_QUEUED_STALL_S", 6 * 3600)))
 
 
 def max_attempts() -> int:
@@ -439,6 +451,7 @@ def recover_stalled_jobs(now=None) -> dict:
 
     now = now or timezone.now()
     cutoff = now - stall_after()
+    queued_cutoff = now - queued_stall_after()
     requeued, failed = [], []
     with transaction.atomic():
         stalled = list(
@@ -446,8 +459,8 @@ def recover_stalled_jobs(now=None) -> dict:
             .filter(status__in=OPEN_JOB_STATUSES)
             .filter(
                 Q(status=JobStatus.RUNNING, started_at__lt=cutoff)
-                | Q(status=JobStatus.QUEUED, started_at__isnull=True, created_at__lt=cutoff)
-                | Q(status=JobStatus.QUEUED, started_at__lt=cutoff)
+                | Q(status=JobStatus.QUEUED, started_at__isnull=True, created_at__lt=queued_cutoff)
+                | Q(status=JobStatus.QUEUED, started_at__lt=queued_cutoff)
             )
         )
         for job in stalled:

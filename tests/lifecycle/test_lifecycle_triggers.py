@@ -167,7 +167,7 @@ def test_concurrent_triggers_for_one_person_make_one_job():
 
 
 @pytest.mark.django_db
-def test_a_crashed_job_is_requeued_then_failed_after_the_maximum_attempts(person, settings):
+def test_a_crashed_job_is_requeued_then_failed_after_the_maximum_attempts(person, other_person, settings):
     settings.GLUCAST_TRAINING_MAX_ATTEMPTS = 3
     settings.GLUCAST_TRAINING_STALL_S = 600
     long_ago = timezone.now() - dt.timedelta(hours=1)
@@ -177,6 +177,12 @@ def test_a_crashed_job_is_requeued_then_failed_after_the_maximum_attempts(person
     job.refresh_from_db()
     assert job.status == JobStatus.QUEUED
     assert recover_stalled_jobs() == {"requeued": [], "failed": []}  # just re-queued: not stalled
+    # A queued job waits hours (a backlog of trainings) before it counts as lost.
+    waiting = TrainingJob.objects.create(person=other_person, status=JobStatus.QUEUED)
+    TrainingJob.objects.filter(pk=waiting.pk).update(created_at=long_ago)
+    assert recover_stalled_jobs() == {"requeued": [], "failed": []}
+    settings.GLUCAST_TRAINING_QUEUED_STALL_S = 1800
+    assert recover_stalled_jobs() == {"requeued": [waiting.pk], "failed": []}
 
     TrainingJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, started_at=long_ago, attempts=3)
     assert recover_stalled_jobs() == {"requeued": [], "failed": [job.pk]}
