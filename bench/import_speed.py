@@ -12,6 +12,8 @@ person and is repeated --runs times; the median is printed:
   command       python manage.py import_cgm USERNAME FILE (Dexcom Clarity CSV)
   service       import_file() on the same Dexcom file, no command wrapper
   re-import     the same file again: every reading a duplicate (the idempotency path)
+  api-fhir      POST /api/fhir/Bundle with a collection Bundle (every Observation validated with
+                fhir.resources: the slowest path, dominated by that per-resource validation)
   baseline      naive per-row ORM get_or_create of --baseline readings in autocommit,
                 extrapolated linearly to N
 """
@@ -69,6 +71,29 @@ def plain_csv(series) -> bytes:
     return ("time,value,unit\n" + "".join(f"{t:%Y-%m-%dT%H:%M:%S},{v},mg/dL\n" for t, v in series)).encode()
 
 
+def fhir_bundle(series, patient_id: int) -> str:
+    """A collection Bundle of CGM sensor-reading Observations (HL7 CGM guide shape)."""
+    import json
+
+    entries = [
+        {
+            "fullUrl": f"urn:uuid:00000000-0000-4000-8000-{k:012d}",
+            "resource": {
+                "resourceType": "Observation",
+                "id": f"bench-{k}",
+                "status": "final",
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+                "code": {"coding": [{"system": "http://loinc.org", "code": "99504-3"}]},
+                "subject": {"reference": f"Patient/{patient_id}"},
+                "effectiveDateTime": t.isoformat() + "Z",  # FHIR needs an offset; the person is UTC
+                "valueQuantity": {"value": v, "unit": "mg/dL", "system": "http://unitsofmeasure.org", "code": "mg/dL"},
+            },
+        }
+        for k, (t, v) in enumerate(series)
+    ]
+    return json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--readings", type=int, default=100_000)
@@ -118,6 +143,12 @@ def main() -> None:
             assert created == expect_created, f"{name}: created {created}, expected {expect_created}"
             timings.setdefault(name, []).append(elapsed)
 
+        # Warm-up: the first request imports every app's URLs and views (one-time cost).
+        warm = APIClient()
+        warm.force_authenticate(fresh_person().owner)
+        warm.post("/api/observations/", json_body[:10], format="json")
+        warm.post("/api/fhir/Bundle", fhir_bundle(series[:10], 0), content_type="application/fhir+json")
+
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "clarity_export.csv"
             path.write_bytes(dexcom)
@@ -159,6 +190,18 @@ def main() -> None:
 
                 person = fresh_person()
                 timed("service", lambda: import_file(person, dexcom).batch.n_created, n)
+
+                person = fresh_person()
+                client = APIClient()
+                client.force_authenticate(person.owner)
+                bundle_body = fhir_bundle(series, person.pk)
+
+                def api_fhir():
+                    response = client.post("/api/fhir/Bundle", bundle_body, content_type="application/fhir+json")
+                    assert response.status_code == 201, response.data
+                    return response.data["created"]
+
+                timed("api-fhir", api_fhir, n)
                 print(f"run {run + 1}/{args.runs} done", file=sys.stderr)
 
         # Baseline: what a first, naive implementation does — one idempotent ORM call per row.

@@ -450,18 +450,120 @@ def _fhir_errors(exc) -> list[RowError]:
     return errors
 
 
+# Per-reading primitives of a glucose Observation / Bundle entry: (path, fhirtypes name,
+# JSON type they must have to be checked on their own, a valid stand-in value).
+_VARYING_PRIMITIVES = (
+    (("id",), "IdType", str, "reading"),
+    (("effectiveDateTime",), "DateTimeType", str, "2000-01-01T00:00:00Z"),
+    (("valueQuantity", "value"), "DecimalType", (int, float), 100),
+)
+_VARYING_ENTRY_PRIMITIVES = ((("fullUrl",), "UriType", str, "urn:uuid:00000000-0000-4000-8000-000000000000"),)
+
+
+class _ShapeValidator:
+    """Validates many resources that differ only in a few primitives (a CGM Bundle: the same
+    Observation 100,000 times with another id, time and value) with fhir.resources, fast.
+
+    Each varying primitive is checked with its fhir.resources type on its own and replaced by a
+    valid stand-in; what remains (the resource's "shape") is validated with the resource model
+    once per distinct shape. A primitive of an unexpected JSON type is left in place, so such a
+    resource gets a full model validation of its own. Same checks, a few microseconds a reading
+    instead of a millisecond.
+    """
+
+    def __init__(self, model, varying):
+        from pydantic import TypeAdapter
+
+        from fhir.resources.R4B import fhirtypes
+
+        self.model = model
+        self.varying = [(path, TypeAdapter(getattr(fhirtypes, t)), json_type, stand_in) for path, t, json_type, stand_in in varying]
+        self.shapes: dict[str, list[tuple[str, str]]] = {}  # shape -> (field, reason) errors
+
+    def errors(self, resource: dict) -> list[tuple[str, str]]:
+        from pydantic import ValidationError
+
+        found: list[tuple[str, str]] = []
+        shape = resource
+        for path, adapter, json_type, stand_in in self.varying:
+            holder = resource
+            for key in path[:-1]:
+                holder = holder.get(key) if isinstance(holder, dict) else None
+            if not isinstance(holder, dict) or path[-1] not in holder:
+                continue
+            value = holder[path[-1]]
+            if not isinstance(value, json_type) or isinstance(value, bool):
+                continue
+            try:
+                adapter.validate_python(value)
+            except ValidationError as exc:
+                found.append((".".join(path), exc.errors()[0].get("msg", "invalid")))
+            shape = _replace_path(shape, path, stand_in)
+        key = json.dumps(shape, sort_keys=True, default=str)
+        if key not in self.shapes:
+            try:
+                self.model.model_validate(shape)
+                self.shapes[key] = []
+            except ValidationError as exc:
+                self.shapes[key] = [(e.field, e.reason) for e in _fhir_errors(exc)]
+        return found + self.shapes[key]
+
+
+def _replace_path(document: dict, path: tuple, value) -> dict:
+    """A copy of `document` with the value at `path` replaced (copies only along the path)."""
+    copy = dict(document)
+    if len(path) == 1:
+        copy[path[0]] = value
+    else:
+        copy[path[0]] = _replace_path(copy[path[0]], path[1:], value)
+    return copy
+
+
 def validate_fhir_bundle(document: object) -> None:
     """Structural validation with fhir.resources (R4B models: R4-compatible for Bundle and
-    Observation; fhir.resources 8 has no separate R4 package)."""
-    from fhir.resources.R4B.bundle import Bundle
+    Observation; fhir.resources 8 has no separate R4 package).
+
+    The Bundle without entries, each entry without its resource, and each resource are
+    validated with their own models, so every error knows its entry position.
+    """
+    from fhir.resources.R4B import get_fhir_model_class
+    from fhir.resources.R4B.bundle import Bundle, BundleEntry
     from pydantic import ValidationError
 
     if not isinstance(document, dict) or document.get("resourceType") != "Bundle":
         raise ImportRejected.file_error("not a FHIR Bundle: resourceType must be 'Bundle'", field="resourceType")
+    entries = document.get("entry") or []
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ImportRejected.file_error("Bundle.entry must be a list of objects", field="entry")
+    errors: list[RowError] = []
     try:
-        Bundle.model_validate(document)
+        Bundle.model_validate({k: v for k, v in document.items() if k != "entry"})
     except ValidationError as exc:
-        raise ImportRejected(_fhir_errors(exc), message="Malformed FHIR Bundle; nothing was saved.") from None
+        errors.extend(_fhir_errors(exc))
+    entry_validator = _ShapeValidator(BundleEntry, _VARYING_ENTRY_PRIMITIVES)
+    resource_validators: dict[str, _ShapeValidator] = {}
+    for position, entry in enumerate(entries, start=1):
+        shell = {k: v for k, v in entry.items() if k != "resource"}
+        for field_name, reason in entry_validator.errors(shell):
+            errors.append(RowError(position, field_name, reason))
+        resource = entry.get("resource")
+        if resource is None:
+            continue
+        resource_type = resource.get("resourceType") if isinstance(resource, dict) else None
+        if resource_type not in resource_validators:
+            try:
+                model = get_fhir_model_class(resource_type)
+            except (KeyError, ValueError, TypeError, AttributeError):
+                shown = f"{resource_type!r} is not a FHIR resource type" if resource_type else "missing"
+                errors.append(RowError(position, "resourceType", shown))
+                continue
+            varying = _VARYING_PRIMITIVES if resource_type == "Observation" else ()
+            resource_validators[resource_type] = _ShapeValidator(model, varying)
+        # locations are relative to the resource here; the row is the entry's position
+        for field_name, reason in resource_validators[resource_type].errors(resource):
+            errors.append(RowError(position, "resource" if field_name == "Bundle" else field_name, reason))
+    if errors:
+        raise ImportRejected(errors, message="Malformed FHIR Bundle; nothing was saved.")
 
 
 def _loinc_code(codeable: object) -> str | None:

@@ -263,3 +263,34 @@ def test_json_body_over_the_request_limit_is_a_4xx_not_a_500(api):
     response = api.post("/api/observations/", readings, format="json")
     assert 400 <= response.status_code < 500
     assert not Observation.objects.exists()
+
+
+def test_fhir_unknown_resource_type_and_bad_entry_shapes(api, person):
+    response = post_bundle(api, bundle(person, observation(person), {"resourceType": "Glucometer", "id": "x"}))
+    assert_rejected(response, 2, "resourceType", "not a FHIR resource type")
+    response = post_bundle(api, {"resourceType": "Bundle", "type": "collection", "entry": ["nope"]})
+    assert_rejected(response, 0, "entry", "list of objects")
+    response = post_bundle(api, {"resourceType": "Bundle", "type": "not-a-type", "entry": [{"resource": observation(person)}]})
+    assert_rejected(response, 0, "type", "")
+
+
+def test_fhir_per_reading_primitives_and_repeated_shapes_are_each_reported(api, person):
+    """Bundles are validated shape by shape (see importers._ShapeValidator): bad ids, times
+    and values are still caught on every entry, and an invalid shape on every entry that has it."""
+    bad_subject = {"subject": "Patient/1"}  # a string where FHIR has a Reference object
+    response = post_bundle(
+        api,
+        bundle(
+            person,
+            observation(person, id="bad id!"),
+            observation(person, effectiveDateTime="2025-03-01T08:05:00"),  # FHIR needs an offset
+            observation(person, effectiveDateTime="2025-03-01T08:10:00Z", **bad_subject),
+            observation(person, effectiveDateTime="2025-03-01T08:15:00Z", **bad_subject),
+            observation(person, effectiveDateTime="2025-03-01T08:20:00Z", valueQuantity={"value": True, "code": "mg/dL"}),
+        ),
+    )
+    assert_rejected(response, 1, "id", "")
+    assert_rejected(response, 2, "effectiveDateTime", "")
+    assert_rejected(response, 3, "subject", "")
+    assert_rejected(response, 4, "subject", "")
+    assert_rejected(response, 5, "valueQuantity.value", "")
