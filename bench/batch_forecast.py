@@ -113,6 +113,9 @@ def timed_batch(label: str, people, *, cold: bool = True) -> None:
 
     if cold:
         reset_forecaster_cache()
+    # Each run stands for a run after new readings came in: earlier batch forecasts would make
+    # the batch skip people whose data did not change.
+    PredictionLog.objects.filter(person__in=people, source="batch").delete()
     now = timezone.now()
     started = time.perf_counter()
     result = predict_batch(now=now)

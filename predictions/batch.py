@@ -18,6 +18,7 @@ from datetime import timedelta
 
 import xgboost
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from mlmodels.forecaster import ForecastInputError
@@ -50,6 +51,7 @@ BULK_CREATE_BATCH = 500
 class BatchResult:
     n_people: int = 0
     n_fresh: int = 0
+    n_unchanged: int = 0
     n_forecasts: int = 0
     n_too_few_readings: int = 0
     n_fallbacks: int = 0
@@ -82,6 +84,17 @@ def _readings_by_person(person_ids, start, end) -> dict[int, Readings]:
     return out
 
 
+def _last_batch_inputs(person_ids, *, since) -> dict[int, int]:
+    """{person_id: time (ns) of the last reading used by their latest batch forecast since `since`}."""
+    rows = (
+        PredictionLog.objects.filter(person_id__in=person_ids, source=Source.BATCH, issued_at__gte=since)
+        .values("person_id")
+        .annotate(last_as_of=Max("as_of"))
+        .values_list("person_id", "last_as_of")
+    )
+    return {pid: to_ns(as_of) for pid, as_of in rows}
+
+
 def _group_forecaster(mlmodel):
     """A loaded forecaster for a group, cached by artifact digest (identical bytes, one model)."""
     from mlmodels.storage import load_forecaster
@@ -105,6 +118,13 @@ def predict_batch(persons=None, *, now=None, horizons=None) -> BatchResult:
     readings = _readings_by_person(person_ids, now - READINGS_LOOKBACK, now)
     fresh_after_ns = to_ns(now - timedelta(minutes=STALE_AFTER_MIN))
     fresh = {pid: r for pid, r in readings.items() if r.times_ns[-1] >= fresh_after_ns}
+    # Nothing new since this person's last batch forecast: the same input would give the same
+    # forecast again (and be scored twice), so they wait for their next reading.
+    already = _last_batch_inputs(list(fresh), since=now - timedelta(minutes=STALE_AFTER_MIN + 5))
+    unchanged = [pid for pid, r in fresh.items() if pid in already and r.times_ns[-1] <= already[pid]]
+    for pid in unchanged:
+        del fresh[pid]
+    result.n_unchanged = len(unchanged)
     people = Person.objects.filter(pk__in=list(fresh)).only("id", "time_zone", "preferred_unit")
     people = {p.pk: p for p in people}
     result.n_people = len(person_ids) if person_ids is not None else Person.objects.count()

@@ -48,6 +48,17 @@ def test_everyone_with_fresh_data_is_forecast_and_stored(people):
     assert logs[people["without_model"].pk].variant == "baseline"
 
 
+def test_people_without_a_new_reading_are_not_forecast_again(people):
+    first = predict_batch()
+    again = predict_batch()
+    assert (first.n_forecasts, again.n_forecasts, again.n_unchanged) == (3, 0, 3)
+
+    person = people["without_model"]
+    store_readings(person, recent_readings(hours=0.1, seed=9, end=timezone.now()))
+    third = predict_batch()
+    assert third.n_forecasts == 1 and PredictionLog.objects.filter(person=person).count() == 2
+
+
 def test_a_batch_forecast_equals_the_single_forecast_for_the_same_time(people):
     from predictions.services import forecast_for_person
 
@@ -88,8 +99,10 @@ def test_the_command_forecasts_everyone_or_the_named_users(people, capsys):
     assert "3 forecasts stored" in capsys.readouterr().out
 
     name = people["with_model"][0].owner.username
+    PredictionLog.objects.all().delete()
     call_command("predict_batch", name)
-    assert PredictionLog.objects.filter(person=people["with_model"][0]).count() == 2
+    assert PredictionLog.objects.filter(person=people["with_model"][0]).count() == 1
+    assert PredictionLog.objects.count() == 1
 
     with pytest.raises(CommandError, match="no person for user"):
         call_command("predict_batch", "nobody-by-that-name")

@@ -27,7 +27,8 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"{result.n_forecasts} forecasts stored for {result.n_fresh} people with fresh data "
-                f"(of {result.n_people}); {result.n_too_few_readings} with too few readings, "
+                f"(of {result.n_people}); {result.n_unchanged} without a new reading since their last "
+                f"batch forecast, {result.n_too_few_readings} with too few readings, "
                 f"{result.n_fallbacks} answered by the baseline after a model failure; "
                 f"{result.n_groups} model groups, {result.n_model_loads} model loads, {result.seconds:.2f} s."
             )
