@@ -144,10 +144,11 @@ def main() -> None:
             timings.setdefault(name, []).append(elapsed)
 
         # Warm-up: the first request imports every app's URLs and views (one-time cost).
+        warm_person = fresh_person()
         warm = APIClient()
-        warm.force_authenticate(fresh_person().owner)
+        warm.force_authenticate(warm_person.owner)
         warm.post("/api/observations/", json_body[:10], format="json")
-        warm.post("/api/fhir/Bundle", fhir_bundle(series[:10], 0), content_type="application/fhir+json")
+        warm.post("/api/fhir/Bundle", fhir_bundle(series[10:20], warm_person.pk), content_type="application/fhir+json")
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "clarity_export.csv"

@@ -127,7 +127,7 @@ class ObservationListCreateView(generics.ListCreateAPIView):
                 raise ImportRejected(shape_errors)
             batch = import_raw_readings(person, raws, source="api")
         except ImportRejected as exc:
-            return rejected(exc)
+            return rejected(exc.with_field_names({"time": "effective_at"}))
         schedule_window_refresh(person, batch_span(batch))
         return Response(import_summary(batch, fmt="api"), status=status.HTTP_201_CREATED)
 

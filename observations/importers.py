@@ -629,6 +629,10 @@ def parse_fhir_bundle(document: object) -> ParsedFile:
     return parsed
 
 
+# How the shared validation's field names read in a FHIR Observation.
+FHIR_FIELD_NAMES = {"time": "effectiveDateTime", "value": "valueQuantity.value", "unit": "valueQuantity.code"}
+
+
 # --- plain CSV --------------------------------------------------------------------------------
 
 _TIME_HEADERS = {

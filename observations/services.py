@@ -11,7 +11,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from observations.codes import LOINC_SYSTEM
-from observations.importers import ParsedFile, parse_bytes, parse_fhir_bundle
+from observations.importers import FHIR, FHIR_FIELD_NAMES, ParsedFile, parse_bytes, parse_fhir_bundle
 from observations.models import ImportBatch, Observation, ObservationStatus
 from observations.units import MG_DL
 from observations.validation import ImportRejected, RawReading, validate_readings
@@ -165,9 +165,14 @@ class ParsedImport:
 
 def _import_parsed(person, parsed: ParsedFile, *, filename: str = "") -> ParsedImport:
     check_fhir_subjects(person, parsed.subject_patient_ids)
-    batch = import_raw_readings(
-        person, parsed.readings, source=parsed.format, filename=filename, skipped=parsed.n_skipped
-    )
+    try:
+        batch = import_raw_readings(
+            person, parsed.readings, source=parsed.format, filename=filename, skipped=parsed.n_skipped
+        )
+    except ImportRejected as exc:
+        if parsed.format == FHIR:
+            raise exc.with_field_names(FHIR_FIELD_NAMES) from None
+        raise
     return ParsedImport(batch=batch, format=parsed.format, skipped_reasons=dict(parsed.skipped))
 
 

@@ -76,6 +76,12 @@ class ImportRejected(Exception):
         """A problem with the input as a whole (row 0), not with one row."""
         return cls([RowError(0, field, reason)], message=reason)
 
+    def with_field_names(self, names: dict[str, str]) -> ImportRejected:
+        """The same rejection with fields named as the caller's input names them (e.g. the
+        REST body's effective_at, a FHIR Observation's effectiveDateTime, for "time")."""
+        errors = [RowError(e.row, names.get(e.field, e.field), e.reason) for e in self.errors]
+        return ImportRejected(errors, message=self.message)
+
     def as_payload(self, limit: int = MAX_REPORTED_ERRORS) -> dict:
         shown = self.errors[:limit]
         return {

@@ -44,9 +44,9 @@ def assert_rejected(response, row, field, reason_part):
         ({"value": None}, "value", "missing"),
         ({"unit": "g/L"}, "unit", "is not a glucose unit"),
         ({"unit": None}, "unit", "missing"),
-        ({"effective_at": "next tuesday"}, "time", "not a recognised date and time"),
-        ({"effective_at": "2025-03-01"}, "time", "no time of day"),
-        ({"effective_at": None}, "time", "missing"),
+        ({"effective_at": "next tuesday"}, "effective_at", "not a recognised date and time"),
+        ({"effective_at": "2025-03-01"}, "effective_at", "no time of day"),
+        ({"effective_at": None}, "effective_at", "missing"),
         ({"code": "12345-6"}, "code", "not a glucose LOINC code"),
         ({"code": "99504-3", "unit": "mmol/L", "value": 6}, "code", "measured in mg/dL"),
     ],
@@ -60,7 +60,7 @@ def test_rest_row_errors(api, bad, field, reason):
 
 def test_future_timestamps_beyond_five_minutes_are_rejected_but_clock_skew_is_not(api):
     response = api.post("/api/observations/", [{**GOOD, "effective_at": soon(10)}], format="json")
-    assert_rejected(response, 1, "time", "more than 5 minutes in the future")
+    assert_rejected(response, 1, "effective_at", "more than 5 minutes in the future")
     ok = api.post("/api/observations/", [{**GOOD, "effective_at": soon(3)}], format="json")
     assert ok.status_code == 201
 
@@ -243,9 +243,9 @@ def test_fhir_value_errors_use_the_shared_rules(api, person):
             observation(person, effectiveDateTime=soon(30)),
         ),
     )
-    assert_rejected(response, 1, "value", "outside the accepted 1.1-33.3 mmol/L")
-    assert_rejected(response, 2, "unit", "is not a glucose unit")
-    assert_rejected(response, 3, "time", "in the future")
+    assert_rejected(response, 1, "valueQuantity.value", "outside the accepted 1.1-33.3 mmol/L")
+    assert_rejected(response, 2, "valueQuantity.code", "is not a glucose unit")
+    assert_rejected(response, 3, "effectiveDateTime", "in the future")
 
 
 def test_fhir_not_a_bundle_and_wrong_bundle_type(api, person):
