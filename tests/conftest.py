@@ -54,3 +54,9 @@ def api(person) -> APIClient:
 @pytest.fixture
 def other_api(other_person) -> APIClient:
     return token_client(other_person)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness costs ~1 s per created user; tests need no brute-force resistance.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
