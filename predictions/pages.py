@@ -17,7 +17,7 @@ from datetime import timedelta
 
 import pandas as pd
 from django.utils import timezone
-from django.utils.formats import number_format
+from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -31,7 +31,7 @@ from predictions import copy
 from predictions.errors import ForecastError
 from predictions.feedback import record_feedback
 from predictions.models import Source, Variant
-from predictions.services import forecast_for_person
+from predictions.services import STALE_AFTER_MIN, forecast_for_person
 
 VIEWS = {
     # view: (hours of readings shown, forecast request, x tick hours wide / narrow)
@@ -238,6 +238,24 @@ def training_status(person) -> dict:
 # --- The dashboard ----------------------------------------------------------------------------
 
 
+def forecast_error_text(error: ForecastError, person) -> str:
+    """Why there is no forecast, said for the page (the API's texts speak of request fields)."""
+    if error.code == "no_readings":
+        return _("There are no glucose readings yet. Upload a CGM export on the Data page to see forecasts.")
+    if error.code == "stale_readings":
+        last = error.extra.get("last_reading_at")
+        when = date_format(pd.Timestamp(last).tz_convert(person.tz).to_pydatetime(), "j M Y, H:i") if last else "–"
+        return _(
+            "Your latest reading is from %(when)s. A forecast needs a reading from the last "
+            "%(limit)d minutes; the readings up to then are shown below."
+        ) % {"when": when, "limit": STALE_AFTER_MIN}
+    if error.code == "too_few_readings":
+        return _("There are not enough recent readings to forecast from: a forecast needs the last "
+                 "30 minutes of readings without gaps.")
+    return str(error.message)
+
+
+
 def _chart_summary(readings, log, unit, tz, history: timedelta) -> str:
     parts = []
     if not readings.empty:
@@ -310,7 +328,7 @@ def dashboard(person, *, view: str = "2h", now=None) -> dict:
         else:
             log = forecast_for_person(person, horizons=TWO_HOUR_HORIZONS, unit=unit, source=Source.API)
     except ForecastError as error:
-        forecast_error = str(error.message)
+        forecast_error = forecast_error_text(error, person)
 
     readings = readings_frame(person, start=now - shape["history"], end=now)
     chart_end_now = now

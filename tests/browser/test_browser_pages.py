@@ -150,3 +150,27 @@ def test_another_persons_objects_answer_404(page, live_server, demo_person):
     assert ImportBatch.objects.filter(pk=theirs.pk).exists()
     assert page.evaluate(post, f"/forecasts/{their_forecast.pk}/feedback/") == 404
     assert not PredictionFeedback.objects.filter(prediction=their_forecast).exists()
+
+
+def test_delete_all_my_data_with_confirmation(page, live_server, demo_person, screenshot):
+    from observations.models import GlucoseWindow, Observation
+    from mlmodels.models import MLModel
+
+    log_in(page, live_server, demo_person)
+    page.goto(f"{live_server.url}/data/")
+    page.get_by_role("link", name="Delete all my data…").click()
+    page.wait_for_url("**/data/delete-all/")
+    screenshot(page, "delete-all-confirm")
+    page.get_by_role("button", name="Delete everything").click()  # unticked: the browser refuses
+    assert page.url.endswith("/data/delete-all/")
+    assert Observation.objects.for_person(demo_person).exists()
+    page.check("#id_confirm")
+    page.get_by_role("button", name="Delete everything").click()
+    page.wait_for_url("**/data/")
+    assert "All your data was deleted" in page.locator(".messages").inner_text()
+    assert not Observation.objects.for_person(demo_person).exists()
+    assert not MLModel.objects.for_person(demo_person).exists()
+    assert not GlucoseWindow.objects.for_person(demo_person).exists()
+    page.get_by_role("link", name="Dashboard").click()
+    assert "No readings yet." in page.locator(".latest").inner_text()
+    screenshot(page, "dashboard-empty")

@@ -263,3 +263,12 @@ def test_insights_in_german_use_decimal_commas(logged_in, person):
     assert 'class="agp-median" d="M' in html and "," in html  # SVG coordinates stay unlocalized
     median_path = html.split('class="agp-median" d="')[1].split('"')[0]
     assert all(token.count(",") == 1 for token in median_path.split())
+
+
+def test_no_forecast_messages_speak_to_the_person(logged_in, person):
+    response = logged_in.get(reverse("dashboard"))
+    assert "Upload a CGM export on the Data page" in response.context["forecast_error"]
+    load_readings(person, days=1, age_min=90)
+    response = logged_in.get(reverse("dashboard"))
+    assert response.context["forecast_error"].startswith("Your latest reading is from ")
+    assert "history" not in response.context["forecast_error"]
