@@ -19,6 +19,7 @@ from datetime import timezone as dt_timezone
 
 import pandas as pd
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -195,23 +196,59 @@ def from_ns(ns: int) -> pd.Timestamp:
     return pd.Timestamp(int(ns), tz="UTC")
 
 
-def stored_readings(person, start: datetime, end: datetime) -> Readings:
-    """The person's usable CGM readings in [start, end] as arrays (one indexed query, no pandas).
-
-    Same rows as observations.services.readings_frame(person, start=..., end=...).
-    """
-    rows = list(
-        Observation.objects.for_person(person)
+def _readings_queryset(person_id, start, end):
+    """The one definition of "a person's usable CGM readings in [start, end]" for serving."""
+    return (
+        Observation.objects.filter(person_id=person_id)
         .usable()
         .filter(kind=Observation.Kind.CGM)
         .in_range(start, end)
         .order_by("effective_at")
         .values_list("id", "effective_at", "value_mg_dl", "at_sensor_limit")
     )
+
+
+_SENTINEL_PERSON = -918_273_645
+_SENTINEL_START = datetime(1971, 2, 3, 4, 5, 6, tzinfo=dt_timezone.utc)
+_SENTINEL_END = datetime(1972, 3, 4, 5, 6, 7, tzinfo=dt_timezone.utc)
+_readings_sql: tuple[str, tuple] | None = None
+
+
+def _compiled_readings_sql() -> tuple[str, tuple]:
+    """The readings query compiled once per process (compiling it cost about as much as running
+    it on every forecast). The SQL comes from the ORM queryset above, so `usable()` and the other
+    rules stay defined in one place; sentinels mark where each request's values go."""
+    global _readings_sql
+    if _readings_sql is None:
+        sql, params = _readings_queryset(_SENTINEL_PERSON, _SENTINEL_START, _SENTINEL_END).query.sql_with_params()
+        slots = {_SENTINEL_PERSON: "person", _SENTINEL_START: "start", _SENTINEL_END: "end"}
+        # (slot name, None) where a request's value goes, (None, constant) for the rest.
+        roles = tuple(
+            (slots[p], None) if isinstance(p, (int, datetime)) and not isinstance(p, bool) and p in slots
+            else (None, p)
+            for p in params
+        )
+        if sorted(name for name, _ in roles if name) != ["end", "person", "start"]:
+            raise RuntimeError(f"unexpected parameters in the readings query: {params!r}")
+        _readings_sql = (sql, roles)
+    return _readings_sql
+
+
+def stored_readings(person, start: datetime, end: datetime) -> Readings:
+    """The person's usable CGM readings in [start, end] as arrays (one indexed query, no pandas).
+
+    Same rows as observations.services.readings_frame(person, start=..., end=...).
+    """
+    sql, roles = _compiled_readings_sql()
+    values = {"person": person.pk, "start": start, "end": end}
+    params = [values[name] if name else constant for name, constant in roles]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
     if not rows:
         return Readings.from_rows([], [], [], [])
-    ids, moments, values, limits = zip(*rows)
-    return Readings.from_rows([to_ns(m) for m in moments], values, limits, ids)
+    ids, moments, values_mg_dl, limits = zip(*rows)
+    return Readings.from_rows([to_ns(m) for m in moments], values_mg_dl, limits, ids)
 
 
 def _jsonable(value):
