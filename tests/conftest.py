@@ -60,3 +60,17 @@ def other_api(other_person) -> APIClient:
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness costs ~1 s per created user; tests need no brute-force resistance.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def artifact_root(tmp_path, settings):
+    """Every test's model artifacts go to its own temporary folder, never var/artifacts."""
+    root = tmp_path / "artifacts"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(root)},
+        },
+    }
+    return root

@@ -11,20 +11,6 @@ from observations.synthetic import generate_cgm
 END = dt.datetime(2026, 3, 20, 12, 0, tzinfo=dt.timezone.utc)
 
 
-@pytest.fixture
-def artifact_root(tmp_path, settings):
-    """Artifacts of this test go to a temporary folder (Django resets storages on change)."""
-    root = tmp_path / "artifacts"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "artifacts": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(root)},
-        },
-    }
-    return root
-
-
 def store_readings(person, frame: pd.DataFrame, *, source: str = "test") -> int:
     """Save a frame of (time, glucose_mg_dl) as the person's CGM readings, the way imports do."""
     batch = import_frame(person, frame, source=source)

@@ -102,25 +102,6 @@ def _fresh_process_state():
     reset_forecaster_cache()
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """Test users' passwords do not need PBKDF2's deliberate slowness (seconds on a busy box)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
-def artifact_root(tmp_path, settings):
-    root = tmp_path / "artifacts"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "artifacts": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(root)},
-        },
-    }
-    return root
-
-
 @pytest.fixture
 def person_with_readings(person):
     store_readings(person, recent_readings(seed=1))
