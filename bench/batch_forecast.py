@@ -129,6 +129,33 @@ def timed_batch(label: str, people, *, cold: bool = True) -> None:
     print(f"            goal {len(people)} people in <= 30 s: {goal}")
 
 
+def timed_outcomes(people) -> None:
+    """The outcome task on the last batch: 2.5 hours of readings arrive for everyone, then
+    fill_outcomes() (clock moved forward) matches every point and updates the performance sums."""
+    from django.db.models import Max
+
+    from observations.models import Observation
+    from predictions.models import ModelPerformance, PredictionLog
+    from predictions.outcomes import fill_outcomes
+
+    issued = PredictionLog.objects.filter(person__in=people, source="batch").aggregate(t=Max("issued_at"))["t"]
+    last = Observation.objects.filter(person__in=people).aggregate(t=Max("effective_at"))["t"]
+    rows = []
+    for i, person in enumerate(people):
+        for k in range(1, 31):
+            value = 120 + 30 * np.sin((i + k) / 7)
+            rows.append(Observation(person=person, value_mg_dl=round(value), original_value=round(value),
+                                    original_unit="mg/dL", effective_at=last + dt.timedelta(minutes=5 * k),
+                                    source="bench"))
+    Observation.objects.bulk_create(rows, batch_size=5000)
+    started = time.perf_counter()
+    counts = fill_outcomes(now=issued + dt.timedelta(hours=2, minutes=30))
+    elapsed = time.perf_counter() - started
+    scored = ModelPerformance.objects.filter(person__in=people).aggregate(n=Max("n_matched"))["n"]
+    print(f"  outcomes: {elapsed:6.2f} s for {counts['logs']} forecasts, {counts['matched']} points matched "
+          f"to readings (+-5 min), {counts['missing']} without; performance rows updated (max n {scored})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--people", type=int, default=1000)
@@ -164,6 +191,7 @@ def main() -> None:
         settings.GLUCAST_MODEL_CACHE_MB = 1024
         timed_batch("distinct", people)
         timed_batch("distinct, next run (cache sized for everyone)", people, cold=False)
+    timed_outcomes(people)
     import os
 
     load = os.getloadavg()
