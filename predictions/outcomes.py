@@ -11,6 +11,7 @@ scored: their inputs are not the person's stored readings.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections import defaultdict
@@ -164,9 +165,31 @@ def _resolve(logs: list[PredictionLog], now) -> dict:
             next_due = candidate if next_due is None else min(next_due, candidate)
         log.outcome_pending = next_due is not None
         log.outcomes_next_at = next_due
-    PredictionLog.objects.bulk_update(logs, ["points", "outcome_pending", "outcomes_next_at"], batch_size=500)
+    _save_resolved(logs)
     _add_performance(performance)
     return counts
+
+
+def _save_resolved(logs: list[PredictionLog]) -> None:
+    """Write the resolved points back with ONE statement joined to arrays (bulk_update's CASE
+    expressions took ~2 ms per row to build and run at a few thousand rows)."""
+    table = PredictionLog._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} AS l
+               SET points = v.points::jsonb, outcome_pending = v.pending, outcomes_next_at = v.next_at
+              FROM unnest(%s::bigint[], %s::text[], %s::boolean[], %s::timestamptz[])
+                   AS v(id, points, pending, next_at)
+             WHERE l.id = v.id
+            """,
+            [
+                [log.pk for log in logs],
+                [json.dumps(log.points) for log in logs],
+                [log.outcome_pending for log in logs],
+                [log.outcomes_next_at for log in logs],
+            ],
+        )
 
 
 def _add_performance(performance: dict) -> None:
