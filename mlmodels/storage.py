@@ -31,7 +31,16 @@ METADATA_FILE = "metadata.json"
 LOG_FILE = "training_log.txt"
 CHECKSUMS_FILE = "SHA256SUMS"
 RESERVED_FILES = frozenset({METADATA_FILE, LOG_FILE, CHECKSUMS_FILE})
-LIBRARIES = ["numpy", "pandas", "scikit-learn", "xgboost", "skops", "scipy", "django"]
+# Reported name -> the distributions that may provide it (XGBoost ships as xgboost or xgboost-cpu).
+LIBRARIES = {
+    "numpy": ("numpy",),
+    "pandas": ("pandas",),
+    "scikit-learn": ("scikit-learn",),
+    "xgboost": ("xgboost", "xgboost-cpu"),
+    "skops": ("skops",),
+    "scipy": ("scipy",),
+    "django": ("django",),
+}
 
 
 class ArtifactIntegrityError(Exception):
@@ -58,11 +67,13 @@ def manifest_digest(manifest: dict[str, str]) -> str:
 
 def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            versions[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            continue
+    for name, distributions in LIBRARIES.items():
+        for distribution in distributions:
+            try:
+                versions[name] = importlib_metadata.version(distribution)
+                break
+            except importlib_metadata.PackageNotFoundError:
+                continue
     return versions
 
 

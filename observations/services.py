@@ -195,7 +195,8 @@ def import_frame(person, frame: pd.DataFrame, *, source: str = "demo", filename:
     """Readings from a frame with columns time (naive = the person's local time, or aware) and
     glucose_mg_dl — what import_broll_csv and the synthetic generator give — through the same
     validation and bulk insert as every other source."""
-    times = pd.to_datetime(frame["time"])
+    # The database keeps microseconds; dropping finer digits here is explicit, not a warning.
+    times = pd.to_datetime(frame["time"]).dt.floor("us")
     raws = [
         RawReading(row=row, time=moment.to_pydatetime(), value=float(value), unit=MG_DL)
         for row, (moment, value) in enumerate(zip(times, frame["glucose_mg_dl"], strict=True), start=1)
