@@ -115,6 +115,11 @@ def fresh_person(username: str, *, days: float = 10, seed: int = 0):
     from observations.synthetic import generate_cgm
     from persons.services import create_person
 
+    from mlmodels.models import MLModel
+    from mlmodels.storage import delete_artifacts
+
+    for model in MLModel.objects.filter(person__owner__username=username):
+        delete_artifacts(model)
     get_user_model().objects.filter(username=username).delete()
     person, _password, token = create_person(username, time_zone="Europe/Berlin")
     frame = generate_cgm(days, seed=seed, end=timezone.now() - dt.timedelta(minutes=1), tz="Europe/Berlin")
