@@ -23,7 +23,14 @@ import pandas as pd
 
 from mlmodels.features import MAX_SHORT_HORIZON, WINDOW_MIN, WINDOW_STEPS, window_features
 from mlmodels.forecaster import Forecast, ForecastInputError, NotEnoughReadings, StaleReadings
-from mlmodels.preparation import MAX_BRIDGE_MIN, SENSOR_HIGH_LIMIT, SENSOR_LOW_LIMIT, STEP_MIN, STEP_NS
+from mlmodels.preparation import (
+    MAX_BRIDGE_MIN,
+    SENSOR_HIGH_LIMIT,
+    SENSOR_LOW_LIMIT,
+    STEP_MIN,
+    STEP_NS,
+    grid_arrays,
+)
 
 STALE_AFTER_NS = 30 * 60 * 10**9
 LOOKBACK_NS = (WINDOW_MIN + MAX_BRIDGE_MIN + STEP_MIN) * 60 * 10**9
@@ -112,27 +119,10 @@ def input_window(readings: Readings, as_of_ns: int | None) -> Window:
     recent = times > last - LOOKBACK_NS
     times, values, limit = times[recent], values[recent], limit[recent]
 
-    offset = last % STEP_NS
-    slot = (times - offset + STEP_NS // 2) // STEP_NS
-    first = int(slot.min())
-    n = int(slot.max()) - first + 1
-    position = slot - first
-    sums = np.bincount(position, weights=values, minlength=n)
-    counts = np.bincount(position, minlength=n)
-    limits = np.bincount(position, weights=limit.astype(float), minlength=n) > 0
-    observed = counts > 0
-    grid = np.full(n, np.nan)
-    grid[observed] = sums[observed] / counts[observed]
-    interpolated = np.zeros(n, dtype=bool)
-    observed_idx = np.flatnonzero(observed)
-    if len(observed_idx) >= 2:
-        missing_idx = np.flatnonzero(~observed)
-        if len(missing_idx):
-            nxt = np.searchsorted(observed_idx, missing_idx)
-            gap_steps = observed_idx[nxt] - observed_idx[nxt - 1]
-            fill = missing_idx[gap_steps * STEP_MIN <= MAX_BRIDGE_MIN]
-            grid[fill] = np.interp(fill, observed_idx, grid[observed_idx])
-            interpolated[fill] = True
+    grid_parts = grid_arrays(times, values, limit, last % STEP_NS)
+    grid, observed = grid_parts["glucose_mg_dl"], grid_parts["observed"]
+    interpolated, limits = grid_parts["interpolated"], grid_parts["at_sensor_limit"]
+    n = len(grid)
 
     tail = slice(max(n - (WINDOW_STEPS + 1), 0), n)
     window, observed_w = grid[tail], observed[tail]
@@ -144,7 +134,7 @@ def input_window(readings: Readings, as_of_ns: int | None) -> Window:
     return Window(
         values=window,
         interpolated=interpolated[tail],
-        at_limit=(limits & observed)[tail],
+        at_limit=limits[tail],
         end_ns=last,
         n_readings=int(observed_w.sum()),
         gaps=int((~observed_w).sum()),
