@@ -2,6 +2,7 @@ import secrets
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.http import Http404
 from rest_framework.authtoken.models import Token
 
 from persons.models import Person
@@ -36,9 +37,7 @@ def create_person(
 
 def person_for(user) -> Person:
     """The caller's Person, or 404 (a staff user without a Person has no personal data)."""
-    from django.http import Http404
-
-    person = Person.objects.for_user(user).first()
+    person = Person.objects.for_user(user).select_related("owner").first()
     if person is None:
         raise Http404("No person profile for this account.")
     return person
