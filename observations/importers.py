@@ -154,8 +154,11 @@ def parse_bytes(data: bytes, *, fmt: str = AUTO) -> ParsedFile:
 def _csv_rows(text: str, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
     """(line number, cells) for each CSV record; the line number is where the record ends."""
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=delimiter)
-    for cells in reader:
-        yield reader.line_num, cells
+    try:
+        for cells in reader:
+            yield reader.line_num, cells
+    except csv.Error as exc:  # e.g. a bare carriage return in an unquoted cell: was a 500
+        raise ImportRejected.file_error(f"not a readable CSV file (line {reader.line_num + 1}: {exc})") from None
 
 
 def _cell(cells: list[str], index: int | None) -> str:
