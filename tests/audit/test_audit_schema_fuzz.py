@@ -1,8 +1,9 @@
 """No-500 audit: property-based fuzzing of the API from its own OpenAPI schema (schemathesis),
 through Django's WSGI application, as a person who has readings and a model.
 
-Every operation gets schema-valid (positive) and schema-violating (negative) requests; no answer
-may be a 5xx, and 2xx answers must match the documented response schema."""
+Every operation gets schema-valid (positive) and schema-violating (negative) requests, and those
+with an {id} also schema-valid requests naming the person's own object; no answer may be a 5xx,
+and 2xx answers must match the documented response schema."""
 
 from __future__ import annotations
 
@@ -21,12 +22,33 @@ from schemathesis.specs.openapi.checks import response_schema_conformance  # noq
 from django.db import transaction  # noqa: E402
 
 from config.wsgi import application  # noqa: E402
+from mlmodels.models import MLModel, TrainingJob  # noqa: E402
+from observations.models import ImportBatch, Observation  # noqa: E402
+from predictions.models import PredictionLog  # noqa: E402
+from predictions.services import forecast_for_person  # noqa: E402
 from tests.conftest import token_client  # noqa: E402
 from tests.predictions.conftest import recent_readings, register_model, store_readings  # noqa: E402
 
 MAX_EXAMPLES = 25
 # Operations where random input means nothing: none so far (multipart upload stays in).
 EXCLUDED_OPERATIONS: set[str] = set()
+
+
+# Path prefix -> the fuzzed person's own object of that kind (for the {id} parameter).
+OWN_OBJECTS = {
+    "/api/imports/": ImportBatch,
+    "/api/models/jobs/": TrainingJob,
+    "/api/models/": MLModel,
+    "/api/observations/": Observation,
+    "/api/predictions/": PredictionLog,
+}
+
+
+def own_id(path: str, person) -> int:
+    for prefix, model in OWN_OBJECTS.items():
+        if path.startswith(prefix):
+            return model.objects.for_person(person).values_list("pk", flat=True).first()
+    raise AssertionError(f"{path}: add the kind of object its {{id}} names to OWN_OBJECTS")
 
 
 def documented_success(ctx, response, case):
@@ -55,6 +77,10 @@ def keep_test_connection():
 def fuzzed_person(person, settings, keep_test_connection):
     store_readings(person, recent_readings(6, seed=7))
     register_model(person)
+    # One real object of each kind, so a pass with the person's OWN ids reaches the success paths.
+    ImportBatch.objects.create(person=person, source="csv", filename="fuzz.csv")
+    TrainingJob.objects.create(person=person, status="queued", trigger="api")
+    forecast_for_person(person, source="api")
     settings.ALLOWED_HOSTS = ["*"]
     # Throttling answers 429, never a 5xx, but would hide the forecast view behind it.
     settings.REST_FRAMEWORK = {
@@ -73,14 +99,18 @@ def test_no_operation_answers_a_server_error(fuzzed_person):
         operation = result.ok()
         if operation.label in EXCLUDED_OPERATIONS:
             continue
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        passes = [("positive", GenerationMode.POSITIVE, {}), ("negative", GenerationMode.NEGATIVE, {})]
+        if "{id}" in operation.path:
+            own = {"id": own_id(operation.path, fuzzed_person)}
+            passes.append(("own id", GenerationMode.POSITIVE, {"path_parameters": own}))
+        for label, mode, fixed in passes:
             checks = [not_a_server_error] + ([documented_success] if mode is GenerationMode.POSITIVE else [])
 
             @hypothesis_settings(
                 max_examples=MAX_EXAMPLES, derandomize=True, database=None, deadline=None,
                 suppress_health_check=list(HealthCheck),
             )
-            @given(case=operation.as_strategy(generation_mode=mode))
+            @given(case=operation.as_strategy(generation_mode=mode, **fixed))
             def fuzz(case):
                 # Each example in its own savepoint, rolled back: examples stay independent
                 # (a fuzzed DELETE does not empty the data the next one reads).
@@ -96,7 +126,7 @@ def test_no_operation_answers_a_server_error(fuzzed_person):
             except Unsatisfiable:
                 continue  # nothing to negate: the operation takes no parameters or body
             except (Exception, BaseExceptionGroup) as exc:  # collect every operation's failure, not only the first
-                failures.append(f"{operation.label} [{mode.value}]: {exc}")
-            timings[f"{operation.label} [{mode.value}]"] = round(time.perf_counter() - started, 2)
+                failures.append(f"{operation.label} [{label}]: {exc}")
+            timings[f"{operation.label} [{label}]"] = round(time.perf_counter() - started, 2)
     print("fuzz timings (s):", timings)
     assert not failures, "\n\n".join(failures)
