@@ -70,10 +70,13 @@ def test_other_persons_windows_never_returned_even_when_caller_has_few(person, o
     assert episodes and all(e.end_at in own for e in episodes)
 
 
-def test_followed_is_the_window_two_hours_later(person_with_data):
-    refresh_windows(person_with_data)
-    episode = similar_episodes(person_with_data, k=1)[0]
-    later = GlucoseWindow.objects.for_person(person_with_data).get(end_at=episode.end_at + FOLLOW)
+def test_followed_is_the_window_two_hours_later(person):
+    # A fixed clock: the synthetic series (and so its gaps) must not depend on when the test runs.
+    end = dt.datetime(2026, 3, 20, 12, 0, tzinfo=dt.timezone.utc)
+    load_readings(person, end=end)
+    refresh_windows(person)
+    episode = similar_episodes(person, as_of=end, k=1)[0]
+    later = GlucoseWindow.objects.for_person(person).get(end_at=episode.end_at + FOLLOW)
     assert episode.followed == list(later.values)
     assert episode.change_after == pytest.approx(later.values[-1] - episode.values[-1])
 
