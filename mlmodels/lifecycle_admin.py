@@ -24,6 +24,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from config.admin_base import ReadOnlyAdmin
 from mlmodels.admin import MLModelAdmin
 from mlmodels.lifecycle import activate_model, archive_model, rollback_person_model
 from mlmodels.lifecycle_models import ModelPin, Rollout, RolloutEvent
@@ -324,39 +325,23 @@ class RolloutAdmin(admin.ModelAdmin):
 
 
 @admin.register(RolloutEvent)
-class RolloutEventAdmin(admin.ModelAdmin):
+class RolloutEventAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "model_type", "action", "actor_name", "person", "ml_model", "reason"]
     list_filter = ["action", "model_type", "actor_name"]
     search_fields = ["reason", "actor_name", "person__display_name"]
     date_hierarchy = "created_at"
     list_select_related = ["person", "ml_model"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    allow_delete = False  # the audit trail
 
 
 @admin.register(ModelPin)
-class ModelPinAdmin(admin.ModelAdmin):
+class ModelPinAdmin(ReadOnlyAdmin):
     """Pins are made from the model list (action "pin"); removing one here records why."""
 
     list_display = ["person", "model_type", "ml_model", "reason", "created_by", "created_at"]
     list_select_related = ["person", "ml_model", "created_by"]
     actions = ["unpin"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # the "unpin" action asks for a reason instead
+    allow_delete = False  # the "unpin" action asks for a reason instead
 
     def get_actions(self, request):
         actions = super().get_actions(request)

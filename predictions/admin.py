@@ -1,16 +1,7 @@
 from django.contrib import admin
 
+from config.admin_base import ReadOnlyAdmin
 from predictions.models import ModelPerformance, PredictionLog
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Logs and performance sums are written by the services only; the admin shows them."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(PredictionLog)
