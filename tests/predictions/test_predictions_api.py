@@ -1,6 +1,7 @@
 """Contract of POST /api/predictions/glucose/ and the prediction log endpoints."""
 
 import datetime as dt
+import math
 
 import pytest
 
@@ -85,7 +86,12 @@ def test_the_baseline_widens_its_ranges_honestly_far_ahead(api, person_with_read
 
     assert body["model"]["variant"] == "baseline"
     width = [p["upper_80"] - p["lower_80"] for p in body["points"]]
-    assert width == sorted(width) and width[-1] > 2 * width[0]
+    # The baseline's band is multiplicative (log space): its relative width never shrinks with
+    # the horizon, while the mg/dL width also follows the forecast level (AR2 drifts toward 140),
+    # so compare relative widths, allowing for whole-mg/dL rounding.
+    relative = [math.log(p["upper_80"] / p["lower_80"]) for p in body["points"]]
+    assert all(later >= earlier - 0.01 for earlier, later in zip(relative, relative[1:]))
+    assert width[-1] > 2 * width[0]
 
 
 def test_custom_horizons_are_answered_in_ascending_order(api, person_with_model):
