@@ -37,7 +37,7 @@ import pandas as pd  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mlmodels.training import evaluate_on, train_forecaster  # noqa: E402
+from mlmodels.core.training import evaluate_on, train_forecaster  # noqa: E402
 from tests.mlmodels.synthetic import synthetic_person  # noqa: E402
 
 DEFAULT_CSV = REPO.parent / "shared" / "data" / "broll2021_cgm.csv"

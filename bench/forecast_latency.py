@@ -5,7 +5,7 @@
 What runs: gunicorn serving config.wsgi (the server `manage.py serve` starts: gthread, 2 workers x
 4 threads) on 127.0.0.1, the embedded PostgreSQL (its own data dir, var/pg-bench-serving unless
 GLUCAST_PGDATA is set), token authentication, DEBUG off. One person has 10 days of readings
-ending now and a model trained by the real pipeline (mlmodels.training.train_forecaster, a blend
+ending now and a model trained by the real pipeline (mlmodels.core.training.train_forecaster, a blend
 with XGBoost) stored through the registry's storage with its SHA-256.
 
 Measured over one keep-alive HTTP connection, requests one after another (after a warm-up):
@@ -77,7 +77,7 @@ def trained_files(seed: int = 0, days: float = 10) -> tuple[dict[str, bytes], st
     too, so registered rows weigh what real ones weigh when serving reads them."""
     if seed not in _TRAINED:
         from mlmodels.services import to_jsonable
-        from mlmodels.training import train_forecaster
+        from mlmodels.core.training import train_forecaster
         from observations.synthetic import generate_cgm
 
         end = dt.datetime(2026, 3, 20, 12, 0, tzinfo=dt.timezone.utc)

@@ -16,7 +16,7 @@ GLUCOSE_PREDICTION = "glucose-prediction"
 
 
 def metric_value(metrics: dict, horizon_min: int, name: str = "mae", *, baseline: bool = False):
-    """One held-out figure from a metrics dict of mlmodels.training (None if absent).
+    """One held-out figure from a metrics dict of mlmodels.core.training (None if absent).
 
     Layout: metrics["per_horizon"]["model" | "baseline_ar2" | "persistence"][str(h)][name].
     """

@@ -6,7 +6,7 @@ hands its id to a django-q2 worker, which calls train_person(). The management c
 
 Deploy only if better: a new version becomes active only when it beats the reference on the
 SAME held-out period — the currently active version if there is one (evaluated with
-mlmodels.training.evaluate_on on the new version's test period), else the AR2 baseline. The
+mlmodels.core.training.evaluate_on on the new version's test period), else the AR2 baseline. The
 score is the mean of MAE at 30 and 60 minutes (DEPLOY_HORIZONS); the new version must be
 strictly lower. Otherwise it is kept as `rejected` with both sets of numbers in `comparison`.
 """
@@ -49,7 +49,7 @@ TASK_PATH = "mlmodels.tasks.run_training_job"
 
 def pipeline_major() -> int:
     """MAJOR of every version = the feature/output schema version of the numeric pipeline."""
-    from mlmodels.features import FEATURE_SCHEMA_VERSION
+    from mlmodels.core.features import FEATURE_SCHEMA_VERSION
 
     return int(FEATURE_SCHEMA_VERSION)
 
@@ -200,7 +200,7 @@ def train_person(
 
     mlmodel = None
     try:
-        from mlmodels import training
+        from mlmodels.core import training
 
         from observations.services import readings_frame
 
@@ -351,7 +351,7 @@ def compare_with_reference(mlmodel: MLModel, result, readings) -> dict:
     side. Without an active version (or with one that cannot be loaded) the reference is the AR2
     baseline, scored by the same evaluate_on call on the same rows.
     """
-    from mlmodels import training
+    from mlmodels.core import training
 
     start, end = _test_period(result)
     tz = mlmodel.person.time_zone

@@ -149,7 +149,7 @@ def read_verified_files(mlmodel) -> dict[str, bytes]:
 
 def load_forecaster(mlmodel):
     """The verified GlucoseForecaster of a model row; ArtifactIntegrityError if tampered/missing."""
-    from mlmodels.forecaster import GlucoseForecaster
+    from mlmodels.core.forecaster import GlucoseForecaster
 
     contents = read_verified_files(mlmodel)
     model_files = {name: data for name, data in contents.items() if name not in RESERVED_FILES}

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from mlmodels.forecaster import ForecastInputError
+from mlmodels.core.forecaster import ForecastInputError
 from observations.models import Observation
 from persons.models import Person
 from predictions import fastpath

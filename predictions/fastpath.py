@@ -21,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mlmodels.features import MAX_SHORT_HORIZON, WINDOW_MIN, WINDOW_STEPS, window_features
-from mlmodels.forecaster import Forecast, ForecastInputError, NotEnoughReadings, StaleReadings
-from mlmodels.preparation import (
+from mlmodels.core.features import MAX_SHORT_HORIZON, WINDOW_MIN, WINDOW_STEPS, window_features
+from mlmodels.core.forecaster import Forecast, ForecastInputError, NotEnoughReadings, StaleReadings
+from mlmodels.core.preparation import (
     MAX_BRIDGE_MIN,
     SENSOR_HIGH_LIMIT,
     SENSOR_LOW_LIMIT,
@@ -99,7 +99,7 @@ class Window:
 def input_window(readings: Readings, as_of_ns: int | None) -> Window:
     """The model's 120-minute input window ending at the last reading at or before `as_of`.
 
-    Same rules as mlmodels.forecaster.input_window (grid anchored on the last reading, duplicates
+    Same rules as mlmodels.core.forecaster.input_window (grid anchored on the last reading, duplicates
     averaged, gaps up to 20 minutes interpolated, none longer), in numpy.
     """
     finite = np.isfinite(readings.values)

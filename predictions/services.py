@@ -23,7 +23,7 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from mlmodels.forecaster import BaselineForecaster, ForecastInputError
+from mlmodels.core.forecaster import BaselineForecaster, ForecastInputError
 from observations.models import Observation
 from observations.units import MG_DL, UNITS, from_mgdl
 from predictions import copy, fastpath

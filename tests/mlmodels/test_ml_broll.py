@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from mlmodels.forecaster import GlucoseForecaster
-from mlmodels.training import train_forecaster
+from mlmodels.core.forecaster import GlucoseForecaster
+from mlmodels.core.training import train_forecaster
 
 pytestmark = pytest.mark.broll
 

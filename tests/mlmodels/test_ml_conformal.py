@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mlmodels.conformal import ConformalIntervals, finite_sample_quantile
-from mlmodels.features import HORIZONS, feature_names
+from mlmodels.core.conformal import ConformalIntervals, finite_sample_quantile
+from mlmodels.core.features import HORIZONS, feature_names
 
 
 def _features(n, rng):

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from mlmodels.estimators import (
+from mlmodels.core.estimators import (
     AR2Forecaster,
     BlendForecaster,
     PersistenceForecaster,
@@ -11,8 +11,8 @@ from mlmodels.estimators import (
     ar2_path,
     nonnegative_simplex_weights,
 )
-from mlmodels.features import HORIZONS, build_features, build_targets, feature_names
-from mlmodels.preparation import prepare_grid
+from mlmodels.core.features import HORIZONS, build_features, build_targets, feature_names
+from mlmodels.core.preparation import prepare_grid
 from tests.mlmodels.synthetic import synthetic_person
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mlmodels.evaluation import clarke_zone, clarke_zones, coverage, point_metrics
+from mlmodels.core.evaluation import clarke_zone, clarke_zones, coverage, point_metrics
 
 # (reference, predicted, zone) checked by hand against the Clarke grid boundaries
 KNOWN_POINTS = [

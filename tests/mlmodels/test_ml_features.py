@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmodels.features import (
+from mlmodels.core.features import (
     FEATURE_SCHEMA_VERSION,
     HORIZONS,
     FeatureSchema,
@@ -11,7 +11,7 @@ from mlmodels.features import (
     build_targets,
     feature_names,
 )
-from mlmodels.preparation import prepare_grid
+from mlmodels.core.preparation import prepare_grid
 from tests.mlmodels.synthetic import series, synthetic_person
 
 

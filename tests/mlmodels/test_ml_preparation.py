@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmodels.preparation import data_sufficiency, prepare_grid
+from mlmodels.core.preparation import data_sufficiency, prepare_grid
 from tests.mlmodels.synthetic import series
 
 

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmodels.preparation import prepare_grid
-from mlmodels.profile import TimeOfDayProfile
+from mlmodels.core.preparation import prepare_grid
+from mlmodels.core.profile import TimeOfDayProfile
 from tests.mlmodels.synthetic import synthetic_person
 
 TZ = "America/New_York"

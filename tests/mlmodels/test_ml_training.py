@@ -4,15 +4,15 @@ import time
 import pandas as pd
 import pytest
 
-from mlmodels.features import FEATURE_SCHEMA_VERSION, HORIZONS
-from mlmodels.forecaster import (
+from mlmodels.core.features import FEATURE_SCHEMA_VERSION, HORIZONS
+from mlmodels.core.forecaster import (
     BaselineForecaster,
     FeatureSchemaMismatch,
     GlucoseForecaster,
     NotEnoughReadings,
     StaleReadings,
 )
-from mlmodels.training import InsufficientData, evaluate_on, train_forecaster
+from mlmodels.core.training import InsufficientData, evaluate_on, train_forecaster
 from tests.mlmodels.synthetic import synthetic_person
 
 TZ = "Europe/Berlin"

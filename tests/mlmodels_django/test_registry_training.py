@@ -38,7 +38,7 @@ def test_no_readings_at_all_is_skipped_too(person, artifact_root):
 
 
 def test_first_model_is_version_major_0_0_and_active_when_it_beats_the_baseline(trained, artifact_root):
-    from mlmodels.features import FEATURE_SCHEMA_VERSION
+    from mlmodels.core.features import FEATURE_SCHEMA_VERSION
 
     model = trained.model
     assert model.version == f"{FEATURE_SCHEMA_VERSION}.0.0"
@@ -157,7 +157,7 @@ def test_a_better_retrain_replaces_the_active_version(person_with_readings, arti
 
 
 def test_a_failed_save_marks_job_and_model_failed_and_leaves_no_files(person_with_readings, artifact_root):
-    from mlmodels.features import FEATURE_SCHEMA_VERSION
+    from mlmodels.core.features import FEATURE_SCHEMA_VERSION
 
     folder = artifact_root / "models" / str(person_with_readings.pk) / "glucose-prediction"
     (folder / f"{FEATURE_SCHEMA_VERSION}.0.0" / "metadata.json").mkdir(parents=True)

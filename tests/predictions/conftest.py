@@ -24,7 +24,7 @@ _TRAINED: dict = {}
 def trained_model_files() -> tuple[dict[str, bytes], str]:
     """(files, algorithm) of a forecaster trained by the real pipeline, once per session."""
     if not _TRAINED:
-        from mlmodels.training import train_forecaster
+        from mlmodels.core.training import train_forecaster
 
         readings = generate_cgm(7, seed=5, end=TRAIN_END, tz="Europe/Berlin")
         result = train_forecaster(readings, tz="Europe/Berlin", time_budget_s=4.0, random_state=0)

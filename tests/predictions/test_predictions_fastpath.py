@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmodels.forecaster import BaselineForecaster, GlucoseForecaster, NotEnoughReadings, StaleReadings
+from mlmodels.core.forecaster import BaselineForecaster, GlucoseForecaster, NotEnoughReadings, StaleReadings
 from observations.synthetic import generate_cgm
 from predictions import fastpath
 from predictions.fastpath import Readings

@@ -18,14 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mlmodels.conformal import ConformalIntervals
-from mlmodels.estimators import (
+from mlmodels.core.conformal import ConformalIntervals
+from mlmodels.core.estimators import (
     AR2Forecaster,
     BlendForecaster,
     Candidate,
     candidate_from_files,
 )
-from mlmodels.features import (
+from mlmodels.core.features import (
     HORIZONS,
     MAX_SHORT_HORIZON,
     WINDOW_MIN,
@@ -35,14 +35,14 @@ from mlmodels.features import (
     feature_names,
     window_features,
 )
-from mlmodels.preparation import (
+from mlmodels.core.preparation import (
     MAX_BRIDGE_MIN,
     STEP_MIN,
     STEP_NS,
     grid_arrays,
     reading_arrays,
 )
-from mlmodels.profile import TimeOfDayProfile
+from mlmodels.core.profile import TimeOfDayProfile
 
 FILE_FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -474,7 +474,7 @@ class BaselineForecaster(GlucoseForecaster):
 
     def forecast_matrix(self, X: np.ndarray, times_ns: np.ndarray, horizons: list[int], tz: str):
         # AR2 itself runs on past 120 minutes (it decays toward 140 mg/dL); no profile is needed.
-        from mlmodels.estimators import ar2_path
+        from mlmodels.core.estimators import ar2_path
 
         names = feature_names()
         now = X[:, names.index("glucose_now")]

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from mlmodels.preparation import STEP_MIN
+from mlmodels.core.preparation import STEP_MIN
 
 FEATURE_SCHEMA_VERSION = 1
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mlmodels.preparation import STEP_MIN
+from mlmodels.core.preparation import STEP_MIN
 
 PROFILE_QUANTILES = (0.025, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.975)
 BIN_MIN = 30

@@ -27,7 +27,7 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mlmodels.features import HORIZONS, feature_names
+from mlmodels.core.features import HORIZONS, feature_names
 
 AR2_BG_REF = 140.0
 AR2_BG_MIN = 36.0

@@ -19,7 +19,7 @@ import math
 import numpy as np
 from scipy.optimize import nnls
 
-from mlmodels.features import HORIZONS, feature_names
+from mlmodels.core.features import HORIZONS, feature_names
 
 LEVELS = (0.80, 0.95)
 # Calibration errors come from days before the ones we forecast, and glucose behaviour drifts

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mlmodels.conformal import DRIFT_MISCOVERAGE_FACTOR, ConformalIntervals
-from mlmodels.estimators import (
+from mlmodels.core.conformal import DRIFT_MISCOVERAGE_FACTOR, ConformalIntervals
+from mlmodels.core.estimators import (
     AR2Forecaster,
     BlendForecaster,
     Candidate,
@@ -39,8 +39,8 @@ from mlmodels.estimators import (
     RidgeOnAR2Forecaster,
     XGBoostForecaster,
 )
-from mlmodels.evaluation import horizon_metrics, improvement, summarise
-from mlmodels.features import (
+from mlmodels.core.evaluation import horizon_metrics, improvement, summarise
+from mlmodels.core.features import (
     HORIZONS,
     MAX_SHORT_HORIZON,
     FeatureSchema,
@@ -48,9 +48,9 @@ from mlmodels.features import (
     build_targets,
     feature_names,
 )
-from mlmodels.forecaster import BaselineForecaster, GlucoseForecaster, _jsonable
-from mlmodels.preparation import STEP_MIN, data_sufficiency, prepare_grid
-from mlmodels.profile import TimeOfDayProfile
+from mlmodels.core.forecaster import BaselineForecaster, GlucoseForecaster, _jsonable
+from mlmodels.core.preparation import STEP_MIN, data_sufficiency, prepare_grid
+from mlmodels.core.profile import TimeOfDayProfile
 
 MIN_SPAN_DAYS = 3.0
 MIN_COVERAGE = 0.70
