@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from config import views
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
@@ -13,6 +15,8 @@ urlpatterns = [
     path("api/", include("observations.api_urls")),
     path("api/", include("mlmodels.api_urls")),
     path("api/", include("predictions.api_urls")),
+    # Whole-account deletion spans every app, so the site layer owns it.
+    path("data/delete-all/", views.delete_all, name="data-delete-all"),
     path("", include("mlmodels.urls")),
     path("", include("predictions.urls")),
     path("", include("observations.urls")),

@@ -24,7 +24,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from config.admin_base import ReadOnlyAdmin
+from persons.admin import ReadOnlyAdmin
 from mlmodels.admin import MLModelAdmin
 from mlmodels.lifecycle import activate_model, archive_model, rollback_person_model
 from mlmodels.lifecycle_models import ModelPin, Rollout, RolloutEvent

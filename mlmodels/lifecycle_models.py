@@ -18,8 +18,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
-from observations.models import PersonOwnedQuerySet
-from persons.models import Person
+from persons.models import Person, PersonOwnedQuerySet
 
 
 class RolloutStatus(models.TextChoices):

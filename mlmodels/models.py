@@ -9,8 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from observations.models import PersonOwnedQuerySet
-from persons.models import Person
+from persons.models import Person, PersonOwnedQuerySet
 
 GLUCOSE_PREDICTION = "glucose-prediction"
 

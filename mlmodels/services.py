@@ -202,7 +202,7 @@ def train_person(
     try:
         from mlmodels.core import training
 
-        from observations.services import readings_frame
+        from observations.readings import readings_frame
 
         readings = readings_frame(person)
         budget = training_time_budget_s() if time_budget_s is None else time_budget_s

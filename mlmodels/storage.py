@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import platform
 from importlib import metadata as importlib_metadata
 
@@ -167,6 +168,27 @@ def delete_artifacts(mlmodel) -> None:
     _remove_directory(artifact_storage(), mlmodel.storage_path or artifact_dir(mlmodel))
 
 
+def delete_person_artifacts(person_id: int, mlmodels) -> None:
+    """Remove the files of every given model of a person, then the person's whole folder
+    (`models/{person_id}/`, left-overs of crashed saves included)."""
+    for mlmodel in mlmodels:
+        delete_artifacts(mlmodel)
+    _remove_tree(artifact_storage(), f"models/{int(person_id)}")
+
+
+def _remove_tree(storage, directory: str) -> None:
+    """Remove a folder of the artifact storage with everything in it."""
+    try:
+        folders, files = storage.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for name in files:
+        _delete_quietly(storage, f"{directory}/{name}")
+    for folder in folders:
+        _remove_tree(storage, f"{directory}/{folder}")
+    _remove_empty_folder(storage, directory)
+
+
 def _refuse(mlmodel, problem: str):
     logger.error(
         "Refusing to load model %s (person %s, version %s, path %s): %s",
@@ -182,9 +204,11 @@ def _remove_directory(storage, directory: str) -> None:
         return
     for name in names:
         _delete_quietly(storage, f"{directory}/{name}")
-    try:  # file-system storages keep empty folders; other backends have no folders
-        import os
+    _remove_empty_folder(storage, directory)
 
+
+def _remove_empty_folder(storage, directory: str) -> None:
+    try:  # file-system storages keep empty folders; other backends have no folders
         os.rmdir(storage.path(directory))
     except (NotImplementedError, OSError):
         pass

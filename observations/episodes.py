@@ -36,7 +36,7 @@ from observations.insights.embedding import (
     windows_for_embedding,
 )
 from observations.models import GlucoseWindow
-from observations.services import readings_frame
+from observations.readings import readings_frame
 
 STEP_MINUTES = 30
 WINDOW_SPAN = timedelta(minutes=GRID_MINUTES * (WINDOW_READINGS - 1))  # first to last value

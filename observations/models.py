@@ -3,21 +3,7 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from persons.models import Person
-
-
-class PersonOwnedQuerySet(models.QuerySet):
-    """Ownership filter shared by every per-person model: rows of the caller's own Person."""
-
-    person_field = "person"
-
-    def for_user(self, user):
-        if not getattr(user, "is_authenticated", False):
-            return self.none()
-        return self.filter(**{f"{self.person_field}__owner": user})
-
-    def for_person(self, person):
-        return self.filter(**{self.person_field: person})
+from persons.models import Person, PersonOwnedQuerySet
 
 
 class ObservationStatus(models.TextChoices):

@@ -3,7 +3,6 @@
     insights(person, *, start, end) -> dict                      metrics, AGP, patterns, flags
     upload_readings(person, data, *, filename, fmt="auto") -> dict   import + windows; summary
     remove_import(person, batch_id) -> int                       one import, its readings, windows
-    delete_all_my_data(person) -> dict[str, int]                 everything stored for the person
 
 Texts are translated here so templates only place them; insight texts come from the insights
 modules as `template` + `params` (translated with gettext(template) % params).
@@ -24,7 +23,8 @@ from observations.charts import agp_chart
 from observations.episodes import INLINE_SPAN, WINDOW_SPAN, rebuild_windows, refresh_windows
 from observations.insights import agp_profile, anomaly_flags, consensus_metrics, pattern_statements
 from observations.models import ImportBatch
-from observations.services import batch_span, delete_import, import_file, readings_frame, schedule_window_refresh
+from observations.readings import readings_frame
+from observations.services import batch_span, delete_import, import_file, schedule_window_refresh
 from observations.units import MMOL_L, from_mgdl
 
 logger = logging.getLogger(__name__)
@@ -196,65 +196,3 @@ def remove_import(person, batch_id: int) -> int:
         if span is not None:
             rebuild_windows(person, *span)
     return n_readings
-
-
-def _person_related_models():
-    """Every model with a foreign key to Person: new per-person tables are covered without
-    changes here (the delete-all test checks that none is left with a row)."""
-    from persons.models import Person
-
-    return [
-        (relation.related_model, relation.field.name)
-        for relation in Person._meta.get_fields(include_hidden=True)
-        if relation.auto_created and not relation.concrete
-        and (relation.one_to_many or relation.one_to_one)
-        and relation.related_model is not Person
-    ]
-
-
-def delete_all_my_data(person) -> dict[str, int]:
-    """Delete everything stored for the person - readings, imports, windows, models and their
-    artifact files, training jobs, prediction logs, feedback - keeping only the login.
-
-    Rows go in one transaction; model files are removed once it has committed (a rollback leaves
-    them with their rows). Returns {model label: rows deleted}.
-    """
-    from mlmodels.models import MLModel
-    from mlmodels.storage import artifact_storage, delete_artifacts
-
-    models_to_clean = list(MLModel.objects.for_person(person))
-    deleted: dict[str, int] = {}
-    with transaction.atomic():
-        for model, field_name in _person_related_models():
-            _, per_model = model._base_manager.filter(**{field_name: person}).delete()
-            for label, count in per_model.items():
-                deleted[label] = deleted.get(label, 0) + count
-
-    def remove_files():
-        for mlmodel in models_to_clean:
-            delete_artifacts(mlmodel)
-        _remove_tree(artifact_storage(), f"models/{person.pk}")
-
-    transaction.on_commit(remove_files)
-    return deleted
-
-
-def _remove_tree(storage, directory: str) -> None:
-    """Remove a folder of the artifact storage with everything in it (left-overs included)."""
-    import os
-
-    try:
-        folders, files = storage.listdir(directory)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for name in files:
-        try:
-            storage.delete(f"{directory}/{name}")
-        except FileNotFoundError:
-            pass
-    for folder in folders:
-        _remove_tree(storage, f"{directory}/{folder}")
-    try:
-        os.rmdir(storage.path(directory))
-    except (NotImplementedError, OSError):
-        pass

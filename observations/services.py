@@ -1,4 +1,6 @@
-"""Readings in and out of the store: import services for every source, and frames for the pipeline."""
+"""Readings into the store: import services for every source, and deleting an import.
+
+Reading them back out as frames for the pipeline is observations.readings."""
 
 import logging
 from dataclasses import dataclass
@@ -11,34 +13,13 @@ from django.http import Http404
 from django.utils import timezone
 
 from observations.codes import LOINC_SYSTEM
+from observations.episodes import forget_windows
 from observations.importers import FHIR, FHIR_FIELD_NAMES, ParsedFile, parse_bytes, parse_fhir_bundle
 from observations.models import ImportBatch, Observation, ObservationStatus
 from observations.units import MG_DL
 from observations.validation import ImportRejected, RawReading, validate_readings
 
 logger = logging.getLogger(__name__)
-
-
-def readings_frame(person, *, start=None, end=None, kind=Observation.Kind.CGM) -> pd.DataFrame:
-    """One person's usable readings as a frame: time (UTC), glucose_mg_dl, at_sensor_limit, id.
-
-    `entered-in-error` readings are excluded here, so no caller can forget to.
-    """
-    rows = (
-        Observation.objects.for_person(person)
-        .usable()
-        .filter(kind=kind)
-        .in_range(start, end)
-        .order_by("effective_at")
-        .values_list("id", "effective_at", "value_mg_dl", "at_sensor_limit")
-    )
-    frame = pd.DataFrame.from_records(
-        list(rows), columns=["id", "time", "glucose_mg_dl", "at_sensor_limit"]
-    )
-    frame["time"] = pd.to_datetime(frame["time"], utc=True)
-    frame["glucose_mg_dl"] = frame["glucose_mg_dl"].astype(float)
-    frame["at_sensor_limit"] = frame["at_sensor_limit"].astype(bool)
-    return frame
 
 
 # --- Bringing readings in ---------------------------------------------------------------------
@@ -259,8 +240,6 @@ def delete_import(person, batch: ImportBatch) -> int:
     Windows are dropped here (no window outlives its readings); re-embedding what remains of the
     span is the caller's choice (schedule_window_refresh / episodes.rebuild_windows).
     """
-    from observations.episodes import forget_windows
-
     if batch.person_id != person.pk:
         raise Http404("No such import.")
     with transaction.atomic():

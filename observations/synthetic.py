@@ -186,8 +186,8 @@ def generate_cgm(
             depth = params.low_depth * rng.uniform(0.5, 1.2)
             _add_curve(glucose, minutes, at(when), -depth, rng.uniform(60, 120), 3.0)
 
-    glucose += _ar1(rng, n, params.drift_phi, params.drift_sd)
-    glucose += _ar1(rng, n, params.noise_phi, params.noise_sd)
+    glucose += ar1_noise(rng, n, params.drift_phi, params.drift_sd)
+    glucose += ar1_noise(rng, n, params.noise_phi, params.noise_sd)
     if compression_lows:
         glucose = _add_compression_lows(rng, glucose, minutes, local_minute, days,
                                         params.compression_lows_per_night)
@@ -217,7 +217,7 @@ def _add_curve(glucose, minutes, onset, amplitude, peak_minutes, shape) -> None:
         glucose[lo:hi] += _gamma_curve(minutes[lo:hi] - onset, amplitude, peak_minutes, shape)
 
 
-def _ar1(rng: np.random.Generator, n: int, phi: float, stationary_sd: float) -> np.ndarray:
+def ar1_noise(rng: np.random.Generator, n: int, phi: float, stationary_sd: float) -> np.ndarray:
     innovations = rng.normal(0.0, stationary_sd * np.sqrt(1.0 - phi**2), n)
     innovations[0] = rng.normal(0.0, stationary_sd)  # start in the stationary distribution
     return lfilter([1.0], [1.0, -phi], innovations)

@@ -7,5 +7,4 @@ urlpatterns = [
     path("data/", views.data, name="data"),
     path("data/upload/", views.upload, name="data-upload"),
     path("data/imports/<int:batch_id>/delete/", views.delete_import, name="data-import-delete"),
-    path("data/delete-all/", views.delete_all, name="data-delete-all"),
 ]

@@ -1,5 +1,5 @@
 """Pages of the observations app: insights for a period, and the person's data (upload, imports,
-delete). Views parse the request and call observations.pages; nothing is computed here."""
+delete one import). Views parse the request and call observations.pages; nothing is computed here."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -8,10 +8,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from observations import pages
-from observations.forms import DeleteAllForm, InsightsPeriodForm, UploadForm
+from observations.forms import InsightsPeriodForm, UploadForm
 from observations.models import ImportBatch
 from observations.validation import ImportRejected
 from persons.services import person_for
@@ -101,16 +101,3 @@ def delete_import(request, batch_id: int):
     n_readings = pages.remove_import(person, batch_id)
     messages.success(request, _("The import and its %(n)d readings were deleted.") % {"n": n_readings})
     return redirect("data")
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def delete_all(request):
-    person = person_for(request.user)
-    form = DeleteAllForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        pages.delete_all_my_data(person)
-        messages.success(request, _("All your data was deleted. Your login remains."))
-        return redirect("data")
-    status = 400 if request.method == "POST" else 200
-    return render(request, "observations/delete_all.html", {"form": form, "person": person}, status=status)

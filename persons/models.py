@@ -24,6 +24,22 @@ class PersonQuerySet(models.QuerySet):
         return self.filter(owner=user)
 
 
+class PersonOwnedQuerySet(models.QuerySet):
+    """Ownership filter shared by every per-person model of every app: rows of the caller's own
+    Person. It lives on the ground floor so each app's models can use it without importing another
+    app's models."""
+
+    person_field = "person"
+
+    def for_user(self, user):
+        if not getattr(user, "is_authenticated", False):
+            return self.none()
+        return self.filter(**{f"{self.person_field}__owner": user})
+
+    def for_person(self, person):
+        return self.filter(**{self.person_field: person})
+
+
 class Person(models.Model):
     owner = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="person"

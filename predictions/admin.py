@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from config.admin_base import ReadOnlyAdmin
+from persons.admin import ReadOnlyAdmin
 from predictions.models import ModelPerformance, PredictionLog
 
 

@@ -5,8 +5,7 @@ Imported at the bottom of predictions/models.py so Django registers it in `predi
 
 from django.db import models
 
-from observations.models import PersonOwnedQuerySet
-from persons.models import Person
+from persons.models import Person, PersonOwnedQuerySet
 
 
 class PredictionFeedbackQuerySet(PersonOwnedQuerySet):

@@ -5,8 +5,7 @@ import math
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from observations.models import PersonOwnedQuerySet
-from persons.models import Person
+from persons.models import Person, PersonOwnedQuerySet
 
 
 class Variant(models.TextChoices):

@@ -25,7 +25,7 @@ from mlmodels.models import JobTrigger, TrainingJob
 from mlmodels.services import active_model, request_training
 from observations.charts import RANGE_HIGH, RANGE_LOW, glucose_chart, sparkline
 from observations.episodes import FOLLOW, refresh_recent_windows, similar_episodes
-from observations.services import readings_frame
+from observations.readings import readings_frame
 from observations.units import MMOL_L, from_mgdl
 from predictions import copy
 from predictions.errors import ForecastError

@@ -30,7 +30,7 @@ import pandas as pd
 
 from observations.units import MG_DL
 
-from ._common import (GLUCOSE, SENSOR_MAX_MG_DL, SENSOR_MIN_MG_DL, TIME, check_unit, clean_readings,
+from .common import (GLUCOSE, SENSOR_MAX_MG_DL, SENSOR_MIN_MG_DL, TIME, check_unit, clean_readings,
                       format_glucose, gettext_noop, local_times, message, minute_of_day,
                       sampling_minutes)
 

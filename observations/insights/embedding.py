@@ -30,7 +30,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from ._common import GLUCOSE, TIME, clean_readings, local_times, minute_of_day
+from .common import GLUCOSE, TIME, clean_readings, local_times, minute_of_day
 
 WINDOW_READINGS = 24
 GRID_MINUTES = 5

@@ -19,7 +19,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from ._common import GLUCOSE, TIME, aware_utc, clean_readings, local_times, minute_of_day, zone
+from .common import GLUCOSE, TIME, aware_utc, clean_readings, local_times, minute_of_day, zone
 
 RANGE_LOW = 70.0
 RANGE_HIGH = 180.0

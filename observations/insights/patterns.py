@@ -46,7 +46,7 @@ from scipy.stats import mannwhitneyu
 
 from observations.units import MG_DL
 
-from ._common import (GLUCOSE, TIME, check_unit, clean_readings, format_clock, format_glucose,
+from .common import (GLUCOSE, TIME, check_unit, clean_readings, format_clock, format_glucose,
                       gettext_noop, local_times, message, minute_of_day, sampling_minutes)
 
 MIN_DAYS = 5

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from observations.insights import pattern_statements
-from observations.synthetic import _ar1
+from observations.synthetic import ar1_noise
 
 from .series import bump, daily, readings
 
@@ -142,7 +142,7 @@ def test_flat_noisy_series_states_nothing():
 def test_drifting_noisy_series_states_no_meal_or_dawn_pattern(seed):
     rng = np.random.default_rng(seed)
     n = 14 * 288
-    values = 140 + _ar1(rng, n, 0.995, 20) + _ar1(rng, n, 0.7, 6)
+    values = 140 + ar1_noise(rng, n, 0.995, 20) + ar1_noise(rng, n, 0.7, 6)
     found = set(codes(readings(np.round(values), start="2026-01-05 00:00", tz=TZ)))
     assert not found & {"higher_after_breakfast", "higher_after_lunch", "higher_after_dinner",
                         "early_morning_rise"}

@@ -7,7 +7,7 @@ from mlmodels.models import JobStatus, MLModel, ModelStatus, TrainingJob
 from mlmodels.services import active_model, decide, next_version, train_person
 from mlmodels.storage import ArtifactIntegrityError, load_forecaster
 from observations.models import Observation
-from observations.services import readings_frame
+from observations.readings import readings_frame
 from tests.mlmodels_django.conftest import store_readings, synthetic_readings
 
 pytestmark = pytest.mark.django_db

@@ -3,7 +3,8 @@
 import pandas as pd
 
 from observations.models import ImportBatch, Observation
-from observations.services import import_broll_csv, import_frame, readings_frame
+from observations.readings import readings_frame
+from observations.services import import_broll_csv, import_frame
 from tests.factories import PersonFactory
 
 

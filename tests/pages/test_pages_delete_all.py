@@ -4,10 +4,10 @@ model artifact files - while other people's data and the login stay."""
 import pytest
 from django.urls import reverse
 
+from config.account import person_related_models
 from mlmodels.storage import artifact_storage
 from observations.episodes import refresh_windows
 from observations.models import ImportBatch, Observation
-from observations.pages import _person_related_models
 from predictions.models import PredictionFeedback, PredictionLog
 from tests.pages.conftest import load_readings, train_model
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _rows_of(person) -> dict[str, int]:
     return {
         model._meta.label: model._base_manager.filter(**{field: person}).count()
-        for model, field in _person_related_models()
+        for model, field in person_related_models()
     }
 
 

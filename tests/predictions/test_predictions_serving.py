@@ -205,7 +205,7 @@ def test_stored_readings_are_exactly_what_readings_frame_returns(person):
     import numpy as np
 
     from observations.models import Observation, ObservationStatus
-    from observations.services import readings_frame
+    from observations.readings import readings_frame
     from predictions.services import READINGS_LOOKBACK, stored_readings
 
     rows = store_readings(person, recent_readings(hours=5))

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand
 
 from mlmodels.models import JobTrigger
 from mlmodels.services import active_model, request_training
-from persons.demo import load_demo
+from config.demo import load_demo
 
 
 class Command(BaseCommand):
