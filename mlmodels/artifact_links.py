@@ -4,7 +4,7 @@
     artifact_from_token(token, user) -> MLModel    (raises LinkRefused)
 
 The token is a django.core.signing.TimestampSigner signature of "<model id>:<user id>": it is
-valid for GLUCAST_ARTIFACT_LINK_MAX_AGE_S seconds (default 300) and only for the staff user it
+valid for GLUCAST_ARTIFACT_LINK_MAX_AGE_S seconds and only for the staff user it
 was made for, so a link pasted elsewhere is useless to anyone else.
 """
 
@@ -18,7 +18,6 @@ from django.core import signing
 from django.urls import reverse
 
 SALT = "glucast.mlmodels.artifact-link"
-LINK_MAX_AGE_S = int(getattr(settings, "GLUCAST_ARTIFACT_LINK_MAX_AGE_S", 300))
 
 
 class LinkRefused(Exception):
@@ -30,7 +29,7 @@ def _signer() -> signing.TimestampSigner:
 
 
 def max_age_s() -> int:
-    return int(getattr(settings, "GLUCAST_ARTIFACT_LINK_MAX_AGE_S", LINK_MAX_AGE_S))
+    return int(settings.GLUCAST_ARTIFACT_LINK_MAX_AGE_S)
 
 
 def signed_artifact_url(mlmodel, user) -> str:

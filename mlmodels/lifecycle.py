@@ -9,7 +9,7 @@ Staff actions (each one transaction, a RolloutEvent and a serving-generation bum
 Retraining triggers (django-q2 schedules call these; each returns what it started):
     retrain_scheduled(now=None)       weekly: everyone with readings in the last week
     retrain_on_new_data(now=None)     N new readings (default 288 = one day) since the last job
-    retrain_on_performance(now=None)  realized MAE (24 h) worse than validation MAE by a margin
+    (the performance-triggered retrain judges outcomes: predictions.decisions)
     (on request: POST /api/models/train/ -> mlmodels.services.request_training)
 Every trigger goes through request_training, so two triggers at once make one job, and the
 trigger is recorded on the job. Deploy-only-if-better is the registry's (train_person).
@@ -25,48 +25,39 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from mlmodels.lifecycle_models import EventAction, ModelPin, Rollout, RolloutEvent
 from mlmodels.models import (
     GLUCOSE_PREDICTION,
     OPEN_JOB_STATUSES,
+    EventAction,
     JobStatus,
     JobTrigger,
     MLModel,
+    ModelPin,
     ModelStatus,
+    Rollout,
+    RolloutEvent,
     TrainingJob,
 )
 from mlmodels.rollouts import (
     PINNABLE_STATUSES,
     SERVABLE_STATUSES,
     RolloutError,
-    _actor_fields,
-    _require_reason,
+    actor_fields,
     bump_generation,
     model_of_release,
+    require_reason,
     usable,
 )
+from mlmodels.services import enqueue_training_job, request_training
+from mlmodels.storage import ArtifactIntegrityError, delete_artifacts, read_verified_files
+from observations.models import Observation
+from persons.models import Person
 
 logger = logging.getLogger(__name__)
-
-DEFAULTS = {
-    "GLUCAST_RETRAIN_NEW_READINGS": 288,  # one day of 5-minute readings
-    "GLUCAST_RETRAIN_PERFORMANCE_MARGIN": 0.25,  # realized MAE > validation MAE * 1.25
-    "GLUCAST_RETRAIN_PERFORMANCE_MIN_OUTCOMES": 24,  # matched points at 30+60 min in 24 h
-    "GLUCAST_RETRAIN_SCHEDULE_ACTIVE_DAYS": 7,  # weekly retrain: readings within this many days
-    "GLUCAST_TRAINING_MAX_ATTEMPTS": 3,
-    "GLUCAST_KEEP_VERSIONS": 5,
-}
-PERFORMANCE_WINDOW = timedelta(hours=24)
-PERFORMANCE_HORIZONS = (30, 60)
-
-
-def setting(name: str):
-    return getattr(settings, name, DEFAULTS[name])
-
 
 # --- Staff actions on versions ----------------------------------------------------------------
 
@@ -94,7 +85,7 @@ def _event(action, *, actor, reason, mlmodel, before, after):
     return RolloutEvent.objects.create(
         rollout=None, model_type=mlmodel.model_type, action=action, reason=reason,
         before=before, after=after, person_id=mlmodel.person_id, ml_model=mlmodel,
-        **_actor_fields(actor),
+        **actor_fields(actor),
     )
 
 
@@ -110,9 +101,7 @@ def activate_model(mlmodel: MLModel, *, actor, reason: str, action=EventAction.M
     The artifact is verified first: a tampered or missing file is refused here rather than
     discovered by the next forecast.
     """
-    from mlmodels.storage import ArtifactIntegrityError, read_verified_files
-
-    reason = _require_reason(reason)
+    reason = require_reason(reason)
     if not can_serve(mlmodel):
         raise RolloutError(
             f"Version {mlmodel.version} cannot serve: status {mlmodel.status}"
@@ -188,7 +177,7 @@ def archive_model(mlmodel: MLModel, *, actor, reason: str) -> MLModel:
 
     Never the active version, the previous one, a pinned one or one a rollout serves.
     """
-    reason = _require_reason(reason)
+    reason = require_reason(reason)
     with transaction.atomic():
         target = MLModel.objects.select_for_update().get(pk=mlmodel.pk)
         if target.pk in protected_model_ids(target.person_id, target.model_type):
@@ -209,8 +198,6 @@ def archive_model(mlmodel: MLModel, *, actor, reason: str) -> MLModel:
 def _retire(mlmodel: MLModel) -> None:
     """Archive a row and remove its files once the transaction commits (not before: a rolled
     back transaction must not leave a row pointing at deleted files)."""
-    from mlmodels.storage import delete_artifacts
-
     if mlmodel.status == ModelStatus.READY:
         mlmodel.status = ModelStatus.ARCHIVED
     path = mlmodel.storage_path
@@ -230,7 +217,7 @@ def cleanup_old_versions(keep: int | None = None) -> dict:
     rollout serves, and anything still training. READY rows become archived; rejected and failed
     rows keep their status (the record of that decision). Idempotent.
     """
-    keep = int(setting("GLUCAST_KEEP_VERSIONS") if keep is None else keep)
+    keep = int(settings.GLUCAST_KEEP_VERSIONS if keep is None else keep)
     counts = {"people": 0, "archived": 0, "kept": 0}
     owners = (
         MLModel.objects.exclude(storage_path="")
@@ -263,11 +250,9 @@ def cleanup_old_versions(keep: int | None = None) -> dict:
 # --- Retraining triggers ----------------------------------------------------------------------
 
 
-def _request(person_ids, trigger: str, model_type: str) -> list[int]:
-    """request_training for each person; the ids of the jobs it newly created."""
-    from mlmodels.services import request_training
-    from persons.models import Person
-
+def request_trainings(person_ids, trigger: str, model_type: str = GLUCOSE_PREDICTION) -> list[int]:
+    """request_training for each person (the path of every retraining trigger); the ids of the
+    jobs it newly created."""
     started = []
     for person in Person.objects.filter(pk__in=list(person_ids)).order_by("pk"):
         job, created = request_training(person, trigger=trigger, model_type=model_type)
@@ -282,10 +267,8 @@ def retrain_scheduled(now=None, model_type: str = GLUCOSE_PREDICTION) -> dict:
     Once per week per person even if the schedule fires twice: people with a schedule-triggered
     job in the last 6 days are left out.
     """
-    from observations.models import Observation
-
     now = now or timezone.now()
-    recent = now - timedelta(days=int(setting("GLUCAST_RETRAIN_SCHEDULE_ACTIVE_DAYS")))
+    recent = now - timedelta(days=int(settings.GLUCAST_RETRAIN_SCHEDULE_ACTIVE_DAYS))
     people = set(
         Observation.objects.filter(kind=Observation.Kind.CGM, effective_at__gte=recent)
         .usable().values_list("person_id", flat=True).distinct()
@@ -295,7 +278,7 @@ def retrain_scheduled(now=None, model_type: str = GLUCOSE_PREDICTION) -> dict:
             model_type=model_type, trigger=JobTrigger.SCHEDULE, created_at__gte=now - timedelta(days=6)
         ).values_list("person_id", flat=True)
     )
-    started = _request(people - already, JobTrigger.SCHEDULE, model_type)
+    started = request_trainings(people - already, JobTrigger.SCHEDULE, model_type)
     return {"trigger": "schedule", "candidates": len(people), "started": started}
 
 
@@ -304,8 +287,6 @@ def new_readings_since_last_job(model_type: str = GLUCOSE_PREDICTION) -> dict[in
 
     Arrival time, not measurement time: an import of last month's readings is new data too.
     """
-    from observations.models import Observation
-
     last_job = (
         TrainingJob.objects.filter(person_id=OuterRef("person_id"), model_type=model_type)
         .order_by("-created_at").values("created_at")[:1]
@@ -326,82 +307,11 @@ def new_readings_since_last_job(model_type: str = GLUCOSE_PREDICTION) -> dict[in
 def retrain_on_new_data(now=None, *, threshold: int | None = None, model_type: str = GLUCOSE_PREDICTION) -> dict:
     """Retrain people with at least `threshold` new readings since their last job (once: the
     job it starts becomes the new 'last job', so the count starts again from zero)."""
-    threshold = int(setting("GLUCAST_RETRAIN_NEW_READINGS") if threshold is None else threshold)
+    threshold = int(settings.GLUCAST_RETRAIN_NEW_READINGS if threshold is None else threshold)
     counts = new_readings_since_last_job(model_type)
     due = {pid for pid, n in counts.items() if n >= threshold}
-    started = _request(due, JobTrigger.DATA, model_type)
+    started = request_trainings(due, JobTrigger.DATA, model_type)
     return {"trigger": "data", "threshold": threshold, "due": sorted(due), "started": started}
-
-
-def realized_mae(model_ids, since, horizons=PERFORMANCE_HORIZONS) -> dict[int, dict]:
-    """{model_id: {"n": matched points, "mae": {h: MAE}}} from the prediction log since `since`."""
-    from predictions.models import PredictionLog
-
-    ids = [int(i) for i in model_ids]
-    if not ids:
-        return {}
-    table = PredictionLog._meta.db_table
-    sql = f"""
-        SELECT l.ml_model_id, (p->>'horizon_min')::int AS h, count(*),
-               avg(abs((p->>'value_mg_dl')::float8 - (p->>'actual_mg_dl')::float8))
-          FROM {table} l CROSS JOIN LATERAL jsonb_array_elements(l.points) AS p
-         WHERE l.ml_model_id = ANY(%s) AND l.issued_at >= %s AND NOT l.from_history
-           AND jsonb_typeof(p->'actual_mg_dl') = 'number'
-           AND (p->>'horizon_min')::int = ANY(%s)
-         GROUP BY 1, 2
-    """
-    out: dict[int, dict] = {}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [ids, since, list(horizons)])
-        for model_id, horizon, n, mae in cursor.fetchall():
-            entry = out.setdefault(model_id, {"n": 0, "mae": {}})
-            entry["n"] += int(n)
-            entry["mae"][int(horizon)] = float(mae)
-    return out
-
-
-def retrain_on_performance(now=None, *, model_type: str = GLUCOSE_PREDICTION) -> dict:
-    """Retrain when the active model's realized MAE over the last 24 h (mean of 30 and 60 min)
-    is worse than its validation MAE by the margin, with enough matched outcomes.
-
-    Once per condition: not again within 24 h of an earlier performance-triggered job, nor for a
-    model that was activated after that window started (its own 24 h have to show it).
-    """
-    from mlmodels.models import metric_value
-
-    now = now or timezone.now()
-    since = now - PERFORMANCE_WINDOW
-    margin = float(setting("GLUCAST_RETRAIN_PERFORMANCE_MARGIN"))
-    min_outcomes = int(setting("GLUCAST_RETRAIN_PERFORMANCE_MIN_OUTCOMES"))
-    actives = list(MLModel.objects.filter(model_type=model_type).active())
-    realized = realized_mae([m.pk for m in actives], since)
-    recently = set(
-        TrainingJob.objects.filter(
-            model_type=model_type, trigger=JobTrigger.PERFORMANCE, created_at__gte=since
-        ).values_list("person_id", flat=True)
-    )
-    due, evidence = set(), {}
-    for mlmodel in actives:
-        figures = realized.get(mlmodel.pk)
-        validation = [metric_value(mlmodel.metrics, h, "mae") for h in PERFORMANCE_HORIZONS]
-        if figures is None or figures["n"] < min_outcomes or any(v is None for v in validation):
-            continue
-        if any(h not in figures["mae"] for h in PERFORMANCE_HORIZONS):
-            continue
-        realized_score = sum(figures["mae"][h] for h in PERFORMANCE_HORIZONS) / len(PERFORMANCE_HORIZONS)
-        validation_score = sum(validation) / len(validation)
-        if realized_score > validation_score * (1 + margin) and mlmodel.person_id not in recently:
-            due.add(mlmodel.person_id)
-            evidence[mlmodel.person_id] = {
-                "version": mlmodel.version,
-                "realized_mae": round(realized_score, 2),
-                "validation_mae": round(validation_score, 2),
-                "n_matched": figures["n"],
-            }
-    started = _request(due, JobTrigger.PERFORMANCE, model_type)
-    for person_id, numbers in evidence.items():
-        logger.info("Performance retrain for person %s: %s", person_id, numbers)
-    return {"trigger": "performance", "due": sorted(due), "started": started, "evidence": evidence}
 
 
 # --- Crashed jobs -----------------------------------------------------------------------------
@@ -412,24 +322,20 @@ def stall_after() -> timedelta:
 
     django-q2 kills a task after Q_CLUSTER["timeout"] and the ORM broker hands an unacknowledged
     task out again after Q_CLUSTER["retry"]; a redelivered attempt restarts `started_at`. So once
-    retry + timeout + 2 minutes have passed without a new attempt, nobody will run the job.
+    retry + timeout + 2 minutes have passed without a new attempt, nobody will run the job
+    (GLUCAST_TRAINING_STALL_S, whose default is that sum).
     """
-    seconds = getattr(settings, "GLUCAST_TRAINING_STALL_S", None)
-    if seconds is None:
-        q_cluster = getattr(settings, "Q_CLUSTER", {})
-        timeout = int(q_cluster.get("timeout", 600))
-        seconds = int(q_cluster.get("retry", timeout)) + timeout + 120
-    return timedelta(seconds=int(seconds))
+    return timedelta(seconds=int(settings.GLUCAST_TRAINING_STALL_S))
 
 
 def queued_stall_after() -> timedelta:
     """A QUEUED job never picked up this long after it was queued lost its broker message (a
     backlog of many trainings legitimately waits a while, hence hours, not minutes)."""
-    return timedelta(seconds=int(getattr(settings, "GLUCAST_TRAINING_QUEUED_STALL_S", 6 * 3600)))
+    return timedelta(seconds=int(settings.GLUCAST_TRAINING_QUEUED_STALL_S))
 
 
 def max_attempts() -> int:
-    return int(setting("GLUCAST_TRAINING_MAX_ATTEMPTS"))
+    return int(settings.GLUCAST_TRAINING_MAX_ATTEMPTS)
 
 
 def give_up_if_exhausted(job: TrainingJob) -> bool:
@@ -447,8 +353,6 @@ def give_up_if_exhausted(job: TrainingJob) -> bool:
 def recover_stalled_jobs(now=None) -> dict:
     """Re-queue open jobs whose worker died; after max attempts mark them failed. Idempotent and
     safe to run concurrently (locked rows are skipped)."""
-    from mlmodels.services import enqueue_training_job
-
     now = now or timezone.now()
     cutoff = now - stall_after()
     queued_cutoff = now - queued_stall_after()

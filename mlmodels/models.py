@@ -1,12 +1,15 @@
-"""Registry of per-person forecasting models and the background jobs that train them.
+"""Registry of per-person forecasting models, the background jobs that train them, and what
+serves whom (rollouts of releases, per-person pins, the audit trail and the serving generation).
 
 A model version is immutable once saved: its artifacts live in the `artifacts` storage under
 `storage_path`, and `artifact_sha256` (a digest over `artifact_manifest`, the SHA-256 of every
 stored file) is checked on every load, so what serves forecasts is exactly what was trained.
 """
 
+from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from persons.models import Person, PersonOwnedQuerySet
@@ -25,6 +28,15 @@ def metric_value(metrics: dict, horizon_min: int, name: str = "mae", *, baseline
     except (KeyError, TypeError):
         return None
     return None if value is None else float(value)
+
+
+class Variant(models.TextChoices):
+    """Which kind of model answers a forecast: decided by the rollout assignment here, recorded
+    on every prediction log by predictions."""
+
+    STABLE = "stable", _("stable")
+    CANARY = "canary", _("canary")
+    BASELINE = "baseline", _("baseline")
 
 
 class ModelStatus(models.TextChoices):
@@ -188,10 +200,177 @@ class TrainingJob(models.Model):
         return self.status in OPEN_JOB_STATUSES
 
 
-# Rollouts, pins and the serving generation (the model lifecycle) live in their own module.
-from mlmodels.lifecycle_models import (  # noqa: E402,F401
-    ModelPin,
-    Rollout,
-    RolloutEvent,
-    ServingState,
-)
+# --- What serves whom (the model lifecycle) --------------------------------------------------
+# Vocabulary (see docs/lifecycle.md):
+# - A *release* is the MAJOR of MLModel.version for one model type: glucose-prediction release 2
+#   covers every person's 2.x.y models (new features or algorithm family = new MAJOR).
+# - A *rollout* (one per model type) says which release is stable and, optionally, which candidate
+#   release serves a deterministic `canary_percentage` of people.
+# - A *pin* holds one person on one model version whatever the rollout says (e.g. to roll back
+#   just them).
+
+
+class RolloutStatus(models.TextChoices):
+    STABLE = "stable", _("stable only")
+    CANARY = "canary", _("canary running")
+    PAUSED = "paused", _("candidate paused at 0%")
+    ROLLED_BACK = "rolled_back", _("rolled back")
+
+
+class Rollout(models.Model):
+    """The serving plan of one model type: a stable release and an optional canary."""
+
+    model_type = models.CharField(max_length=64, unique=True)
+    stable_release = models.PositiveIntegerField(help_text="MAJOR version that serves everyone else")
+    candidate_release = models.PositiveIntegerField(
+        null=True, blank=True, help_text="MAJOR version tried on the canary share of people"
+    )
+    canary_percentage = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(100)],
+        help_text="0-100: people whose bucket is below this number are in the canary arm",
+    )
+    previous_stable_release = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Where 'roll back to the previous stable' goes"
+    )
+    status = models.CharField(max_length=16, choices=RolloutStatus.choices, default=RolloutStatus.STABLE)
+    status_reason = models.TextField(blank=True, help_text="Why the rollout is in this status")
+    auto_promote = models.BooleanField(
+        default=False, help_text="Promote the candidate automatically when it is better with enough evidence"
+    )
+    candidate_since = models.DateTimeField(
+        null=True, blank=True, help_text="Start of the current comparison between the arms"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model_type"]
+        constraints = [
+            models.CheckConstraint(condition=Q(canary_percentage__lte=100), name="rollout_percentage_0_100"),
+            models.CheckConstraint(
+                condition=Q(candidate_release__isnull=False) | Q(canary_percentage=0),
+                name="rollout_no_canary_without_candidate",
+            ),
+            models.CheckConstraint(
+                condition=Q(candidate_release__isnull=True) | ~Q(candidate_release=F("stable_release")),
+                name="rollout_candidate_differs_from_stable",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.candidate_release is None:
+            return f"{self.model_type}: release {self.stable_release}"
+        return (
+            f"{self.model_type}: release {self.stable_release}, "
+            f"candidate {self.candidate_release} at {self.canary_percentage}%"
+        )
+
+    def snapshot(self) -> dict:
+        """The fields an event records before and after a change."""
+        return {
+            "stable_release": self.stable_release,
+            "candidate_release": self.candidate_release,
+            "canary_percentage": self.canary_percentage,
+            "previous_stable_release": self.previous_stable_release,
+            "status": self.status,
+            "auto_promote": self.auto_promote,
+        }
+
+
+class EventAction(models.TextChoices):
+    CREATED = "created", _("rollout created")
+    CANDIDATE_SET = "candidate_set", _("candidate release set")
+    PERCENTAGE_SET = "percentage_set", _("canary percentage set")
+    PROMOTED = "promoted", _("candidate promoted to stable")
+    ROLLED_BACK = "rolled_back", _("rolled back to the previous stable")
+    AUTO_ROLLED_BACK = "auto_rolled_back", _("canary stopped automatically")
+    AUTO_PROMOTED = "auto_promoted", _("candidate promoted automatically")
+    AUTO_PROMOTE_SET = "auto_promote_set", _("automatic promotion switched")
+    PINNED = "pinned", _("person pinned to a version")
+    UNPINNED = "unpinned", _("pin removed")
+    MODEL_ACTIVATED = "model_activated", _("model version activated")
+    MODEL_ROLLED_BACK = "model_rolled_back", _("person's model rolled back to the previous version")
+    MODEL_ARCHIVED = "model_archived", _("model version archived")
+
+
+AUTOMATION_ACTOR = "automation"
+
+
+class RolloutEvent(models.Model):
+    """One change to what serves people: who, when, why, and the state before and after.
+
+    Rollout changes carry `rollout`; per-person changes (pins, activation, archive) carry
+    `person` / `ml_model`. `actor` is empty for automated decisions (`actor_name` "automation").
+    """
+
+    rollout = models.ForeignKey(
+        Rollout, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    model_type = models.CharField(max_length=64)
+    action = models.CharField(max_length=24, choices=EventAction.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    actor_name = models.CharField(max_length=150, help_text="Username, or 'automation'")
+    reason = models.TextField()
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    evidence = models.JSONField(default=dict, blank=True, help_text="Numbers behind an automated decision")
+    person = models.ForeignKey(Person, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    ml_model = models.ForeignKey(
+        "mlmodels.MLModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_name}: {self.get_action_display()}"
+
+
+class ModelPinQuerySet(PersonOwnedQuerySet):
+    pass
+
+
+class ModelPin(models.Model):
+    """One person held on one of their model versions, above any rollout."""
+
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="model_pins")
+    model_type = models.CharField(max_length=64)
+    ml_model = models.ForeignKey("mlmodels.MLModel", on_delete=models.CASCADE, related_name="pins")
+    reason = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ModelPinQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["person_id", "model_type"]
+        constraints = [
+            models.UniqueConstraint(fields=["person", "model_type"], name="modelpin_one_per_type"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person} pinned to {self.ml_model.version}"
+
+
+class ServingState(models.Model):
+    """A single row whose generation goes up with every serving change, in the same transaction.
+
+    Each process reads it once per forecast (a primary-key lookup) and reloads its cached rollout
+    and pin configuration when it moved, so a click in the admin reaches every worker process.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    generation = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "serving state"
+
+    def __str__(self) -> str:
+        return f"serving generation {self.generation}"

@@ -37,16 +37,19 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.utils import timezone
 
-from mlmodels.lifecycle_models import (
+from mlmodels.models import (
     AUTOMATION_ACTOR,
+    GLUCOSE_PREDICTION,
     EventAction,
+    MLModel,
     ModelPin,
+    ModelStatus,
     Rollout,
     RolloutEvent,
     RolloutStatus,
     ServingState,
+    Variant,
 )
-from mlmodels.models import GLUCOSE_PREDICTION, MLModel, ModelStatus
 
 BUCKETS = 100
 # A model can serve only while its artifacts are stored and it finished training.
@@ -249,8 +252,6 @@ def assign_models(person_ids, model_type: str = GLUCOSE_PREDICTION) -> dict[int,
     with the serving generation alongside, so the generation and the rows are one snapshot; the
     rollout and pin configuration comes from the per-process cache unless the generation moved.
     """
-    from predictions.models import Variant
-
     ids = [int(pid) for pid in person_ids]
     if not ids:
         return {}
@@ -288,16 +289,10 @@ def assign_models(person_ids, model_type: str = GLUCOSE_PREDICTION) -> dict[int,
     return choices
 
 
-def record_choice(log, choice) -> None:
-    """Copy the arm and rollout of a Choice onto an (unsaved) PredictionLog."""
-    log.arm = getattr(choice, "arm", "") or ""
-    log.rollout_id = getattr(choice, "rollout_id", None)
-
-
 # --- Changing rollouts ------------------------------------------------------------------------
 
 
-def _actor_fields(actor) -> dict:
+def actor_fields(actor) -> dict:
     """A staff user, a name (e.g. "cli:alice" from the management command), or None = automation."""
     if actor is None:
         return {"actor": None, "actor_name": AUTOMATION_ACTOR}
@@ -310,7 +305,7 @@ def _user_or_none(actor):
     return None if actor is None or isinstance(actor, str) else actor
 
 
-def _require_reason(reason: str) -> str:
+def require_reason(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason:
         raise RolloutError("A reason is required: it is kept in the rollout's history.")
@@ -335,7 +330,7 @@ def _record(rollout: Rollout | None, action: str, *, actor, reason: str, before:
         evidence=evidence or {},
         person=person,
         ml_model=ml_model,
-        **_actor_fields(actor),
+        **actor_fields(actor),
     )
 
 
@@ -366,7 +361,7 @@ def _check_percentage(value) -> int:
 
 
 def create_rollout(model_type: str, stable_release: int, *, actor, reason: str) -> Rollout:
-    reason = _require_reason(reason)
+    reason = require_reason(reason)
     _check_release(stable_release, "The stable release")
     with transaction.atomic():
         if Rollout.objects.filter(model_type=model_type).exists():
@@ -381,7 +376,7 @@ def create_rollout(model_type: str, stable_release: int, *, actor, reason: str) 
 
 def set_candidate(rollout, candidate_release: int | None, *, actor, reason: str, percentage: int = 0) -> Rollout:
     """Name the release to try (None clears it) and start a new comparison between the arms."""
-    reason = _require_reason(reason)
+    reason = require_reason(reason)
     if candidate_release is not None:
         _check_release(candidate_release, "The candidate release")
     _check_percentage(percentage)
@@ -401,7 +396,7 @@ def set_candidate(rollout, candidate_release: int | None, *, actor, reason: str,
 
 
 def set_canary_percentage(rollout, percentage: int, *, actor, reason: str) -> Rollout:
-    reason = _require_reason(reason)
+    reason = require_reason(reason)
     _check_percentage(percentage)
     with transaction.atomic():
         rollout = _locked(rollout)
@@ -416,7 +411,7 @@ def set_canary_percentage(rollout, percentage: int, *, actor, reason: str) -> Ro
 
 def promote_candidate(rollout, *, actor, reason: str, evidence: dict | None = None) -> Rollout:
     """The candidate becomes the stable release for everyone; the old stable is kept as previous."""
-    reason = _require_reason(reason)
+    reason = require_reason(reason)
     with transaction.atomic():
         rollout = _locked(rollout)
         before = rollout.snapshot()
@@ -435,7 +430,7 @@ def promote_candidate(rollout, *, actor, reason: str, evidence: dict | None = No
 
 def rollback_to_previous_stable(rollout, *, actor, reason: str) -> Rollout:
     """Serve the previous stable release again; the demoted release stays as a 0% candidate."""
-    reason = _require_reason(reason)
+    reason = require_reason(reason)
     with transaction.atomic():
         rollout = _locked(rollout)
         before = rollout.snapshot()
@@ -454,7 +449,7 @@ def rollback_to_previous_stable(rollout, *, actor, reason: str) -> Rollout:
 
 def stop_canary(rollout, *, reason: str, evidence: dict | None = None, actor=None) -> Rollout:
     """Set the canary to 0% and say why (the automated rollback; staff use it too)."""
-    reason = _require_reason(reason)
+    reason = require_reason(reason)
     with transaction.atomic():
         rollout = _locked(rollout)
         before = rollout.snapshot()
@@ -466,7 +461,7 @@ def stop_canary(rollout, *, reason: str, evidence: dict | None = None, actor=Non
 
 
 def set_auto_promote(rollout, enabled: bool, *, actor, reason: str) -> Rollout:
-    reason = _require_reason(reason)
+    reason = require_reason(reason)
     with transaction.atomic():
         rollout = _locked(rollout)
         before = rollout.snapshot()
@@ -479,7 +474,7 @@ def set_auto_promote(rollout, enabled: bool, *, actor, reason: str) -> Rollout:
 
 def pin_person(mlmodel: MLModel, *, actor, reason: str) -> ModelPin:
     """Serve this version to its person whatever the rollout says (replaces an earlier pin)."""
-    reason = _require_reason(reason)
+    reason = require_reason(reason)
     if mlmodel.status not in PINNABLE_STATUSES or not mlmodel.storage_path:
         raise RolloutError(
             f"Version {mlmodel.version} cannot serve (status {mlmodel.status}"
@@ -512,7 +507,7 @@ def pin_person(mlmodel: MLModel, *, actor, reason: str) -> ModelPin:
 
 
 def unpin_person(person, model_type: str = GLUCOSE_PREDICTION, *, actor, reason: str) -> bool:
-    reason = _require_reason(reason)
+    reason = require_reason(reason)
     with transaction.atomic():
         pin = ModelPin.objects.select_for_update().filter(person=person, model_type=model_type).first()
         if pin is None:

@@ -55,7 +55,7 @@ def pipeline_major() -> int:
 
 
 def training_time_budget_s() -> float:
-    return float(getattr(settings, "GLUCAST_TRAINING_TIME_BUDGET_S", 15.0))
+    return float(settings.GLUCAST_TRAINING_TIME_BUDGET_S)
 
 
 # --- Reading the registry ---------------------------------------------------------------------

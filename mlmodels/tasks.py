@@ -1,4 +1,5 @@
-"""django-q2 tasks. Workers run `manage.py qcluster`; web requests only enqueue.
+"""django-q2 tasks of the model registry: training jobs, and the lifecycle's schedules
+(mlmodels/schedules.py says when). Workers run `manage.py qcluster`; web requests only enqueue.
 
 Q_CLUSTER["retry"] stays above Q_CLUSTER["timeout"] (config/settings.py), otherwise the ORM
 broker would hand a long training job to a second worker while the first still runs it.
@@ -9,8 +10,14 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from mlmodels.lifecycle import (
+    cleanup_old_versions,
+    give_up_if_exhausted,
+    recover_stalled_jobs,
+    retrain_on_new_data,
+    retrain_scheduled,
+)
 from mlmodels.models import OPEN_JOB_STATUSES, JobStatus, TrainingJob
-from mlmodels.lifecycle import give_up_if_exhausted
 from mlmodels.services import train_person
 
 logger = logging.getLogger(__name__)
@@ -39,3 +46,19 @@ def run_training_job(job_id: int) -> str:
         job.save(update_fields=["status", "started_at", "attempts"])
     job = train_person(job.person, job=job, trigger=job.trigger, model_type=job.model_type)
     return job.status
+
+
+def retrain_scheduled_task() -> dict:
+    return retrain_scheduled()
+
+
+def retrain_on_new_data_task() -> dict:
+    return retrain_on_new_data()
+
+
+def recover_stalled_jobs_task() -> dict:
+    return recover_stalled_jobs()
+
+
+def cleanup_old_versions_task() -> dict:
+    return cleanup_old_versions()

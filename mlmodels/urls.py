@@ -1,9 +1,7 @@
 from django.urls import path
 
-from mlmodels.lifecycle_views import artifact_download, metrics
+from mlmodels.views import artifact_download
 
 urlpatterns = [
-    # Prometheus scrape endpoint: staff session or `Authorization: Bearer $GLUCAST_METRICS_TOKEN`.
-    path("metrics", metrics, name="metrics"),
     path("models/artifacts/<str:token>/", artifact_download, name="artifact-download"),
 ]

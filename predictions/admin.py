@@ -1,7 +1,27 @@
-from django.contrib import admin
+"""Staff screens of what was served and how it turned out: the prediction log, realized
+performance, and the model registry's screens with the figures judged from outcomes — realized
+MAE per version, the live stable-vs-canary comparison on every rollout button, and the monitoring
+page (/admin/mlmodels/rollout/monitoring/: per release and arm over time).
 
+The registry's screens themselves (actions, buttons, forms) are mlmodels/admin.py; they are
+registered here, as subclasses, because the outcomes they show are this app's.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import F, FloatField, OuterRef, Subquery
+from django.db.models.functions import Cast
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils.html import format_html, format_html_join
+
+from mlmodels.admin import MLModelAdmin, RolloutAdmin
+from mlmodels.models import MLModel, Rollout
 from persons.admin import ReadOnlyAdmin
 from predictions.models import ModelPerformance, PredictionLog
+from predictions.monitoring import arm_comparison, monitoring_overview
 
 
 @admin.register(PredictionLog)
@@ -39,3 +59,139 @@ class ModelPerformanceAdmin(ReadOnlyAdmin):
     @admin.display(description="inside 95% range")
     def coverage_95_pct(self, obj):
         return None if obj.coverage_95 is None else f"{100 * obj.coverage_95:.0f}%"
+
+
+# --- The comparison table ---------------------------------------------------------------------
+
+
+def _fmt(value, pattern="{:.1f}"):
+    return "–" if value is None else pattern.format(value)
+
+
+def comparison_html(comparison: dict):
+    arms = comparison["arms"]
+    rows = [
+        ("Release", lambda a: _fmt(a["release"], "{}")),
+        ("Forecasts served", lambda a: str(a["n_forecasts"])),
+        ("People", lambda a: str(a["n_people"])),
+        ("Matched outcomes (30+60 min)", lambda a: f"{a['n_matched']} from {a['n_people_matched']} people"),
+        ("Realized MAE 30 min (mg/dL)", lambda a: _fmt(a["horizons"].get("30", {}).get("mae_mg_dl"))),
+        ("Realized MAE 60 min (mg/dL)", lambda a: _fmt(a["horizons"].get("60", {}).get("mae_mg_dl"))),
+        ("Realized RMSE 30 min (mg/dL)", lambda a: _fmt(a["horizons"].get("30", {}).get("rmse_mg_dl"))),
+        ("Realized RMSE 60 min (mg/dL)", lambda a: _fmt(a["horizons"].get("60", {}).get("rmse_mg_dl"))),
+        ("Inside 80% range (30 / 60 min)", lambda a: " / ".join(
+            _fmt(a["horizons"].get(h, {}).get("coverage_80"), "{:.0%}") for h in ("30", "60"))),
+        ("Inside 95% range (30 / 60 min)", lambda a: " / ".join(
+            _fmt(a["horizons"].get(h, {}).get("coverage_95"), "{:.0%}") for h in ("30", "60"))),
+        ("Latency p95 (ms, API)", lambda a: _fmt(a["latency_p95_ms"])),
+        ("Error rate", lambda a: _fmt(a["error_rate"], "{:.1%}")),
+        ("Fallback rate", lambda a: _fmt(a["fallback_rate"], "{:.1%}")),
+        ("Feedback helpful / not", lambda a: f"{a['feedback_helpful']} / {a['feedback_not_helpful']}"),
+    ]
+    body = format_html_join(
+        "", "<tr><th>{}</th><td>{}</td><td>{}</td></tr>",
+        ((label, get(arms["stable"]), get(arms["canary"])) for label, get in rows),
+    )
+
+    def evidence(arm):
+        if arm["enough_evidence"]:
+            return format_html('<span style="color:#1a7f37">✔ enough evidence</span>')
+        return format_html(
+            '<strong style="color:#9a6700">⚠ Not enough evidence yet</strong> '
+            "({} of {} matched outcomes from {} of {} people)",
+            arm["n_matched"], comparison["min_outcomes"], arm["n_people_matched"], comparison["min_people"],
+        )
+
+    delta = comparison.get("canary_vs_stable_mae")
+    return format_html(
+        '<table class="lifecycle-comparison"><thead><tr><th>since {}</th><th>stable</th><th>canary</th></tr>'
+        "</thead><tbody>{}<tr><th>Evidence</th><td>{}</td><td>{}</td></tr></tbody></table>"
+        "<p>Canary MAE against stable: {}{}</p>",
+        comparison["since"][:16].replace("T", " "), body, evidence(arms["stable"]), evidence(arms["canary"]),
+        _fmt(delta, "{:+.1%}"),
+        "" if comparison["enough_evidence"] else " — not enough evidence yet to tell the arms apart.",
+    )
+
+
+# --- The registry's screens, with outcomes ------------------------------------------------------
+
+
+def realized_mae_of_version(horizon: int):
+    """Subquery: a version's realized MAE at `horizon` from its running sums (None before any)."""
+    rows = ModelPerformance.objects.filter(ml_model=OuterRef("pk"), horizon_min=horizon, n_matched__gt=0)
+    return Subquery(
+        rows.annotate(mae=Cast(F("sum_abs_error"), FloatField()) / Cast(F("n_matched"), FloatField()))
+        .values("mae")[:1],
+        output_field=FloatField(),
+    )
+
+
+@admin.register(MLModel)
+class MLModelWithOutcomesAdmin(MLModelAdmin):
+    list_display = [
+        *MLModelAdmin.list_display[: MLModelAdmin.list_display.index("artifact_link")],
+        "realized_mae_30", "realized_mae_60", "artifact_link",
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            realized_mae_30_value=realized_mae_of_version(30), realized_mae_60_value=realized_mae_of_version(60)
+        )
+
+    @admin.display(description="realized MAE 30 min", ordering="realized_mae_30_value")
+    def realized_mae_30(self, obj):
+        return _fmt(getattr(obj, "realized_mae_30_value", None))
+
+    @admin.display(description="realized MAE 60 min", ordering="realized_mae_60_value")
+    def realized_mae_60(self, obj):
+        return _fmt(getattr(obj, "realized_mae_60_value", None))
+
+
+@admin.register(Rollout)
+class RolloutWithOutcomesAdmin(RolloutAdmin):
+    readonly_fields = [*RolloutAdmin.readonly_fields, "live_comparison"]
+    change_form_template = "admin/predictions/rollout_change_form.html"
+    change_list_template = "admin/predictions/rollout_change_list.html"
+
+    @admin.display(description="stable vs canary (from the prediction log)")
+    def live_comparison(self, obj):
+        if obj is None or obj.pk is None:
+            return "–"
+        if obj.candidate_release is None:
+            return "No candidate release: only the stable release serves."
+        return comparison_html(arm_comparison(obj))
+
+    def comparison_for(self, rollout):
+        return comparison_html(arm_comparison(rollout))
+
+    def get_urls(self):
+        monitoring = self.admin_site.admin_view(self.monitoring_view)
+        return [path("monitoring/", monitoring, name="mlmodels_rollout_monitoring")] + super().get_urls()
+
+    def monitoring_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            days = min(max(int(request.GET.get("days", 7)), 1), 90)
+        except ValueError:
+            days = 7
+        bucket = "hour" if request.GET.get("bucket") == "hour" else "day"
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Model serving and training",
+            "opts": self.model._meta,
+            "overview": monitoring_overview(days=days, bucket=bucket),
+            "days": days,
+            "bucket": bucket,
+            "rollouts": [(r, arm_comparison(r) if r.candidate_release is not None else None)
+                         for r in Rollout.objects.all()],
+        }
+        for row in context["overview"]["serving"]:
+            row["mae_cells"] = [
+                (h, "–" if row["mae"].get(str(h)) is None
+                 else f'{row["mae"][str(h)]:.1f} ({row["n_matched"][str(h)]})')
+                for h in context["overview"]["horizons"]
+            ]
+        for rollout, comparison in context["rollouts"]:
+            rollout.comparison_html = comparison_html(comparison) if comparison else None
+        return TemplateResponse(request, "admin/predictions/rollout_monitoring.html", context)

@@ -22,12 +22,13 @@ from django.db.models import Max
 from django.utils import timezone
 
 from mlmodels.core.forecaster import ForecastInputError
+from mlmodels.models import Variant
 from observations.models import Observation
 from persons.models import Person
 from predictions import fastpath
 from predictions.cache import forecaster_cache
 from predictions.fastpath import Readings
-from predictions.models import PredictionLog, Source, Variant
+from predictions.models import PredictionLog, Source
 from predictions.selection import choose_models, record_choice
 from predictions.services import (
     DEFAULT_HORIZONS,

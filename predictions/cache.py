@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-DEFAULT_MAX_ENTRIES = 256
-DEFAULT_MAX_MB = 512
 
 
 @dataclass
@@ -160,8 +158,8 @@ def forecaster_cache() -> ForecasterCache:
         with _cache_lock:
             if _cache is None:
                 _cache = ForecasterCache(
-                    getattr(settings, "GLUCAST_MODEL_CACHE_SIZE", DEFAULT_MAX_ENTRIES),
-                    getattr(settings, "GLUCAST_MODEL_CACHE_MB", DEFAULT_MAX_MB) * 2**20,
+                    settings.GLUCAST_MODEL_CACHE_SIZE,
+                    settings.GLUCAST_MODEL_CACHE_MB * 2**20,
                 )
     return _cache
 

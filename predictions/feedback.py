@@ -14,7 +14,7 @@ from django.db.models import Count, Q
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 
-from predictions.feedback_models import PredictionFeedback
+from predictions.models import PredictionFeedback
 from predictions.models import PredictionLog
 
 BAD_HELPFUL = _('"helpful" must be true or false.')

@@ -1,17 +1,13 @@
-"""The prediction log (every forecast served, with its outcomes) and realized performance."""
+"""The prediction log (every forecast served, with its outcomes), realized performance, and the
+person's verdict on a forecast (helpful or not, counted per version and arm)."""
 
 import math
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from mlmodels.models import Variant
 from persons.models import Person, PersonOwnedQuerySet
-
-
-class Variant(models.TextChoices):
-    STABLE = "stable", _("stable")
-    CANARY = "canary", _("canary")
-    BASELINE = "baseline", _("baseline")
 
 
 class Source(models.TextChoices):
@@ -154,5 +150,25 @@ class ModelPerformance(models.Model):
         return self.n_inside_95 / self.n_matched if self.n_matched else None
 
 
-# User feedback on forecasts (helpful or not) lives in its own module.
-from predictions.feedback_models import PredictionFeedback  # noqa: E402,F401
+class PredictionFeedbackQuerySet(PersonOwnedQuerySet):
+    pass
+
+
+class PredictionFeedback(models.Model):
+    """One verdict per forecast; a second answer replaces the first (updated_at moves)."""
+
+    prediction = models.OneToOneField(
+        "predictions.PredictionLog", on_delete=models.CASCADE, related_name="feedback"
+    )
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="prediction_feedback")
+    helpful = models.BooleanField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PredictionFeedbackQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return f"{self.person} on forecast {self.prediction_id}: {'helpful' if self.helpful else 'not helpful'}"

@@ -29,14 +29,11 @@ from predictions.models import ModelPerformance, PredictionLog, Source
 logger = logging.getLogger(__name__)
 
 MATCH_WINDOW = timedelta(minutes=5)
-DEFAULT_GRACE_MIN = 360
-DEFAULT_RETENTION_DAYS = 180
-DEFAULT_BATCH_RETENTION_DAYS = 30
 BATCH_SIZE = 2000
 
 
 def outcome_grace() -> timedelta:
-    return timedelta(minutes=getattr(settings, "GLUCAST_OUTCOME_GRACE_MIN", DEFAULT_GRACE_MIN))
+    return timedelta(minutes=settings.GLUCAST_OUTCOME_GRACE_MIN)
 
 
 def _parse(moment: str) -> datetime:
@@ -260,8 +257,8 @@ def prune_prediction_log(now=None) -> int:
     one per person every 5 minutes, and once scored they live on in the performance sums).
     Returns the number of rows deleted."""
     now = now or timezone.now()
-    days = int(getattr(settings, "GLUCAST_PREDICTION_RETENTION_DAYS", DEFAULT_RETENTION_DAYS))
-    batch_days = int(getattr(settings, "GLUCAST_BATCH_PREDICTION_RETENTION_DAYS", DEFAULT_BATCH_RETENTION_DAYS))
+    days = int(settings.GLUCAST_PREDICTION_RETENTION_DAYS)
+    batch_days = int(settings.GLUCAST_BATCH_PREDICTION_RETENTION_DAYS)
     deleted, _ = PredictionLog.objects.filter(issued_at__lt=now - timedelta(days=days)).delete()
     batch_deleted, _ = PredictionLog.objects.filter(
         source=Source.BATCH, issued_at__lt=now - timedelta(days=min(days, batch_days))

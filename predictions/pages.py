@@ -21,7 +21,7 @@ from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from mlmodels.models import JobTrigger, TrainingJob
+from mlmodels.models import JobTrigger, TrainingJob, Variant
 from mlmodels.services import active_model, request_training
 from observations.charts import RANGE_HIGH, RANGE_LOW, glucose_chart, sparkline
 from observations.episodes import FOLLOW, refresh_recent_windows, similar_episodes
@@ -30,7 +30,7 @@ from observations.units import MMOL_L, from_mgdl
 from predictions import copy
 from predictions.errors import ForecastError
 from predictions.feedback import record_feedback
-from predictions.models import Source, Variant
+from predictions.models import Source
 from predictions.services import STALE_AFTER_MIN, forecast_for_person
 
 VIEWS = {

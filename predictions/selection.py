@@ -2,12 +2,18 @@
 
 The decision itself (pins, rollout arms, active models) is the model lifecycle's
 (mlmodels.rollouts.assign_models); each choice also carries its arm and rollout, which
-record_choice copies onto the prediction log.
+record_choice copies onto the prediction log (a table this app writes).
 """
 
-from mlmodels.rollouts import Choice, assign_models, record_choice
+from mlmodels.rollouts import Choice, assign_models
 
 __all__ = ["Choice", "choose_model", "choose_models", "record_choice"]
+
+
+def record_choice(log, choice) -> None:
+    """Copy the arm and rollout of a Choice onto an (unsaved) PredictionLog."""
+    log.arm = getattr(choice, "arm", "") or ""
+    log.rollout_id = getattr(choice, "rollout_id", None)
 
 
 def choose_models(person_ids, model_type: str = "glucose-prediction") -> dict:

@@ -7,9 +7,9 @@ pages, with messages that say what to fix); these serializers describe the shape
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from mlmodels.models import Variant
 from observations.units import UNITS
 from predictions import copy
-from predictions.models import Variant
 from predictions.services import prediction_payload
 
 

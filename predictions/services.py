@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from mlmodels.core.forecaster import BaselineForecaster, ForecastInputError
+from mlmodels.models import Variant
 from observations.models import Observation
 from observations.units import MG_DL, UNITS, from_mgdl
 from predictions import copy, fastpath
@@ -38,7 +39,7 @@ from predictions.errors import (
     TooFewReadings,
 )
 from predictions.fastpath import Readings
-from predictions.models import PredictionLog, Source, Variant
+from predictions.models import PredictionLog, Source
 from predictions.selection import choose_model, record_choice
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,6 @@ READINGS_LOOKBACK = timedelta(hours=3)
 STALE_AFTER_MIN = 30
 MAX_HISTORY_ROWS = 5000
 MAX_ROW_ERRORS_REPORTED = 50
-DEFAULT_PREDICT_TIMEOUT_S = 2.0
 
 
 # --- Request validation -----------------------------------------------------------------------
@@ -269,7 +269,7 @@ def _prediction_executor() -> ThreadPoolExecutor:
         with _executor_lock:
             if _executor is None:
                 _executor = ThreadPoolExecutor(
-                    max_workers=getattr(settings, "GLUCAST_PREDICT_THREADS", 4),
+                    max_workers=settings.GLUCAST_PREDICT_THREADS,
                     thread_name_prefix="glucast-predict",
                     initializer=single_threaded_numerics,
                 )
@@ -327,7 +327,7 @@ def cached_forecaster(mlmodel):
 
 
 def predict_timeout_s() -> float:
-    return float(getattr(settings, "GLUCAST_PREDICT_TIMEOUT_S", DEFAULT_PREDICT_TIMEOUT_S))
+    return float(settings.GLUCAST_PREDICT_TIMEOUT_S)
 
 
 @dataclass

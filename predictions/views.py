@@ -1,7 +1,12 @@
-"""Pages of the predictions app: the dashboard, the retrain button and forecast feedback."""
+"""Pages of the predictions app: the dashboard, the retrain button, forecast feedback, and the
+Prometheus scrape endpoint /metrics."""
 
+import hmac
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -9,6 +14,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from persons.services import person_for
 from predictions import pages
+from predictions.monitoring import prometheus_text
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @login_required
@@ -43,3 +51,26 @@ def feedback(request, prediction_id: int):
     pages.save_feedback(person, prediction_id, helpful=helpful == "yes")
     messages.success(request, _("Thank you for your feedback."))
     return redirect("dashboard")
+
+
+def metrics_allowed(request) -> bool:
+    """Staff (session) or `Authorization: Bearer <GLUCAST_METRICS_TOKEN>` when that is set."""
+    user = request.user
+    if user.is_authenticated and user.is_active and user.is_staff:
+        return True
+    expected = settings.GLUCAST_METRICS_TOKEN or ""
+    header = request.headers.get("Authorization", "")
+    if expected and header.startswith("Bearer "):
+        return hmac.compare_digest(header[len("Bearer "):].strip().encode(), expected.encode())
+    return False
+
+
+@require_GET
+def metrics(request):
+    if not metrics_allowed(request):
+        response = HttpResponse("Staff or a bearer token only.\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="glucast metrics"'
+        return response
+    response = HttpResponse(prometheus_text(), content_type=PROMETHEUS_CONTENT_TYPE)
+    response["Cache-Control"] = "no-store"
+    return response

@@ -1,15 +1,13 @@
-import os
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.factories import PersonFactory
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("GLUCAST_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
-BROLL_CSV = SHARED_DATA / "broll2021_cgm.csv"
+BROLL_CSV = Path(settings.GLUCAST_SHARED_DATA) / "broll2021_cgm.csv"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 

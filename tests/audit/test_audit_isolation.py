@@ -20,8 +20,7 @@ from django.urls.exceptions import NoReverseMatch
 from mlmodels.artifact_links import signed_artifact_url
 from mlmodels.models import MLModel, TrainingJob
 from observations.models import ImportBatch, Observation
-from predictions.feedback_models import PredictionFeedback
-from predictions.models import PredictionLog
+from predictions.models import PredictionFeedback, PredictionLog
 from predictions.services import forecast_for_person
 from tests.conftest import token_client
 from tests.factories import UserFactory

@@ -10,8 +10,7 @@ import pytest
 from django.urls import reverse
 
 from mlmodels.artifact_links import signed_artifact_url
-from mlmodels.lifecycle_models import ModelPin, Rollout, RolloutEvent
-from mlmodels.models import MLModel
+from mlmodels.models import MLModel, ModelPin, Rollout, RolloutEvent
 from mlmodels.rollouts import create_rollout, set_candidate
 from tests.factories import UserFactory
 from tests.lifecycle.conftest import logged_in, make_model

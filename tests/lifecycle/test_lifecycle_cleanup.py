@@ -115,7 +115,7 @@ def test_person_rollback_goes_to_the_parent_and_records_it(person, staff_user):
     assert now_active == rows[1]
     rows[2].refresh_from_db()
     assert not rows[2].is_active and rows[2].status == "archived"
-    from mlmodels.lifecycle_models import RolloutEvent
+    from mlmodels.models import RolloutEvent
 
     event = RolloutEvent.objects.get(person=person)
     assert event.action == "model_rolled_back" and event.actor == staff_user

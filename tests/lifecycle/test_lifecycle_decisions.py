@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from mlmodels.decisions import evaluate_rollouts, judge
-from mlmodels.lifecycle_models import EventAction, Rollout
-from mlmodels.monitoring import arm_comparison
+from mlmodels.models import EventAction, Rollout
 from mlmodels.rollouts import create_rollout, set_auto_promote, set_candidate
+from predictions.decisions import evaluate_rollouts, judge
 from predictions.feedback import record_feedback
 from predictions.models import PredictionLog
+from predictions.monitoring import arm_comparison
 from tests.factories import PersonFactory
 
 pytestmark = pytest.mark.django_db

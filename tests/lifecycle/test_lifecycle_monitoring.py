@@ -8,10 +8,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from mlmodels.lifecycle_models import Rollout
-from mlmodels.models import JobStatus, TrainingJob
-from mlmodels.monitoring import monitoring_overview, prometheus_text
+from mlmodels.models import JobStatus, Rollout, TrainingJob
 from mlmodels.rollouts import create_rollout, promote_candidate, set_candidate
+from predictions.monitoring import monitoring_overview, prometheus_text
 from predictions.services import forecast_for_person
 from tests.lifecycle.conftest import give_readings, make_model
 from tests.lifecycle.test_lifecycle_decisions import add_logs

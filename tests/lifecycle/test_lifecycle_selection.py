@@ -3,7 +3,7 @@ arm and rollout."""
 
 import pytest
 
-from mlmodels.lifecycle_models import EventAction, RolloutEvent, RolloutStatus
+from mlmodels.models import EventAction, RolloutEvent, RolloutStatus
 from mlmodels.rollouts import (
     RolloutError,
     bucket,

@@ -13,14 +13,14 @@ from django.utils import timezone
 from mlmodels.lifecycle import (
     recover_stalled_jobs,
     retrain_on_new_data,
-    retrain_on_performance,
     retrain_scheduled,
 )
-from mlmodels.lifecycle_schedules import ensure_lifecycle_schedules
 from mlmodels.models import JobStatus, TrainingJob
+from mlmodels.schedules import ensure_lifecycle_schedules
 from mlmodels.tasks import run_training_job
+from predictions.decisions import retrain_on_performance
 from predictions.models import PredictionLog
-from predictions.schedules import ensure_schedules
+from predictions.schedules import SCHEDULES, ensure_schedules
 from tests.factories import PersonFactory
 from tests.lifecycle.conftest import give_readings, make_model
 
@@ -215,4 +215,4 @@ def test_schedules_are_created_once_with_a_weekly_cron():
     if weekly.schedule_type == "C":
         assert weekly.cron == "0 3 * * 1" and weekly.next_run.weekday() == 0
     assert Schedule.objects.filter(name="glucast: weekly retraining").count() == 1
-    assert len(ensure_lifecycle_schedules()) == 6
+    assert len(ensure_lifecycle_schedules()) + len(SCHEDULES) == 9  # registry's + serving/judging

@@ -20,8 +20,8 @@ class Command(BaseCommand):
     help = "Run gunicorn (web) and qcluster (background worker) together until interrupted."
 
     def add_arguments(self, parser):
-        parser.add_argument("--bind", default=os.environ.get("GLUCAST_BIND", "127.0.0.1:8000"))
-        parser.add_argument("--web-workers", type=int, default=int(os.environ.get("GLUCAST_WEB_WORKERS", 2)))
+        parser.add_argument("--bind", default=settings.GLUCAST_BIND)
+        parser.add_argument("--web-workers", type=int, default=settings.GLUCAST_WEB_WORKERS)
         parser.add_argument("--no-worker", action="store_true", help="web server only")
 
     def handle(self, *args, bind, web_workers, no_worker, **options):

@@ -1,5 +1,6 @@
 """Operate rollouts from a shell (the same services as the admin buttons; every change needs a
-reason and is recorded as a RolloutEvent with the actor "cli:<user>").
+reason and is recorded as a RolloutEvent with the actor "cli:<user>"). A predictions command:
+`show` and `evaluate` judge the arms by their realized outcomes.
 
     manage.py rollout show [MODEL_TYPE]
     manage.py rollout create MODEL_TYPE --stable 1 --reason "..."
@@ -20,7 +21,11 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from mlmodels.models import GLUCOSE_PREDICTION, MLModel
+from mlmodels import lifecycle, rollouts
+from mlmodels.models import GLUCOSE_PREDICTION, MLModel, Rollout
+from persons.models import Person
+from predictions import decisions
+from predictions.monitoring import arm_comparison
 
 
 class Command(BaseCommand):
@@ -56,10 +61,6 @@ class Command(BaseCommand):
             parser_.add_argument("--model-type", dest="type_option", default=GLUCOSE_PREDICTION)
 
     def handle(self, *args, **options):
-        from mlmodels import decisions, lifecycle, rollouts
-        from mlmodels.lifecycle_models import Rollout
-        from persons.models import Person
-
         action = options["action"]
         actor = f"cli:{getpass.getuser()}"
         reason = options["reason"]
@@ -145,8 +146,6 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(str(result)))
 
     def _show(self, rollout):
-        from mlmodels.monitoring import arm_comparison
-
         self.stdout.write(self.style.MIGRATE_HEADING(str(rollout)))
         self.stdout.write(f"  status: {rollout.get_status_display()} — {rollout.status_reason or '-'}")
         self.stdout.write(f"  previous stable: {rollout.previous_stable_release}  auto-promote: {rollout.auto_promote}")

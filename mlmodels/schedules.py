@@ -1,16 +1,18 @@
-"""The django-q2 schedules of the model lifecycle, created or updated idempotently.
+"""The django-q2 schedules of the model registry, and `install_schedules`, which creates or
+updates any app's schedule rows idempotently.
 
-Called from predictions.schedules.ensure_schedules (which `manage.py serve` runs at start). Like
-the serving schedules, an operator's edit in the admin survives unless `reset=True`.
+predictions.schedules.ensure_schedules (which `manage.py serve` runs at start) installs these
+together with its own. An operator's edit in the admin survives unless `reset=True`.
 
 | schedule                               | when                 | what                                  |
 | -------------------------------------- | -------------------- | ------------------------------------- |
-| glucast: evaluate rollouts             | every 15 min         | automated rollback / promotion        |
 | glucast: weekly retraining             | cron Mon 03:00 (UTC) | retrain everyone active this week     |
 | glucast: retrain on new data           | hourly               | >= N new readings since the last job  |
-| glucast: retrain on performance drop   | hourly               | realized MAE (24 h) >> validation MAE |
 | glucast: recover stalled training jobs | every 10 min         | re-queue or fail crashed jobs         |
 | glucast: clean up old model versions   | daily                | archive + remove files beyond K       |
+
+The schedules that judge outcomes (rollout decisions, the performance-triggered retrain) are
+predictions' (predictions/schedules.py).
 """
 
 from datetime import timedelta
@@ -18,16 +20,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-WEEKLY_CRON = "0 3 * * 1"
+CRON = "cron"  # stands for settings.GLUCAST_RETRAIN_CRON in a schedule's timing
 
 SCHEDULES = [
-    # (name, function, schedule type, minutes or cron)
-    ("glucast: evaluate rollouts", "mlmodels.lifecycle_tasks.evaluate_rollouts_task", "I", 15),
-    ("glucast: weekly retraining", "mlmodels.lifecycle_tasks.retrain_scheduled_task", "C", WEEKLY_CRON),
-    ("glucast: retrain on new data", "mlmodels.lifecycle_tasks.retrain_on_new_data_task", "I", 60),
-    ("glucast: retrain on performance drop", "mlmodels.lifecycle_tasks.retrain_on_performance_task", "I", 60),
-    ("glucast: recover stalled training jobs", "mlmodels.lifecycle_tasks.recover_stalled_jobs_task", "I", 10),
-    ("glucast: clean up old model versions", "mlmodels.lifecycle_tasks.cleanup_old_versions_task", "D", None),
+    # (name, function, schedule type, minutes or CRON)
+    ("glucast: weekly retraining", "mlmodels.tasks.retrain_scheduled_task", "C", CRON),
+    ("glucast: retrain on new data", "mlmodels.tasks.retrain_on_new_data_task", "I", 60),
+    ("glucast: recover stalled training jobs", "mlmodels.tasks.recover_stalled_jobs_task", "I", 10),
+    ("glucast: clean up old model versions", "mlmodels.tasks.cleanup_old_versions_task", "D", None),
 ]
 
 
@@ -41,7 +41,7 @@ def cron_available() -> bool:
 def _timing(schedule_type, value) -> dict:
     if schedule_type == "C":
         if cron_available():
-            return {"schedule_type": "C", "cron": getattr(settings, "GLUCAST_RETRAIN_CRON", value)}
+            return {"schedule_type": "C", "cron": settings.GLUCAST_RETRAIN_CRON}
         # Without croniter a weekly schedule still retrains once a week.
         return {"schedule_type": "W", "cron": None}
     timing = {"schedule_type": schedule_type}
@@ -59,11 +59,13 @@ def _first_run(schedule_type: str, schedule):
     return now
 
 
-def ensure_lifecycle_schedules(*, reset: bool = False) -> list:
+def install_schedules(schedules, *, reset: bool = False) -> list:
+    """Create the schedule rows that are missing; keep an operator's timing unless `reset`.
+    `schedules`: (name, dotted task path, schedule type, minutes | CRON | None) rows."""
     from django_q.models import Schedule
 
     rows = []
-    for name, func, schedule_type, value in SCHEDULES:
+    for name, func, schedule_type, value in schedules:
         defaults = {"func": func, "repeats": -1, **_timing(schedule_type, value)}
         schedule = Schedule.objects.filter(name=name).first()
         if schedule is None:
@@ -81,3 +83,7 @@ def ensure_lifecycle_schedules(*, reset: bool = False) -> list:
                 schedule.save()
         rows.append(schedule)
     return rows
+
+
+def ensure_lifecycle_schedules(*, reset: bool = False) -> list:
+    return install_schedules(SCHEDULES, reset=reset)

@@ -13,15 +13,15 @@ import sys
 
 from django.core.management.base import BaseCommand
 
+from persons.models import Person
+from predictions.errors import ForecastError
+from predictions.services import forecast_for_person
+
 
 class Command(BaseCommand):
     help = "Forecast the person ids read from stdin and print what served each (JSON lines)."
 
     def handle(self, *args, **options):
-        from persons.models import Person
-        from predictions.errors import ForecastError
-        from predictions.services import forecast_for_person
-
         for line in sys.stdin:
             line = line.strip()
             if not line:

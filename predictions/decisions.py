@@ -1,6 +1,10 @@
-"""Automated rollout decisions, run by a django-q2 schedule (every 15 minutes by default).
+"""Decisions taken from realized outcomes, run by django-q2 schedules (predictions/schedules.py):
+automated rollout rollback / promotion, and the performance-triggered retrain. The changes
+themselves are the model registry's services (mlmodels.rollouts, mlmodels.lifecycle); judging
+them needs the prediction log, which is why they are made here.
 
     evaluate_rollouts(now=None) -> list[dict]     one verdict per rollout with a canary serving
+    retrain_on_performance(now=None) -> dict      realized MAE (24 h) worse than validation MAE
 
 For a rollout whose canary serves (> 0%):
 - nothing happens until the canary arm has enough evidence (GLUCAST_ROLLOUT_MIN_OUTCOMES matched
@@ -19,13 +23,17 @@ overwritten by a verdict computed for the state before it.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 
-from mlmodels.lifecycle_models import Rollout
-from mlmodels.monitoring import arm_comparison, rollout_setting
+from mlmodels.lifecycle import request_trainings
+from mlmodels.models import GLUCOSE_PREDICTION, JobTrigger, MLModel, Rollout, TrainingJob, metric_value
 from mlmodels.rollouts import promote_candidate, stop_canary
+from predictions.monitoring import arm_comparison
+from predictions.selectors import matched_points_sql
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +50,9 @@ def judge(comparison: dict, *, auto_promote: bool) -> tuple[str, list[str]]:
     stable, canary = comparison["arms"]["stable"], comparison["arms"]["canary"]
     if not canary["enough_evidence"]:
         return "wait", [f"not enough evidence yet in the canary arm: {not_enough_evidence(canary, comparison)}"]
-    max_error = float(rollout_setting("GLUCAST_ROLLOUT_MAX_ERROR_RATE"))
-    max_fallback = float(rollout_setting("GLUCAST_ROLLOUT_MAX_FALLBACK_RATE"))
-    margin = float(rollout_setting("GLUCAST_ROLLOUT_MAE_MARGIN"))
+    max_error = float(settings.GLUCAST_ROLLOUT_MAX_ERROR_RATE)
+    max_fallback = float(settings.GLUCAST_ROLLOUT_MAX_FALLBACK_RATE)
+    margin = float(settings.GLUCAST_ROLLOUT_MAE_MARGIN)
     problems = []
     if canary["error_rate"] is not None and canary["error_rate"] > max_error:
         problems.append(f"canary error rate {canary['error_rate']:.1%} is above {max_error:.1%}")
@@ -60,7 +68,7 @@ def judge(comparison: dict, *, auto_promote: bool) -> tuple[str, list[str]]:
         return "rollback", problems
     if not stable["enough_evidence"]:
         return "keep", [f"stable arm has not enough evidence to compare MAE: {not_enough_evidence(stable, comparison)}"]
-    promote_margin = float(rollout_setting("GLUCAST_ROLLOUT_PROMOTE_MARGIN"))
+    promote_margin = float(settings.GLUCAST_ROLLOUT_PROMOTE_MARGIN)
     if auto_promote and canary["mae"] <= stable["mae"] * (1 - promote_margin):
         return "promote", [
             f"canary realized MAE {canary['mae']:.1f} mg/dL is "
@@ -97,3 +105,72 @@ def evaluate_rollout(rollout: Rollout, now=None) -> dict:
 
 def evaluate_rollouts(now=None) -> list[dict]:
     return [evaluate_rollout(rollout, now) for rollout in Rollout.objects.order_by("pk")]
+
+
+# --- Performance-triggered retraining ---------------------------------------------------------
+
+PERFORMANCE_WINDOW = timedelta(hours=24)
+PERFORMANCE_HORIZONS = (30, 60)
+
+
+def realized_mae(model_ids, since, horizons=PERFORMANCE_HORIZONS) -> dict[int, dict]:
+    """{model_id: {"n": matched points, "mae": {h: MAE}}} from the prediction log since `since`."""
+    ids = [int(i) for i in model_ids]
+    if not ids:
+        return {}
+    sql = f"""
+        SELECT m.ml_model_id, m.h, count(*), avg(abs(m.value - m.actual))
+          FROM ({matched_points_sql("l.ml_model_id = ANY(%s) AND l.issued_at >= %s")}) m
+         GROUP BY 1, 2
+    """
+    out: dict[int, dict] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ids, since, list(horizons)])
+        for model_id, horizon, n, mae in cursor.fetchall():
+            entry = out.setdefault(model_id, {"n": 0, "mae": {}})
+            entry["n"] += int(n)
+            entry["mae"][int(horizon)] = float(mae)
+    return out
+
+
+def retrain_on_performance(now=None, *, model_type: str = GLUCOSE_PREDICTION) -> dict:
+    """Retrain when the active model's realized MAE over the last 24 h (mean of 30 and 60 min)
+    is worse than its validation MAE by the margin, with enough matched outcomes.
+
+    Once per condition: not again within 24 h of an earlier performance-triggered job, nor for a
+    model that was activated after that window started (its own 24 h have to show it).
+    """
+    now = now or timezone.now()
+    since = now - PERFORMANCE_WINDOW
+    margin = float(settings.GLUCAST_RETRAIN_PERFORMANCE_MARGIN)
+    min_outcomes = int(settings.GLUCAST_RETRAIN_PERFORMANCE_MIN_OUTCOMES)
+    actives = list(MLModel.objects.filter(model_type=model_type).active())
+    realized = realized_mae([m.pk for m in actives], since)
+    recently = set(
+        TrainingJob.objects.filter(
+            model_type=model_type, trigger=JobTrigger.PERFORMANCE, created_at__gte=since
+        ).values_list("person_id", flat=True)
+    )
+    due, evidence = set(), {}
+    for mlmodel in actives:
+        figures = realized.get(mlmodel.pk)
+        validation = [metric_value(mlmodel.metrics, h, "mae") for h in PERFORMANCE_HORIZONS]
+        if figures is None or figures["n"] < min_outcomes or any(v is None for v in validation):
+            continue
+        if any(h not in figures["mae"] for h in PERFORMANCE_HORIZONS):
+            continue
+        realized_score = sum(figures["mae"][h] for h in PERFORMANCE_HORIZONS) / len(PERFORMANCE_HORIZONS)
+        validation_score = sum(validation) / len(validation)
+        if realized_score > validation_score * (1 + margin) and mlmodel.person_id not in recently:
+            due.add(mlmodel.person_id)
+            evidence[mlmodel.person_id] = {
+                "version": mlmodel.version,
+                "realized_mae": round(realized_score, 2),
+                "validation_mae": round(validation_score, 2),
+                "n_matched": figures["n"],
+            }
+    started = request_trainings(due, JobTrigger.PERFORMANCE, model_type)
+    for person_id, numbers in evidence.items():
+        logger.info("Performance retrain for person %s: %s", person_id, numbers)
+    return {"trigger": "performance", "due": sorted(due), "started": started, "evidence": evidence}
+

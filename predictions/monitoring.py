@@ -26,27 +26,19 @@ from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
+from mlmodels.models import Rollout, TrainingJob
+from mlmodels.rollouts import generation_token
+from predictions.cache import forecaster_cache
+from predictions.selectors import (
+    feedback_table,
+    log_table,
+    matched_points_sql,
+    release_sql,
+    served_figures_sql,
+)
+
 COMPARISON_HORIZONS = (30, 60)
 MONITOR_HORIZONS = (30, 60, 120)
-NOT_ERROR_FALLBACK = "not_enough_readings"
-ROLLOUT_DEFAULTS = {
-    "GLUCAST_ROLLOUT_MIN_OUTCOMES": 200,
-    "GLUCAST_ROLLOUT_MIN_PEOPLE": 3,
-    "GLUCAST_ROLLOUT_MAE_MARGIN": 0.10,
-    "GLUCAST_ROLLOUT_MAX_ERROR_RATE": 0.05,
-    "GLUCAST_ROLLOUT_MAX_FALLBACK_RATE": 0.20,
-    "GLUCAST_ROLLOUT_PROMOTE_MARGIN": 0.05,
-}
-
-
-def rollout_setting(name: str):
-    return getattr(settings, name, ROLLOUT_DEFAULTS[name])
-
-
-def _tables():
-    from predictions.models import PredictionFeedback, PredictionLog
-
-    return PredictionLog._meta.db_table, PredictionFeedback._meta.db_table
 
 
 def _num(value, digits=2):
@@ -87,11 +79,10 @@ def _empty_arm(release) -> dict:
 def arm_comparison(rollout, since=None, *, until=None) -> dict:
     """Realized figures of the stable and the canary arm of a rollout since `since` (default: since
     the current candidate started, else since the rollout was last changed)."""
-    log_table, feedback_table = _tables()
     since = since or rollout.candidate_since or rollout.updated_at
     until = until or timezone.now()
-    min_outcomes = int(rollout_setting("GLUCAST_ROLLOUT_MIN_OUTCOMES"))
-    min_people = int(rollout_setting("GLUCAST_ROLLOUT_MIN_PEOPLE"))
+    min_outcomes = int(settings.GLUCAST_ROLLOUT_MIN_OUTCOMES)
+    min_people = int(settings.GLUCAST_ROLLOUT_MIN_PEOPLE)
     arms = {
         "stable": _empty_arm(rollout.stable_release),
         "canary": _empty_arm(rollout.candidate_release),
@@ -101,17 +92,12 @@ def arm_comparison(rollout, since=None, *, until=None) -> dict:
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT l.arm, count(*), count(DISTINCT l.person_id),
-                   count(*) FILTER (WHERE l.fallback_reason <> ''),
-                   count(*) FILTER (WHERE l.fallback_reason <> ''
-                                      AND l.fallback_reason NOT LIKE '{NOT_ERROR_FALLBACK}%%'),
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY l.latency_ms) FILTER (WHERE l.source = 'api'),
-                   percentile_cont(0.95) WITHIN GROUP (ORDER BY l.latency_ms) FILTER (WHERE l.source = 'api')
-              FROM {log_table} l WHERE {where} GROUP BY l.arm
+            SELECT l.arm, count(DISTINCT l.person_id), {served_figures_sql()}
+              FROM {log_table()} l WHERE {where} GROUP BY l.arm
             """,
             params,
         )
-        for arm, n, people, fallbacks, errors, p50, p95 in cursor.fetchall():
+        for arm, people, n, fallbacks, errors, p50, p95, _p99 in cursor.fetchall():
             entry = arms[arm]
             entry.update(
                 n_forecasts=n, n_people=people, n_fallbacks=fallbacks, n_errors=errors,
@@ -121,16 +107,10 @@ def arm_comparison(rollout, since=None, *, until=None) -> dict:
         cursor.execute(
             f"""
             WITH points AS (
-                SELECT l.arm, l.person_id, (p->>'horizon_min')::int AS h,
-                       (p->>'value_mg_dl')::float8 - (p->>'actual_mg_dl')::float8 AS err,
-                       (p->>'actual_mg_dl')::float8 BETWEEN (p->>'lower_80_mg_dl')::float8
-                                                        AND (p->>'upper_80_mg_dl')::float8 AS in80,
-                       (p->>'actual_mg_dl')::float8 BETWEEN (p->>'lower_95_mg_dl')::float8
-                                                        AND (p->>'upper_95_mg_dl')::float8 AS in95
-                  FROM {log_table} l CROSS JOIN LATERAL jsonb_array_elements(l.points) AS p
-                 WHERE {where} AND NOT l.from_history
-                   AND jsonb_typeof(p->'actual_mg_dl') = 'number'
-                   AND (p->>'horizon_min')::int = ANY(%s)
+                SELECT m.arm, m.person_id, m.h, m.value - m.actual AS err,
+                       m.actual BETWEEN m.lower_80 AND m.upper_80 AS in80,
+                       m.actual BETWEEN m.lower_95 AND m.upper_95 AS in95
+                  FROM ({matched_points_sql(where)}) m
             )
             SELECT arm, h, count(*), avg(abs(err)), sqrt(avg(err * err)),
                    avg(in80::int), avg(in95::int), count(DISTINCT person_id)
@@ -146,11 +126,7 @@ def arm_comparison(rollout, since=None, *, until=None) -> dict:
             arms[arm]["n_matched"] += n
         cursor.execute(
             f"""
-            SELECT l.arm, count(DISTINCT l.person_id)
-              FROM {log_table} l CROSS JOIN LATERAL jsonb_array_elements(l.points) AS p
-             WHERE {where} AND NOT l.from_history AND jsonb_typeof(p->'actual_mg_dl') = 'number'
-               AND (p->>'horizon_min')::int = ANY(%s)
-             GROUP BY l.arm
+            SELECT m.arm, count(DISTINCT m.person_id) FROM ({matched_points_sql(where)}) m GROUP BY m.arm
             """,
             params + [list(COMPARISON_HORIZONS)],
         )
@@ -159,7 +135,7 @@ def arm_comparison(rollout, since=None, *, until=None) -> dict:
         cursor.execute(
             f"""
             SELECT l.arm, count(*) FILTER (WHERE f.helpful), count(*) FILTER (WHERE NOT f.helpful)
-              FROM {log_table} l JOIN {feedback_table} f ON f.prediction_id = l.id
+              FROM {log_table()} l JOIN {feedback_table()} f ON f.prediction_id = l.id
              WHERE {where} GROUP BY l.arm
             """,
             params,
@@ -197,27 +173,17 @@ def arm_comparison(rollout, since=None, *, until=None) -> dict:
 def monitoring_overview(days: int = 7, bucket: str = "day", *, now=None) -> dict:
     """Per time bucket, release and arm: forecasts, latency percentiles, fallbacks and errors,
     realized MAE by horizon; and training jobs per bucket by outcome."""
-    from mlmodels.models import TrainingJob
-
     if bucket not in ("hour", "day"):
         raise ValueError("bucket must be 'hour' or 'day'")
     now = now or timezone.now()
     since = now - timedelta(days=days)
-    log_table, feedback_table = _tables()
-    release = "CASE WHEN l.variant = 'baseline' THEN 'baseline' ELSE split_part(l.model_version, '.', 1) END"
     rows: dict[tuple, dict] = {}
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT date_trunc(%s, l.issued_at) AS b, l.model_type, {release} AS release,
-                   coalesce(nullif(l.arm, ''), '-') AS arm, count(*),
-                   count(*) FILTER (WHERE l.fallback_reason <> ''),
-                   count(*) FILTER (WHERE l.fallback_reason <> ''
-                                      AND l.fallback_reason NOT LIKE '{NOT_ERROR_FALLBACK}%%'),
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY l.latency_ms) FILTER (WHERE l.source = 'api'),
-                   percentile_cont(0.95) WITHIN GROUP (ORDER BY l.latency_ms) FILTER (WHERE l.source = 'api'),
-                   percentile_cont(0.99) WITHIN GROUP (ORDER BY l.latency_ms) FILTER (WHERE l.source = 'api')
-              FROM {log_table} l WHERE l.issued_at >= %s
+            SELECT date_trunc(%s, l.issued_at) AS b, l.model_type, {release_sql()} AS release,
+                   coalesce(nullif(l.arm, ''), '-') AS arm, {served_figures_sql()}
+              FROM {log_table()} l WHERE l.issued_at >= %s
              GROUP BY 1, 2, 3, 4 ORDER BY 1 DESC, 2, 3, 4
             """,
             [bucket, since],
@@ -231,12 +197,9 @@ def monitoring_overview(days: int = 7, bucket: str = "day", *, now=None) -> dict
             }
         cursor.execute(
             f"""
-            SELECT date_trunc(%s, l.issued_at), l.model_type, {release}, coalesce(nullif(l.arm, ''), '-'),
-                   (p->>'horizon_min')::int AS h, count(*),
-                   avg(abs((p->>'value_mg_dl')::float8 - (p->>'actual_mg_dl')::float8))
-              FROM {log_table} l CROSS JOIN LATERAL jsonb_array_elements(l.points) AS p
-             WHERE l.issued_at >= %s AND NOT l.from_history
-               AND jsonb_typeof(p->'actual_mg_dl') = 'number' AND (p->>'horizon_min')::int = ANY(%s)
+            SELECT date_trunc(%s, m.issued_at), m.model_type, {release_sql("m")},
+                   coalesce(nullif(m.arm, ''), '-'), m.h, count(*), avg(abs(m.value - m.actual))
+              FROM ({matched_points_sql("l.issued_at >= %s")}) m
              GROUP BY 1, 2, 3, 4, 5
             """,
             [bucket, since, list(MONITOR_HORIZONS)],
@@ -306,41 +269,27 @@ def prometheus_text(now=None) -> str:
     Forecast figures cover the last 24 h (gauges: the log is pruned, so totals would go down);
     training jobs are counted over all time (counters: jobs are never deleted).
     """
-    from mlmodels.lifecycle_models import Rollout
-    from mlmodels.models import TrainingJob
-    from mlmodels.rollouts import generation_token
-    from predictions.cache import forecaster_cache
-
     now = now or timezone.now()
     since = now - timedelta(hours=24)
-    log_table, feedback_table = _tables()
-    release = "CASE WHEN l.variant = 'baseline' THEN 'baseline' ELSE split_part(l.model_version, '.', 1) END"
+    release = release_sql()
     out = _Exposition()
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT l.model_type, {release}, coalesce(nullif(l.arm, ''), 'none'), l.variant, count(*),
-                   count(*) FILTER (WHERE l.fallback_reason <> ''),
-                   count(*) FILTER (WHERE l.fallback_reason <> ''
-                                      AND l.fallback_reason NOT LIKE '{NOT_ERROR_FALLBACK}%%'),
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY l.latency_ms) FILTER (WHERE l.source = 'api'),
-                   percentile_cont(0.95) WITHIN GROUP (ORDER BY l.latency_ms) FILTER (WHERE l.source = 'api'),
-                   percentile_cont(0.99) WITHIN GROUP (ORDER BY l.latency_ms) FILTER (WHERE l.source = 'api')
-              FROM {log_table} l WHERE l.issued_at >= %s GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+            SELECT l.model_type, {release}, coalesce(nullif(l.arm, ''), 'none'), l.variant,
+                   {served_figures_sql()}
+              FROM {log_table()} l WHERE l.issued_at >= %s GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
             """,
             [since],
         )
         serving = cursor.fetchall()
         cursor.execute(
             f"""
-            SELECT l.model_type, {release}, coalesce(nullif(l.arm, ''), 'none'), (p->>'horizon_min')::int,
-                   count(*), avg(abs((p->>'value_mg_dl')::float8 - (p->>'actual_mg_dl')::float8)),
-                   sqrt(avg(power((p->>'value_mg_dl')::float8 - (p->>'actual_mg_dl')::float8, 2))),
-                   avg(((p->>'actual_mg_dl')::float8 BETWEEN (p->>'lower_80_mg_dl')::float8
-                                                         AND (p->>'upper_80_mg_dl')::float8)::int)
-              FROM {log_table} l CROSS JOIN LATERAL jsonb_array_elements(l.points) AS p
-             WHERE l.issued_at >= %s AND NOT l.from_history
-               AND jsonb_typeof(p->'actual_mg_dl') = 'number' AND (p->>'horizon_min')::int = ANY(%s)
+            SELECT m.model_type, {release_sql("m")}, coalesce(nullif(m.arm, ''), 'none'), m.h,
+                   count(*), avg(abs(m.value - m.actual)),
+                   sqrt(avg(power(m.value - m.actual, 2))),
+                   avg((m.actual BETWEEN m.lower_80 AND m.upper_80)::int)
+              FROM ({matched_points_sql("l.issued_at >= %s")}) m
              GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
             """,
             [since, list(MONITOR_HORIZONS)],
@@ -349,7 +298,7 @@ def prometheus_text(now=None) -> str:
         cursor.execute(
             f"""
             SELECT l.model_type, {release}, coalesce(nullif(l.arm, ''), 'none'), f.helpful, count(*)
-              FROM {log_table} l JOIN {feedback_table} f ON f.prediction_id = l.id
+              FROM {log_table()} l JOIN {feedback_table()} f ON f.prediction_id = l.id
              WHERE f.updated_at >= %s GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
             """,
             [since],
