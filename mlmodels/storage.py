@@ -101,7 +101,7 @@ def save_artifacts(mlmodel, files: dict[str, bytes], metadata: dict, log_text: s
 
     # The version is unique in the database and this row owns it, so anything already at this
     # path is debris of a crashed earlier attempt; remove it rather than let the storage rename.
-    _remove_directory(storage, directory)
+    _remove_tree(storage, directory)
     written: list[str] = []
     try:
         checksums = "".join(f"{digest}  {name}\n" for name, digest in sorted(manifest.items()))
@@ -165,7 +165,7 @@ def delete_artifacts(mlmodel) -> None:
     """Remove every stored file of a model (idempotent)."""
     if mlmodel.person_id is None or not mlmodel.version:
         return
-    _remove_directory(artifact_storage(), mlmodel.storage_path or artifact_dir(mlmodel))
+    _remove_tree(artifact_storage(), mlmodel.storage_path or artifact_dir(mlmodel))
 
 
 def delete_person_artifacts(person_id: int, mlmodels) -> None:
@@ -177,7 +177,7 @@ def delete_person_artifacts(person_id: int, mlmodels) -> None:
 
 
 def _remove_tree(storage, directory: str) -> None:
-    """Remove a folder of the artifact storage with everything in it."""
+    """Remove a folder of the artifact storage with everything in it (idempotent)."""
     try:
         folders, files = storage.listdir(directory)
     except (FileNotFoundError, NotADirectoryError):
@@ -195,16 +195,6 @@ def _refuse(mlmodel, problem: str):
         mlmodel.pk, mlmodel.person_id, mlmodel.version, mlmodel.storage_path, problem,
     )
     raise ArtifactIntegrityError(f"model {mlmodel.version}: {problem}")
-
-
-def _remove_directory(storage, directory: str) -> None:
-    try:
-        _, names = storage.listdir(directory)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for name in names:
-        _delete_quietly(storage, f"{directory}/{name}")
-    _remove_empty_folder(storage, directory)
 
 
 def _remove_empty_folder(storage, directory: str) -> None:

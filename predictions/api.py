@@ -16,7 +16,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from persons.services import person_for
-from predictions import copy
+from predictions import wording
 from predictions.errors import BadForecastRequest, ForecastError
 from predictions.models import PredictionLog, Source
 from predictions.outcomes import performance_summary
@@ -44,13 +44,13 @@ class ForecastRateThrottle(ScopedRateThrottle):
 def forecast_arguments(data) -> dict:
     """Request body -> keyword arguments of forecast_for_person (shape checks only)."""
     if not isinstance(data, dict):
-        raise BadForecastRequest(copy.UNKNOWN_FIELDS % {"fields": type(data).__name__})
+        raise BadForecastRequest(wording.UNKNOWN_FIELDS % {"fields": type(data).__name__})
     unknown = sorted(set(data) - REQUEST_FIELDS)
     if unknown:
-        raise BadForecastRequest(copy.UNKNOWN_FIELDS % {"fields": ", ".join(unknown)})
+        raise BadForecastRequest(wording.UNKNOWN_FIELDS % {"fields": ", ".join(unknown)})
     range_value = data.get("range")
     if range_value not in (None, "24h"):
-        raise BadForecastRequest(copy.BAD_RANGE, field="range")
+        raise BadForecastRequest(wording.BAD_RANGE, field="range")
     return {
         "horizons": data.get("horizons"),
         "range_24h": range_value == "24h",

@@ -35,11 +35,11 @@ from predictions.services import (
     READINGS_LOOKBACK,
     STALE_AFTER_MIN,
     Answer,
-    _fallback_reason,
     artifact_nbytes,
     baseline_forecaster,
     build_log,
     describe,
+    fallback_reason_for,
     to_ns,
 )
 
@@ -197,7 +197,7 @@ def _predict_group(pids, sha, tz, choices, readings, now, horizons, result) -> l
                     out.append((pid, Answer(forecast, model, variant, model.version, model.algorithm or "")))
             return out
         except Exception as exc:  # noqa: BLE001 - the baseline serves the group instead
-            reason = _fallback_reason(exc)
+            reason = fallback_reason_for(exc)
             forecaster_cache().count_fallback(reason)
             logger.error(
                 "Batch: model %s (%d people) failed (%s), the baseline answers: %s",

@@ -6,7 +6,7 @@
     ask_for_retraining(person) -> (TrainingJob, created)
 
 Texts are translated here (gettext) so templates only place them. Nothing here gives advice:
-the wording says what the numbers are (predictions/copy.py holds the safety texts).
+the wording says what the numbers are (predictions/wording.py holds the safety texts).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from observations.charts import RANGE_HIGH, RANGE_LOW, glucose_chart, sparkline
 from observations.episodes import FOLLOW, refresh_recent_windows, similar_episodes
 from observations.readings import readings_frame
 from observations.units import MMOL_L, from_mgdl
-from predictions import copy
+from predictions import wording
 from predictions.errors import ForecastError
 from predictions.feedback import record_feedback
 from predictions.models import Source
@@ -375,9 +375,9 @@ def dashboard(person, *, view: str = "2h", now=None) -> dict:
             "features": features_in_words(log.provenance.get("top_features", []), unit),
         }
         if log.variant == Variant.BASELINE:
-            notes.append(str(copy.BASELINE_NOTE))
+            notes.append(str(wording.BASELINE_NOTE))
         if view == "24h":
-            notes.append(str(copy.LONG_HORIZON_NOTE))
+            notes.append(str(wording.LONG_HORIZON_NOTE))
 
     return {
         "person": person,
@@ -392,10 +392,10 @@ def dashboard(person, *, view: str = "2h", now=None) -> dict:
         "model": model_info,
         "provenance": provenance,
         "notes": notes,
-        "intervals_explained": str(copy.INTERVALS_EXPLAINED),
+        "intervals_explained": str(wording.INTERVALS_EXPLAINED),
         "target_low": glucose_text(RANGE_LOW, unit, with_unit=False),
         "target_high": glucose_text(RANGE_HIGH, unit, with_unit=False),
-        "disclaimer": str(copy.DISCLAIMER),
+        "disclaimer": str(wording.DISCLAIMER),
         "episodes": episodes_for_page(person, unit, now=now),
         "training": training_status(person),
     }

@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from mlmodels.models import Variant
 from observations.units import UNITS
-from predictions import copy
+from predictions import wording
 from predictions.services import prediction_payload
 
 
@@ -96,7 +96,7 @@ class ForecastResponseSerializer(serializers.Serializer):
     points = ForecastPointSerializer(many=True)
     provenance = ProvenanceSerializer()
     quality = QualitySerializer()
-    disclaimer = serializers.CharField(default=str(copy.DISCLAIMER))
+    disclaimer = serializers.CharField(default=str(wording.DISCLAIMER))
 
 
 class PredictionLogSerializer(ForecastResponseSerializer):

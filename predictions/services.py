@@ -24,10 +24,11 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from mlmodels.core.forecaster import BaselineForecaster, ForecastInputError
+from mlmodels.core.preparation import STEP_NS
 from mlmodels.models import Variant
 from observations.models import Observation
 from observations.units import MG_DL, UNITS, from_mgdl
-from predictions import copy, fastpath
+from predictions import fastpath, wording
 from predictions.cache import forecaster_cache
 from predictions.errors import (
     BadForecastRequest,
@@ -63,12 +64,12 @@ def resolve_horizons(horizons=None, range_24h: bool = False) -> list[int]:
     """The horizons to forecast, validated: [30, 60, 120] by default, or every 15 min for 24 h."""
     if range_24h:
         if horizons is not None:
-            raise BadForecastRequest(copy.HORIZONS_AND_RANGE, field="horizons")
+            raise BadForecastRequest(wording.HORIZONS_AND_RANGE, field="horizons")
         return list(RANGE_24H)
     if horizons is None:
         return list(DEFAULT_HORIZONS)
     if not isinstance(horizons, (list, tuple)) or not horizons:
-        raise BadHorizons(copy.BAD_HORIZONS, field="horizons")
+        raise BadHorizons(wording.BAD_HORIZONS, field="horizons")
     bad = [
         h
         for h in horizons
@@ -79,11 +80,11 @@ def resolve_horizons(horizons=None, range_24h: bool = False) -> list[int]:
     ]
     if bad:
         raise BadHorizons(
-            copy.BAD_HORIZONS, field="horizons", invalid=[_jsonable(h) for h in bad][:20]
+            wording.BAD_HORIZONS, field="horizons", invalid=[_jsonable(h) for h in bad][:20]
         )
     if len(set(horizons)) != len(horizons):
         duplicates = sorted({h for h in horizons if horizons.count(h) > 1})
-        raise BadHorizons(copy.BAD_HORIZONS, field="horizons", invalid=duplicates)
+        raise BadHorizons(wording.BAD_HORIZONS, field="horizons", invalid=duplicates)
     return sorted(horizons)
 
 
@@ -91,7 +92,7 @@ def resolve_unit(unit, person) -> str:
     if unit is None or unit == "":
         return person.preferred_unit if person.preferred_unit in UNITS else MG_DL
     if unit not in UNITS:
-        raise BadForecastRequest(copy.BAD_UNIT, field="unit")
+        raise BadForecastRequest(wording.BAD_UNIT, field="unit")
     return unit
 
 
@@ -120,7 +121,7 @@ def parse_as_of(value) -> datetime | None:
         return None
     parsed = parse_moment(value)
     if parsed is None:
-        raise BadForecastRequest(copy.BAD_AS_OF, field="as_of")
+        raise BadForecastRequest(wording.BAD_AS_OF, field="as_of")
     return parsed
 
 
@@ -139,19 +140,19 @@ def history_readings(rows, *, as_of: datetime | None = None, tz=dt_timezone.utc)
     from observations.validation import ImportRejected, RawReading, validate_readings
 
     if not isinstance(rows, (list, tuple)):
-        raise BadHistory(copy.BAD_HISTORY, field="history", rows=[])
+        raise BadHistory(wording.BAD_HISTORY, field="history", rows=[])
     if len(rows) > MAX_HISTORY_ROWS:
-        raise BadHistory(copy.HISTORY_TOO_LONG % {"max": MAX_HISTORY_ROWS}, field="history")
+        raise BadHistory(wording.HISTORY_TOO_LONG % {"max": MAX_HISTORY_ROWS}, field="history")
     problems: dict[int, list[str]] = {}
     raws = []
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
-            problems.setdefault(index, []).append(str(copy.HISTORY_ROW_SHAPE))
+            problems.setdefault(index, []).append(str(wording.HISTORY_ROW_SHAPE))
             continue
         unknown = set(row) - HISTORY_FIELDS
         if unknown:
             problems.setdefault(index, []).append(
-                str(copy.HISTORY_ROW_SHAPE) + f" (unknown: {', '.join(sorted(map(str, unknown)))})"
+                str(wording.HISTORY_ROW_SHAPE) + f" (unknown: {', '.join(sorted(map(str, unknown)))})"
             )
         raws.append(RawReading(row=index + 1, time=row.get("effective_at"), value=row.get("value"),
                                unit=row.get("unit", MG_DL)))
@@ -165,13 +166,13 @@ def history_readings(rows, *, as_of: datetime | None = None, tz=dt_timezone.utc)
     else:
         for raw, reading in zip(raws, readings):
             if not EARLIEST <= reading.effective_at <= LATEST:
-                problems.setdefault(raw.row - 1, []).append(str(copy.HISTORY_ROW_TIME))
+                problems.setdefault(raw.row - 1, []).append(str(wording.HISTORY_ROW_TIME))
             elif as_of is not None and reading.effective_at > as_of:
-                problems.setdefault(raw.row - 1, []).append(str(copy.HISTORY_ROW_FUTURE))
+                problems.setdefault(raw.row - 1, []).append(str(wording.HISTORY_ROW_FUTURE))
     if problems:
         listed = [{"index": i, "errors": problems[i]} for i in sorted(problems)]
         raise BadHistory(
-            copy.BAD_HISTORY,
+            wording.BAD_HISTORY,
             field="history",
             rows=listed[:MAX_ROW_ERRORS_REPORTED],
             n_invalid_rows=len(listed),
@@ -340,7 +341,7 @@ class Answer:
     fallback_reason: str = ""
 
 
-def _fallback_reason(exc: BaseException) -> str:
+def fallback_reason_for(exc: BaseException) -> str:
     from mlmodels.storage import ArtifactIntegrityError
 
     if isinstance(exc, FutureTimeout):
@@ -393,17 +394,17 @@ def predict_with_fallback(person, mlmodel, variant, readings: Readings, *, as_of
         except Exception as exc:  # noqa: BLE001 - never a 500: the baseline answers instead
             future.cancel()
             failure = exc
-            fallback_reason = f"{_fallback_reason(exc)}: model {mlmodel.version}"
+            fallback_reason = f"{fallback_reason_for(exc)}: model {mlmodel.version}"
     baseline = baseline_forecaster()
     try:
         forecast = fastpath.predict(baseline, readings, as_of_ns=as_of_ns, horizons=horizons, tz=tz)
     except ForecastInputError as exc:
-        raise TooFewReadings(copy.TOO_FEW_READINGS % {"detail": str(exc)}) from exc
+        raise TooFewReadings(wording.TOO_FEW_READINGS % {"detail": str(exc)}) from exc
     except Exception as exc:
         logger.exception("The baseline could not forecast for person %s", person.pk)
-        raise ForecastUnavailable(copy.FORECAST_UNAVAILABLE) from exc
+        raise ForecastUnavailable(wording.FORECAST_UNAVAILABLE) from exc
     if failure is not None:
-        reason = _fallback_reason(failure)
+        reason = fallback_reason_for(failure)
         forecaster_cache().count_fallback(reason)
         logger.error(
             "Forecast for person %s answered by the baseline (%s) instead of model %s: %s: %s",
@@ -420,13 +421,13 @@ def predict_with_fallback(person, mlmodel, variant, readings: Readings, *, as_of
 def check_fresh(readings: Readings, as_of: datetime) -> int:
     """The last reading's time (ns), or NoReadings / StaleReadings (422) saying what to do."""
     if readings.empty:
-        raise NoReadings(copy.NO_READINGS)
+        raise NoReadings(wording.NO_READINGS)
     last_ns = int(readings.times_ns[-1])
     age_min = (to_ns(as_of) - last_ns) / 60e9
     if age_min > STALE_AFTER_MIN:
         last = _iso(from_ns(last_ns))
         raise StaleReadings(
-            copy.STALE_READINGS % {"last": last, "age": int(age_min), "limit": STALE_AFTER_MIN},
+            wording.STALE_READINGS % {"last": last, "age": int(age_min), "limit": STALE_AFTER_MIN},
             last_reading_at=last,
         )
     return last_ns
@@ -456,7 +457,7 @@ def forecast_for_person(
     if history is not None:
         readings = history_readings(history, as_of=as_of, tz=person.tz)
         if readings.empty:
-            raise NoReadings(copy.NO_READINGS)
+            raise NoReadings(wording.NO_READINGS)
         forecast_time = as_of or from_ns(readings.times_ns[-1]).to_pydatetime()
         # Only what the stored path would fetch, so both give the same answer for the same data.
         readings = readings.since(to_ns(forecast_time - READINGS_LOOKBACK))
@@ -531,7 +532,7 @@ def build_log(
     window_end_ns = to_ns(forecast.window_end.to_pydatetime())
     # The readings that reached the model: those inside its window (the grid rounds times to
     # 5-minute slots, so include readings up to half a step before the window's start).
-    inside = (readings.times_ns >= window_start_ns - fastpath.STEP_NS // 2) & (readings.times_ns <= window_end_ns)
+    inside = (readings.times_ns >= window_start_ns - STEP_NS // 2) & (readings.times_ns <= window_end_ns)
     if readings.ids is not None and not from_history:
         observations = [int(i) for i in readings.ids[inside]]
     else:
@@ -618,7 +619,7 @@ def prediction_payload(log: PredictionLog, *, with_outcomes: bool = False) -> di
         "points": points,
         "provenance": log.provenance,
         "quality": log.quality,
-        "disclaimer": str(copy.DISCLAIMER),
+        "disclaimer": str(wording.DISCLAIMER),
     }
     if with_outcomes:
         payload["source"] = log.source

@@ -50,9 +50,10 @@ MAX_HORIZON = 1440
 STALE_AFTER = pd.Timedelta(minutes=30)
 CLAMP_LOW, CLAMP_HIGH = 40.0, 400.0
 TOP_FEATURES = 5
+MINUTE_NS = 60 * 10**9
 # Readings older than this before the last one cannot influence the window (it covers 120 min,
 # plus enough before it to bridge a short gap at its start).
-_LOOKBACK = pd.Timedelta(minutes=WINDOW_MIN + MAX_BRIDGE_MIN + STEP_MIN)
+LOOKBACK = pd.Timedelta(minutes=WINDOW_MIN + MAX_BRIDGE_MIN + STEP_MIN)
 
 __all__ = [
     "BaselineForecaster",
@@ -103,14 +104,23 @@ class Forecast:
 
 
 @dataclass
-class _Window:
+class InputWindow:
+    """The model's input: the last WINDOW_MIN minutes on the 5-minute grid, ending on a reading."""
+
     values: np.ndarray
     interpolated: np.ndarray
     at_limit: np.ndarray
-    end: pd.Timestamp
-    start: pd.Timestamp
+    end_ns: int
     n_readings: int
-    gaps: int
+    gaps: int  # 5-minute slots without a reading (bridged by interpolation)
+
+    @property
+    def end(self) -> pd.Timestamp:
+        return pd.Timestamp(self.end_ns, tz="UTC")
+
+    @property
+    def start(self) -> pd.Timestamp:
+        return self.end - pd.Timedelta(minutes=WINDOW_MIN)
 
 
 def _check_horizons(horizons: list[int] | None) -> list[int]:
@@ -133,23 +143,26 @@ def _utc(ts) -> pd.Timestamp:
     return ts.tz_convert("UTC")
 
 
-def input_window(readings: pd.DataFrame, as_of: pd.Timestamp | None, *, _arrays=None) -> _Window:
-    """The 120-minute window of readings ending at the last reading at or before `as_of`."""
-    times_ns, values, at_limit = _arrays if _arrays is not None else reading_arrays(readings)
-    if as_of is not None:
-        as_of = _utc(as_of)
-        n = int(np.searchsorted(times_ns, as_of.value, side="right"))
+def window_from_arrays(
+    times_ns: np.ndarray, values: np.ndarray, at_limit: np.ndarray, as_of_ns: int | None
+) -> InputWindow:
+    """THE input-window rule, on valid readings sorted by time (preparation.valid_readings):
+    the window ends on the last reading at or before `as_of` (which may be at most 30 minutes
+    older than `as_of`), on a grid anchored on that reading, duplicates averaged, gaps up to
+    MAX_BRIDGE_MIN minutes interpolated and none longer. Both the DataFrame path (`predict`) and
+    the serving fast path (predictions.fastpath) build their windows here."""
+    if as_of_ns is not None:
+        n = int(np.searchsorted(times_ns, as_of_ns, side="right"))
         times_ns, values, at_limit = times_ns[:n], values[:n], at_limit[:n]
     if len(times_ns) == 0:
         raise NotEnoughReadings("no glucose readings at or before the forecast time")
     last_ns = int(times_ns[-1])
-    last = pd.Timestamp(last_ns, tz="UTC")
-    if as_of is not None and as_of - last > STALE_AFTER:
-        minutes = int((as_of - last) / pd.Timedelta(minutes=1))
+    if as_of_ns is not None and as_of_ns - last_ns > STALE_AFTER.value:
+        minutes = int((as_of_ns - last_ns) // MINUTE_NS)
         raise StaleReadings(
             f"the last reading is {minutes} minutes older than the forecast time (limit 30 minutes)"
         )
-    lo = int(np.searchsorted(times_ns, last_ns - _LOOKBACK.value, side="right"))
+    lo = int(np.searchsorted(times_ns, last_ns - LOOKBACK.value, side="right"))
     grid = grid_arrays(times_ns[lo:], values[lo:], at_limit[lo:], last_ns % STEP_NS)
     keep = slice(-(WINDOW_STEPS + 1), None)  # the grid ends on the last reading's slot
     window_values = grid["glucose_mg_dl"][keep]
@@ -159,15 +172,20 @@ def input_window(readings: pd.DataFrame, as_of: pd.Timestamp | None, *, _arrays=
             f"a forecast needs readings covering the {WINDOW_MIN} minutes before the last one with no gap "
             f"longer than {MAX_BRIDGE_MIN} minutes; found {int(observed.sum())} readings there"
         )
-    return _Window(
+    return InputWindow(
         values=window_values,
         interpolated=grid["interpolated"][keep],
         at_limit=grid["at_sensor_limit"][keep],
-        end=last,
-        start=last - pd.Timedelta(minutes=WINDOW_MIN),
+        end_ns=last_ns,
         n_readings=int(observed.sum()),
         gaps=int((~observed).sum()),
     )
+
+
+def input_window(readings: pd.DataFrame, as_of: pd.Timestamp | None, *, arrays=None) -> InputWindow:
+    """The input window of a readings frame (`arrays`: its reading_arrays, when already made)."""
+    times_ns, values, at_limit = arrays if arrays is not None else reading_arrays(readings)
+    return window_from_arrays(times_ns, values, at_limit, None if as_of is None else _utc(as_of).value)
 
 
 def _clamp(x: np.ndarray) -> np.ndarray:
@@ -283,31 +301,39 @@ class GlucoseForecaster:
         ForecastInputError in place of a Forecast; with errors="raise" the first one is raised.
         """
         horizons = _check_horizons(horizons)
-        tz = tz or self.tz
-        windows: list[_Window | ForecastInputError] = []
+        windows: list[InputWindow | ForecastInputError] = []
         arrays_of: dict[int, tuple] = {}  # a batch often repeats one person's readings frame
         for readings, as_of in items:
             try:
                 key = id(readings)
                 if key not in arrays_of:
                     arrays_of[key] = reading_arrays(readings)
-                windows.append(input_window(readings, as_of, _arrays=arrays_of[key]))
+                windows.append(input_window(readings, as_of, arrays=arrays_of[key]))
             except ForecastInputError as exc:
                 if errors == "raise":
                     raise
                 windows.append(exc)
-        good = [w for w in windows if isinstance(w, _Window)]
+        return self.forecast_windows(windows, horizons=horizons, tz=tz)
+
+    def forecast_windows(
+        self, windows: list[InputWindow | ForecastInputError], *, horizons: list[int], tz: str | None = None
+    ) -> list[Forecast | ForecastInputError]:
+        """A Forecast per InputWindow (an error in the list stays in its place): one vectorised
+        model call for all of them. The serving fast path calls this with windows it built from
+        arrays (window_from_arrays)."""
+        tz = tz or self.tz
+        good = [w for w in windows if isinstance(w, InputWindow)]
         offsets = [pd.Timedelta(minutes=h) for h in horizons]
         results: list = []
         if good:
+            times_ns = np.array([w.end_ns for w in good], dtype=np.int64)
             X = window_features(
                 np.stack([w.values for w in good]),
                 np.stack([w.interpolated for w in good]),
                 np.stack([w.at_limit for w in good]),
-                np.array([w.end.value for w in good], dtype=np.int64),
+                times_ns,
                 tz,
             )
-            times_ns = np.array([w.end.value for w in good], dtype=np.int64)
             matrix = self.forecast_matrix(X, times_ns, horizons, tz)
             short_requested = [h for h in horizons if h <= MAX_SHORT_HORIZON] or [MAX_SHORT_HORIZON]
             explain_h = min(short_requested, key=lambda h: (abs(h - 60), h))
@@ -315,25 +341,26 @@ class GlucoseForecaster:
         keys = ("value", "lower_80", "upper_80", "lower_95", "upper_95")
         k = 0
         for w in windows:
-            if not isinstance(w, _Window):
+            if not isinstance(w, InputWindow):
                 results.append(w)
                 continue
+            end = w.end
             rows = {key: matrix[key][k].tolist() for key in keys}  # Python floats, rounded below
             points = [
                 {
                     "horizon_min": h,
-                    "time": w.end + offsets[c],
+                    "time": end + offsets[c],
                     **{key: round(rows[key][c], 1) for key in keys},
                 }
                 for c, h in enumerate(horizons)
             ]
             results.append(
                 Forecast(
-                    as_of=w.end,
+                    as_of=end,
                     points=points,
                     top_features=top[k],
                     window_start=w.start,
-                    window_end=w.end,
+                    window_end=end,
                     n_readings=w.n_readings,
                     gaps_in_window=w.gaps,
                     method=self.method,
@@ -369,20 +396,20 @@ class GlucoseForecaster:
         candidates = []
         for cand in self.model.candidates:
             files.update(cand.to_files(cand.name))
-            candidates.append({"name": cand.name, "params": _jsonable(cand.params())})
+            candidates.append({"name": cand.name, "params": jsonable(cand.params())})
         manifest = {
             "format_version": FILE_FORMAT_VERSION,
             "kind": "glucose_forecaster",
             "algorithm": self.algorithm,
-            "hyperparameters": _jsonable(self.hyperparameters),
+            "hyperparameters": jsonable(self.hyperparameters),
             "feature_schema": self.feature_schema.to_dict(),
             "candidates": candidates,
             "blend_weights": np.asarray(self.model.weights).tolist(),
             "conformal": self.conformal.to_dict(),
             "profile": self.profile.to_dict() if self.profile is not None else None,
             "tz": self.tz,
-            "info": _jsonable(self.info),
-            "metadata": _jsonable(self.metadata()),
+            "info": jsonable(self.info),
+            "metadata": jsonable(self.metadata()),
         }
         files[MANIFEST] = json.dumps(manifest, separators=(",", ":")).encode()
         return files
@@ -412,7 +439,7 @@ class GlucoseForecaster:
         )
 
 
-def _jsonable(value):
+def jsonable(value):
     """Round-trip through JSON with numpy scalars/arrays converted."""
 
     def default(o):

@@ -58,11 +58,24 @@ def empty_grid() -> pd.DataFrame:
     return frame
 
 
+def valid_readings(
+    times_ns: np.ndarray, values: np.ndarray, at_limit: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The reading rule on arrays: finite glucose only, sorted by time (stable), and values
+    <= 40 or >= 400 mg/dL flagged as at the sensor's limit (besides rows the source flagged)."""
+    keep = np.isfinite(values)
+    at_limit = at_limit | (values <= SENSOR_LOW_LIMIT) | (values >= SENSOR_HIGH_LIMIT)
+    times_ns, values, at_limit = times_ns[keep], values[keep], at_limit[keep]
+    if len(times_ns) > 1 and np.any(np.diff(times_ns) < 0):
+        order = np.argsort(times_ns, kind="stable")
+        times_ns, values, at_limit = times_ns[order], values[order], at_limit[order]
+    return times_ns, values, at_limit
+
+
 def reading_arrays(readings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Valid readings as numpy arrays sorted by time: UTC epoch ns, mg/dL, at-sensor-limit flag.
 
-    Drops non-finite glucose and 'entered-in-error' rows; flags values <= 40 or >= 400 mg/dL
-    (and rows the source flagged) as at the sensor's limit. Plain numpy so the serving path
+    Drops 'entered-in-error' rows, then applies valid_readings. Plain numpy so the serving path
     pays microseconds, not milliseconds, per forecast.
     """
     missing = {"time", "glucose_mg_dl"} - set(readings.columns)
@@ -70,17 +83,14 @@ def reading_arrays(readings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.n
         raise ValueError(f"readings lack column(s): {', '.join(sorted(missing))}")
     times_ns = _utc_times(readings["time"]).asi8
     values = pd.to_numeric(readings["glucose_mg_dl"], errors="coerce").to_numpy(dtype=np.float64)
-    keep = np.isfinite(values)
-    if "status" in readings.columns:
-        keep &= readings["status"].to_numpy(dtype=object) != ENTERED_IN_ERROR
-    at_limit = (values <= SENSOR_LOW_LIMIT) | (values >= SENSOR_HIGH_LIMIT)
     if "at_sensor_limit" in readings.columns:
-        at_limit |= readings["at_sensor_limit"].fillna(False).to_numpy(dtype=bool)
-    times_ns, values, at_limit = times_ns[keep], values[keep], at_limit[keep]
-    if len(times_ns) > 1 and np.any(np.diff(times_ns) < 0):
-        order = np.argsort(times_ns, kind="stable")
-        times_ns, values, at_limit = times_ns[order], values[order], at_limit[order]
-    return times_ns, values, at_limit
+        at_limit = readings["at_sensor_limit"].fillna(False).to_numpy(dtype=bool)
+    else:
+        at_limit = np.zeros(len(values), dtype=bool)
+    if "status" in readings.columns:
+        usable = readings["status"].to_numpy(dtype=object) != ENTERED_IN_ERROR
+        times_ns, values, at_limit = times_ns[usable], values[usable], at_limit[usable]
+    return valid_readings(times_ns, values, at_limit)
 
 
 def clean_readings(readings: pd.DataFrame) -> pd.DataFrame:

@@ -48,7 +48,7 @@ from mlmodels.core.features import (
     build_targets,
     feature_names,
 )
-from mlmodels.core.forecaster import BaselineForecaster, GlucoseForecaster, _jsonable
+from mlmodels.core.forecaster import BaselineForecaster, GlucoseForecaster, jsonable
 from mlmodels.core.preparation import STEP_MIN, data_sufficiency, prepare_grid
 from mlmodels.core.profile import TimeOfDayProfile
 
@@ -426,7 +426,7 @@ def train_forecaster(
     timings["refit_calibrate_s"] = round(time.perf_counter() - t0, 3)
 
     algorithm = "blend" if len(kept) > 1 else kept[0].name
-    hyper = _jsonable({
+    hyper = jsonable({
         "candidates": [c.name for c in kept],
         "candidate_params": {c.name: c.params() for c in kept},
         "blend_weights": {str(h): [round(float(w), 4) for w in weights[j]] for j, h in enumerate(HORIZONS)},

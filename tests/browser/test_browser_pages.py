@@ -7,7 +7,7 @@ import pytest
 
 from observations.episodes import refresh_windows
 from observations.models import ImportBatch
-from predictions import copy
+from predictions import wording
 from predictions.models import PredictionFeedback
 from tests.factories import PersonFactory
 from tests.pages.conftest import load_readings, train_model
@@ -44,7 +44,7 @@ def test_dashboard_draws_forecast_with_bands_and_disclaimer(page, live_server, d
         box = chart.locator(f"path.{part}").bounding_box()
         assert box and box["width"] > 50 and box["height"] > 1, part
     assert page.get_by_test_id("disclaimer").is_visible()
-    assert page.get_by_test_id("disclaimer").inner_text() == str(copy.DISCLAIMER)
+    assert page.get_by_test_id("disclaimer").inner_text() == str(wording.DISCLAIMER)
     assert page.get_by_test_id("model-version").inner_text() != "baseline"
     assert re.fullmatch(r"\d+", page.get_by_test_id("latest-value").locator(".value").inner_text())
     assert page.locator("#chart-caption").inner_text().startswith("Glucose over the last 6 hours")

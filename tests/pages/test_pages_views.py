@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from mlmodels.models import JobTrigger, TrainingJob
 from observations.models import GlucoseWindow, ImportBatch, Observation
-from predictions import copy
+from predictions import wording
 from predictions.models import PredictionFeedback, PredictionLog
 from predictions.pages import feature_in_words, features_in_words, latest_reading
 from tests.pages.conftest import load_readings
@@ -29,7 +29,7 @@ def test_dashboard_shows_reading_forecast_bands_and_disclaimer(logged_in, person
     assert response.status_code == 200
     html = response.content.decode()
     assert 'class="band-95"' in html and 'class="band-80"' in html and 'class="forecast-line"' in html
-    assert str(copy.DISCLAIMER) in html
+    assert str(wording.DISCLAIMER) in html
     assert response.context["latest"]["arrow"]
     assert response.context["model"]["variant"] == "baseline"  # no personal model yet
     # How many past episodes qualify depends on where the synthetic gaps fall (now-relative).
@@ -44,7 +44,7 @@ def test_dashboard_24_hour_view(logged_in, person):
     assert response.status_code == 200
     log = response.context["log"]
     assert log.points[-1]["horizon_min"] == 1440
-    assert str(copy.LONG_HORIZON_NOTE) in response.content.decode()
+    assert str(wording.LONG_HORIZON_NOTE) in response.content.decode()
 
 
 def test_stale_readings_show_readings_and_a_message_not_a_forecast(logged_in, person):

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from predictions.copy import DISCLAIMER
+from predictions.wording import DISCLAIMER
 from predictions.models import PredictionLog
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """SAFETY: no user-facing text may diagnose, tell a dose or send anyone to emergency care.
 
-Scanned: every translatable string in the project's Python code (the copy module, pages, API
+Scanned: every translatable string in the project's Python code (the wording module, pages, API
 messages), the insight message templates, every template, the German translations, and real
 sample API answers (model, baseline, 24 hours, mmol/L, each error). And the disclaimer is in
 every forecast answer.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from predictions import copy
+from predictions import wording
 from tests.predictions.conftest import history_rows, recent_readings, register_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,7 +53,7 @@ def test_the_scanner_catches_the_kinds_of_wording_we_forbid():
         "Eat 15 g of carbs", "Rufen Sie den Notarzt", "Call 112", "This suggests a diagnosis",
     ]
     assert all(FORBIDDEN_RE.search(text) for text in bad)
-    assert not FORBIDDEN_RE.search(str(copy.DISCLAIMER))
+    assert not FORBIDDEN_RE.search(str(wording.DISCLAIMER))
 
 
 def translatable_strings():
@@ -75,13 +75,13 @@ def translatable_strings():
 def test_translatable_strings_and_insight_templates_are_safe():
     texts = list(translatable_strings())
     assert len(texts) > 20  # the scan really found the project's strings
-    assert any("predictions/copy.py" in where for where, _ in texts)
+    assert any("predictions/wording.py" in where for where, _ in texts)
     assert offending(texts) == []
 
 
-def test_every_copy_module_string_is_safe():
-    texts = [(f"copy.{name}", str(value)) for name, value in vars(copy).items() if name.isupper()]
-    assert ("copy.DISCLAIMER", str(copy.DISCLAIMER)) in texts
+def test_every_wording_module_string_is_safe():
+    texts = [(f"wording.{name}", str(value)) for name, value in vars(wording).items() if name.isupper()]
+    assert ("wording.DISCLAIMER", str(wording.DISCLAIMER)) in texts
     assert offending(texts) == []
 
 
@@ -134,7 +134,7 @@ def test_sample_api_answers_are_safe_and_carry_the_disclaimer(api, person_with_r
     ]
     assert all(a.status_code == 201 for a in answers)
     for answer in answers:
-        assert answer.json()["disclaimer"] == str(copy.DISCLAIMER)
+        assert answer.json()["disclaimer"] == str(wording.DISCLAIMER)
     errors = [
         api.post(url, {"horizons": [7]}, format="json"),
         api.post(url, {"history": [{"effective_at": "x", "value": "y"}]}, format="json"),
