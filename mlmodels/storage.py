@@ -101,7 +101,7 @@ def save_artifacts(mlmodel, files: dict[str, bytes], metadata: dict, log_text: s
 
     # The version is unique in the database and this row owns it, so anything already at this
     # path is debris of a crashed earlier attempt; remove it rather than let the storage rename.
-    _remove_tree(storage, directory)
+    _remove_directory(storage, directory)
     written: list[str] = []
     try:
         checksums = "".join(f"{digest}  {name}\n" for name, digest in sorted(manifest.items()))
@@ -165,7 +165,7 @@ def delete_artifacts(mlmodel) -> None:
     """Remove every stored file of a model (idempotent)."""
     if mlmodel.person_id is None or not mlmodel.version:
         return
-    _remove_tree(artifact_storage(), mlmodel.storage_path or artifact_dir(mlmodel))
+    _remove_directory(artifact_storage(), mlmodel.storage_path or artifact_dir(mlmodel))
 
 
 def delete_person_artifacts(person_id: int, mlmodels) -> None:
@@ -177,15 +177,24 @@ def delete_person_artifacts(person_id: int, mlmodels) -> None:
 
 
 def _remove_tree(storage, directory: str) -> None:
-    """Remove a folder of the artifact storage with everything in it (idempotent)."""
+    """Remove a folder of the artifact storage with everything in it, sub-folders included."""
     try:
-        folders, files = storage.listdir(directory)
+        folders, _ = storage.listdir(directory)
     except (FileNotFoundError, NotADirectoryError):
         return
-    for name in files:
-        _delete_quietly(storage, f"{directory}/{name}")
     for folder in folders:
         _remove_tree(storage, f"{directory}/{folder}")
+    _remove_directory(storage, directory)
+
+
+def _remove_directory(storage, directory: str) -> None:
+    """Remove the files of one folder (never a sub-folder), then the folder if it is empty."""
+    try:
+        _, names = storage.listdir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for name in names:
+        _delete_quietly(storage, f"{directory}/{name}")
     _remove_empty_folder(storage, directory)
 
 
