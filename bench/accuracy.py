@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from mlmodels.core.training import evaluate_on, train_forecaster  # noqa: E402
-from tests.mlmodels.synthetic import synthetic_person  # noqa: E402
+from tests.core.synthetic import synthetic_person  # noqa: E402
 
 DEFAULT_CSV = REPO.parent / "shared" / "data" / "broll2021_cgm.csv"
 TRAIN_FRACTION = 0.70

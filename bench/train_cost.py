@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from mlmodels.core.features import HORIZONS  # noqa: E402
 from mlmodels.core.forecaster import GlucoseForecaster  # noqa: E402
 from mlmodels.core.training import train_forecaster  # noqa: E402
-from tests.mlmodels.synthetic import synthetic_person  # noqa: E402
+from tests.core.synthetic import synthetic_person  # noqa: E402
 
 DEFAULT_CSV = REPO.parent / "shared" / "data" / "broll2021_cgm.csv"
 

@@ -24,8 +24,8 @@ from predictions.models import PredictionFeedback, PredictionLog
 from predictions.services import forecast_for_person
 from tests.conftest import token_client
 from tests.factories import UserFactory
+from tests.mlmodels.conftest import store_readings
 from tests.predictions.conftest import recent_readings, register_model
-from tests.mlmodels_django.conftest import store_readings
 
 METHODS = ("get", "post", "put", "patch", "delete")
 REFUSED = {403, 404, 405}

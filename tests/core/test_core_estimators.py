@@ -13,7 +13,7 @@ from mlmodels.core.estimators import (
 )
 from mlmodels.core.features import HORIZONS, build_features, build_targets, feature_names
 from mlmodels.core.preparation import prepare_grid
-from tests.mlmodels.synthetic import synthetic_person
+from tests.core.synthetic import synthetic_person
 
 
 def test_ar2_matches_hand_computed_nightscout_steps():

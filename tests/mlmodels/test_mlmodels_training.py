@@ -8,7 +8,7 @@ from mlmodels.services import active_model, decide, next_version, train_person
 from mlmodels.storage import ArtifactIntegrityError, load_forecaster
 from observations.models import Observation
 from observations.readings import readings_frame
-from tests.mlmodels_django.conftest import store_readings, synthetic_readings
+from tests.mlmodels.conftest import store_readings, synthetic_readings
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from django.db import connection
 
 from mlmodels.models import JobStatus, ModelStatus, TrainingJob
 from mlmodels.storage import load_forecaster
-from tests.mlmodels_django.conftest import store_readings, synthetic_readings
+from tests.mlmodels.conftest import store_readings, synthetic_readings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 JOB_TIMEOUT_S = 240

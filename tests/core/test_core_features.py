@@ -12,7 +12,7 @@ from mlmodels.core.features import (
     feature_names,
 )
 from mlmodels.core.preparation import prepare_grid
-from tests.mlmodels.synthetic import series, synthetic_person
+from tests.core.synthetic import series, synthetic_person
 
 
 def _linear(n=40, start=100.0, slope=2.0):

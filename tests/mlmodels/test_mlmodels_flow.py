@@ -6,7 +6,7 @@ from django.core.management import CommandError, call_command
 from mlmodels.models import JobStatus, MLModel, TrainingJob
 from mlmodels.tasks import run_training_job
 from tests.factories import PersonFactory
-from tests.mlmodels_django.conftest import store_readings, synthetic_readings
+from tests.mlmodels.conftest import store_readings, synthetic_readings
 
 pytestmark = pytest.mark.django_db
 

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from mlmodels.core.preparation import data_sufficiency, prepare_grid
-from tests.mlmodels.synthetic import series
+from tests.core.synthetic import series
 
 
 def test_gap_of_20_minutes_is_bridged_linearly():

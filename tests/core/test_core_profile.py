@@ -4,7 +4,7 @@ import pytest
 
 from mlmodels.core.preparation import prepare_grid
 from mlmodels.core.profile import TimeOfDayProfile
-from tests.mlmodels.synthetic import synthetic_person
+from tests.core.synthetic import synthetic_person
 
 TZ = "America/New_York"
 

@@ -13,7 +13,7 @@ from mlmodels.core.forecaster import (
     StaleReadings,
 )
 from mlmodels.core.training import InsufficientData, evaluate_on, train_forecaster
-from tests.mlmodels.synthetic import synthetic_person
+from tests.core.synthetic import synthetic_person
 
 TZ = "Europe/Berlin"
 
