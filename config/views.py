@@ -7,7 +7,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from config.account import delete_all_my_data
-from observations.forms import DeleteAllForm
+from config.forms import DeleteAllForm
 from persons.services import person_for
 
 
@@ -21,4 +21,4 @@ def delete_all(request):
         messages.success(request, _("All your data was deleted. Your login remains."))
         return redirect("data")
     status = 400 if request.method == "POST" else 200
-    return render(request, "observations/delete_all.html", {"form": form, "person": person}, status=status)
+    return render(request, "account/delete_all.html", {"form": form, "person": person}, status=status)

@@ -17,6 +17,9 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
+from mlmodels.models import MLModel
+from mlmodels.storage import CHECKSUMS_FILE, read_verified_files
+
 SALT = "glucast.mlmodels.artifact-link"
 
 
@@ -38,8 +41,6 @@ def signed_artifact_url(mlmodel, user) -> str:
 
 
 def artifact_from_token(token: str, user):
-    from mlmodels.models import MLModel
-
     try:
         value = _signer().unsign(token, max_age=max_age_s())
     except signing.SignatureExpired as exc:
@@ -57,8 +58,6 @@ def artifact_from_token(token: str, user):
 
 def artifact_zip(mlmodel) -> bytes:
     """Every stored file, verified against the recorded SHA-256, plus SHA256SUMS, as one zip."""
-    from mlmodels.storage import CHECKSUMS_FILE, read_verified_files
-
     files = read_verified_files(mlmodel)
     buffer = io.BytesIO()
     folder = f"{mlmodel.model_type}-{mlmodel.person_id}-{mlmodel.version}"

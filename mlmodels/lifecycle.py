@@ -11,7 +11,7 @@ Retraining triggers (django-q2 schedules call these; each returns what it starte
     retrain_on_new_data(now=None)     N new readings (default 288 = one day) since the last job
     (the performance-triggered retrain judges outcomes: predictions.decisions)
     (on request: POST /api/models/train/ -> mlmodels.services.request_training)
-Every trigger goes through request_training, so two triggers at once make one job, and the
+Every trigger goes through request_trainings -> request_training, so two triggers at once make one job, and the
 trigger is recorded on the job. Deploy-only-if-better is the registry's (train_person).
 
 Housekeeping:

@@ -40,6 +40,7 @@ from mlmodels.storage import (
     load_forecaster,
     save_artifacts,
 )
+from observations.readings import readings_frame
 
 logger = logging.getLogger(__name__)
 
@@ -200,9 +201,7 @@ def train_person(
 
     mlmodel = None
     try:
-        from mlmodels.core import training
-
-        from observations.readings import readings_frame
+        from mlmodels.core import training  # XGBoost and scikit-learn load on the first training
 
         readings = readings_frame(person)
         budget = training_time_budget_s() if time_budget_s is None else time_budget_s

@@ -55,10 +55,3 @@ class UploadForm(forms.Form):
         initial=AUTO,
         required=False,
     )
-
-
-class DeleteAllForm(forms.Form):
-    confirm = forms.BooleanField(
-        label=_("I understand that all my readings, imports, models, forecasts and feedback will be deleted for good."),
-        required=True,
-    )

@@ -2,6 +2,7 @@
 
 from datetime import datetime
 
+from observations.episodes import WINDOW_SPAN, refresh_windows
 from persons.models import Person
 
 
@@ -11,8 +12,6 @@ def refresh_windows_task(person_id: int, start: str, end: str) -> int:
     Runs in the worker because a year of readings takes tens of seconds to embed. Idempotent:
     windows already stored are kept.
     """
-    from observations.episodes import WINDOW_SPAN, refresh_windows
-
     person = Person.objects.filter(pk=person_id).first()
     if person is None:  # deleted meanwhile
         return 0

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from mlmodels.models import MLModel
 from persons.services import person_for
 from predictions import wording
 from predictions.errors import BadForecastRequest, ForecastError
@@ -142,7 +143,5 @@ class ModelPerformanceView(APIView):
 
     @extend_schema(responses=ModelPerformanceResponseSerializer)
     def get(self, request, pk: int):
-        from mlmodels.models import MLModel
-
         mlmodel = get_object_or_404(MLModel.objects.for_user(request.user), pk=pk)
         return Response(performance_summary(mlmodel))

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from mlmodels.core.forecaster import ForecastInputError
 from mlmodels.models import Variant
+from mlmodels.storage import load_forecaster
 from observations.models import Observation
 from persons.models import Person
 from predictions import fastpath
@@ -98,8 +99,6 @@ def _last_batch_inputs(person_ids, *, since) -> dict[int, int]:
 
 def _group_forecaster(mlmodel):
     """A loaded forecaster for a group, cached by artifact digest (identical bytes, one model)."""
-    from mlmodels.storage import load_forecaster
-
     key = (("artifact", mlmodel.artifact_sha256), mlmodel.version, mlmodel.artifact_sha256)
     forecaster, hit = forecaster_cache().get_or_load(
         key, lambda: load_forecaster(mlmodel), size_of=lambda _f: artifact_nbytes(mlmodel)

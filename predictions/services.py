@@ -26,8 +26,10 @@ from django.utils.dateparse import parse_datetime
 from mlmodels.core.forecaster import BaselineForecaster, ForecastInputError
 from mlmodels.core.preparation import STEP_NS
 from mlmodels.models import Variant
+from mlmodels.storage import RESERVED_FILES, ArtifactIntegrityError, artifact_storage, load_forecaster
 from observations.models import Observation
 from observations.units import MG_DL, UNITS, from_mgdl
+from observations.validation import ImportRejected, RawReading, validate_readings
 from predictions import fastpath, wording
 from predictions.cache import forecaster_cache
 from predictions.errors import (
@@ -137,8 +139,6 @@ def history_readings(rows, *, as_of: datetime | None = None, tz=dt_timezone.utc)
     Every row is checked and all problems are reported together (row index and what to fix);
     nothing of them is stored.
     """
-    from observations.validation import ImportRejected, RawReading, validate_readings
-
     if not isinstance(rows, (list, tuple)):
         raise BadHistory(wording.BAD_HISTORY, field="history", rows=[])
     if len(rows) > MAX_HISTORY_ROWS:
@@ -238,7 +238,7 @@ def _compiled_readings_sql() -> tuple[str, tuple]:
 def stored_readings(person, start: datetime, end: datetime) -> Readings:
     """The person's usable CGM readings in [start, end] as arrays (one indexed query, no pandas).
 
-    Same rows as observations.services.readings_frame(person, start=..., end=...).
+    Same rows as observations.readings.readings_frame(person, start=..., end=...).
     """
     sql, roles = _compiled_readings_sql()
     values = {"person": person.pk, "start": start, "end": end}
@@ -297,8 +297,6 @@ def baseline_forecaster():
 def artifact_nbytes(mlmodel) -> int:
     """Approximate memory of a loaded model: the size of its stored model files (measured on
     100 loaded blend models: 0.40 MB resident each for 0.37 MB of files)."""
-    from mlmodels.storage import RESERVED_FILES, artifact_storage
-
     storage = artifact_storage()
     total = 0
     for name in mlmodel.artifact_manifest or {}:
@@ -317,8 +315,6 @@ def cache_key(mlmodel) -> tuple:
 
 def cached_forecaster(mlmodel):
     """The model's loaded forecaster from the per-process cache (loads and verifies on a miss)."""
-    from mlmodels.storage import load_forecaster
-
     forecaster, _hit = forecaster_cache().get_or_load(
         cache_key(mlmodel),
         lambda: load_forecaster(mlmodel),
@@ -342,8 +338,6 @@ class Answer:
 
 
 def fallback_reason_for(exc: BaseException) -> str:
-    from mlmodels.storage import ArtifactIntegrityError
-
     if isinstance(exc, FutureTimeout):
         return "timeout"
     if isinstance(exc, ArtifactIntegrityError):
