@@ -170,6 +170,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # --- REST API --------------------------------------------------------------------------------
 # Per-user throttle of the forecast endpoint (429 beyond).
 GLUCAST_FORECAST_RATE = env_str("GLUCAST_FORECAST_RATE", "120/min")
+# Per-person throttle of the Nightscout upload surface /ns/ (an uploader posts every 5 min).
+GLUCAST_NIGHTSCOUT_RATE = env_str("GLUCAST_NIGHTSCOUT_RATE", "60/min")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -181,6 +183,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
         "forecast": GLUCAST_FORECAST_RATE,
+        "nightscout": GLUCAST_NIGHTSCOUT_RATE,
     },
     "EXCEPTION_HANDLER": "config.api.exception_handler",
 }
@@ -333,3 +336,29 @@ GLUCAST_ROLLOUT_MAX_ERROR_RATE = env_float("GLUCAST_ROLLOUT_MAX_ERROR_RATE", 0.0
 GLUCAST_ROLLOUT_MAX_FALLBACK_RATE = env_float("GLUCAST_ROLLOUT_MAX_FALLBACK_RATE", 0.20)
 # Promote automatically (when enabled) when the canary's MAE is lower by at least this share.
 GLUCAST_ROLLOUT_PROMOTE_MARGIN = env_float("GLUCAST_ROLLOUT_PROMOTE_MARGIN", 0.05)
+
+# Nightscout connection (observations/nightscout)
+# Largest body of an upload to /ns/ in bytes (gzip bodies counted inflated); 413 above.
+GLUCAST_NIGHTSCOUT_MAX_BODY_BYTES = env_int("GLUCAST_NIGHTSCOUT_MAX_BODY_BYTES", 2 * 1024 * 1024)
+# Entries one POST to /ns/api/v1/entries may carry.
+GLUCAST_NIGHTSCOUT_MAX_ENTRIES = env_int("GLUCAST_NIGHTSCOUT_MAX_ENTRIES", 5000)
+# Entries one GET of /ns/api/v1/entries.json answers at most (`count` is lowered to it).
+GLUCAST_NIGHTSCOUT_MAX_COUNT = env_int("GLUCAST_NIGHTSCOUT_MAX_COUNT", 1000)
+# Networks (CIDRs) the pull may reach although private/loopback/link-local; empty: none.
+GLUCAST_NIGHTSCOUT_ALLOW_NETWORKS = env_list("GLUCAST_NIGHTSCOUT_ALLOW_NETWORKS", "")
+# Pull: seconds to connect to a person's Nightscout site.
+GLUCAST_NIGHTSCOUT_PULL_CONNECT_TIMEOUT_S = env_float("GLUCAST_NIGHTSCOUT_PULL_CONNECT_TIMEOUT_S", 5)
+# Pull: seconds for the rest of one answer (a deadline, not per read: a slow drip is cut).
+GLUCAST_NIGHTSCOUT_PULL_READ_TIMEOUT_S = env_float("GLUCAST_NIGHTSCOUT_PULL_READ_TIMEOUT_S", 15)
+# Pull: largest answer in bytes, enforced while streaming.
+GLUCAST_NIGHTSCOUT_PULL_MAX_BYTES = env_int("GLUCAST_NIGHTSCOUT_PULL_MAX_BYTES", 5 * 1024 * 1024)
+# Pull: minutes between pulls of a site, and the first backoff step after a failure.
+GLUCAST_NIGHTSCOUT_PULL_INTERVAL_MIN = env_int("GLUCAST_NIGHTSCOUT_PULL_INTERVAL_MIN", 5)
+# Pull: longest wait (minutes) after repeated failures.
+GLUCAST_NIGHTSCOUT_PULL_MAX_BACKOFF_MIN = env_int("GLUCAST_NIGHTSCOUT_PULL_MAX_BACKOFF_MIN", 360)
+# Pull: days of entries the first pull of a site catches up.
+GLUCAST_NIGHTSCOUT_PULL_BACKFILL_DAYS = env_int("GLUCAST_NIGHTSCOUT_PULL_BACKFILL_DAYS", 14)
+# Pull: entries asked for per request.
+GLUCAST_NIGHTSCOUT_PULL_PAGE_SIZE = env_int("GLUCAST_NIGHTSCOUT_PULL_PAGE_SIZE", 1000)
+# Pull: requests per run (a bigger catch-up continues on the next run).
+GLUCAST_NIGHTSCOUT_PULL_MAX_PAGES = env_int("GLUCAST_NIGHTSCOUT_PULL_MAX_PAGES", 10)

@@ -17,6 +17,8 @@ urlpatterns = [
     path("api/", include("predictions.api_urls")),
     # Whole-account deletion spans every app, so the site layer owns it.
     path("data/delete-all/", views.delete_all, name="data-delete-all"),
+    # Nightscout's REST API v1 for CGM uploaders (xDrip+, Loop, ...): https://host/ns/
+    path("ns/", include("observations.nightscout.urls")),
     path("", include("mlmodels.urls")),
     path("", include("predictions.urls")),
     path("", include("observations.urls")),

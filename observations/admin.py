@@ -21,3 +21,27 @@ class ImportBatchAdmin(admin.ModelAdmin):
     search_fields = ["person__display_name", "filename"]
     date_hierarchy = "created_at"
     raw_id_fields = ["person"]
+
+
+from observations.nightscout.models import NightscoutSource, NightscoutUploadSecret  # noqa: E402
+
+
+@admin.register(NightscoutUploadSecret)
+class NightscoutUploadSecretAdmin(admin.ModelAdmin):
+    """Only the hint and dates: the lookup hash is of no use to staff and stays out of view."""
+
+    list_display = ["person", "hint", "created_at", "last_used_at"]
+    fields = ["person", "hint", "created_at", "last_used_at"]
+    readonly_fields = fields
+    raw_id_fields = ["person"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(NightscoutSource)
+class NightscoutSourceAdmin(admin.ModelAdmin):
+    list_display = ["person", "url", "enabled", "last_success_at", "consecutive_failures", "next_attempt_at"]
+    list_filter = ["enabled"]
+    exclude = ["access_token"]
+    raw_id_fields = ["person"]

@@ -55,3 +55,15 @@ class UploadForm(forms.Form):
         initial=AUTO,
         required=False,
     )
+
+
+class NightscoutSourceForm(forms.Form):
+    url = forms.URLField(
+        label=_("Your Nightscout address"), max_length=300, assume_scheme="https",
+        widget=forms.URLInput(attrs={"placeholder": "https://example.herokuapp.com/"}),
+    )
+    access_token = forms.CharField(
+        label=_("Access token or API secret"), max_length=200, required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("A read-only access token (Admin tools → Subjects) is best."),
+    )

@@ -144,3 +144,7 @@ class GlucoseWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.person} window ending {self.end_at:%Y-%m-%d %H:%M}"
+
+
+# --- Nightscout connection (observations.nightscout) ---------------------------------------------
+from observations.nightscout.models import NightscoutSource, NightscoutUploadSecret  # noqa: E402,F401

@@ -1,5 +1,5 @@
 """Pages of the observations app: insights for a period, and the person's data (upload, imports,
-delete one import). Views parse the request and call observations.pages; nothing is computed here."""
+delete one import, the Nightscout connection). Views parse the request and call observations.pages; nothing is computed here."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -11,8 +11,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from observations import pages
-from observations.forms import InsightsPeriodForm, UploadForm
+from observations.forms import InsightsPeriodForm, NightscoutSourceForm, UploadForm
 from observations.models import ImportBatch
+from observations.nightscout import outbound
+from observations.nightscout import pull as nightscout_pull
+from observations.nightscout import secrets as nightscout_secrets
+from observations.nightscout.models import NightscoutSource, NightscoutUploadSecret
 from observations.validation import ImportRejected
 from persons.services import person_for
 
@@ -36,12 +40,32 @@ def insights(request):
         return render(request, "observations/insights.html", context)
 
 
-def _data_context(person, **extra):
+def _nightscout_context(request, person, *, new_secret=None, source_form=None) -> dict:
+    """The data page's "Live readings" part: upload secret, addresses to type, pull status."""
+    base = request.build_absolute_uri("/ns/")
+    scheme, _, rest = base.partition("://")
+    source = NightscoutSource.objects.for_person(person).first()
+    if source_form is None:
+        source_form = NightscoutSourceForm(initial={"url": source.url} if source else None)
+    return {
+        "ns_base_url": base,
+        "ns_secret": NightscoutUploadSecret.objects.for_person(person).first(),
+        "ns_new_secret": new_secret,
+        "ns_xdrip_url": f"{scheme}://{new_secret or 'SECRET'}@{rest}api/v1/",
+        "ns_source": source,
+        "ns_source_form": source_form,
+    }
+
+
+def _data_context(person, request=None, **extra):
     context = {
         "person": person,
         "imports": pages.imports_for_page(person),
         "upload_form": UploadForm(),
     }
+    if request is not None:
+        context.update(_nightscout_context(request, person, new_secret=extra.pop("new_secret", None),
+                                           source_form=extra.pop("source_form", None)))
     context.update(extra)
     return context
 
@@ -58,7 +82,7 @@ def data(request):
     if request.GET.get("imported", "").isdigit():
         imported = ImportBatch.objects.for_person(person).filter(pk=int(request.GET["imported"])).first()
     with timezone.override(person.tz):
-        return render(request, "observations/data.html", _data_context(person, imported=imported))
+        return render(request, "observations/data.html", _data_context(person, request, imported=imported))
 
 
 @login_required
@@ -70,7 +94,7 @@ def upload(request):
         if _wants_json(request):
             return JsonResponse({"ok": False, "detail": _("Choose a file to upload."), "errors": []}, status=400)
         with timezone.override(person.tz):
-            return render(request, "observations/data.html", _data_context(person, upload_form=form), status=400)
+            return render(request, "observations/data.html", _data_context(person, request, upload_form=form), status=400)
     upload_file = form.cleaned_data["file"]
     try:
         result = pages.upload_readings(
@@ -82,7 +106,7 @@ def upload(request):
             return JsonResponse({"ok": False, **payload}, status=400)
         with timezone.override(person.tz):
             return render(
-                request, "observations/data.html", _data_context(person, upload_form=form, rejected=payload), status=400
+                request, "observations/data.html", _data_context(person, request, upload_form=form, rejected=payload), status=400
             )
     target = f"{reverse('data')}?imported={result.batch.pk}"
     if _wants_json(request):
@@ -100,4 +124,55 @@ def delete_import(request, batch_id: int):
     person = person_for(request.user)
     n_readings = pages.remove_import(person, batch_id)
     messages.success(request, _("The import and its %(n)d readings were deleted.") % {"n": n_readings})
+    return redirect("data")
+
+
+# --- Live readings: the Nightscout connection ---------------------------------------------------
+
+
+@login_required
+@require_POST
+def nightscout_secret(request):
+    """Create or rotate the upload secret; the page shows it once (rendered, never redirected
+    through a message, so it is not stored in a cookie or the session)."""
+    person = person_for(request.user)
+    secret = nightscout_secrets.issue_secret(person=person)
+    with timezone.override(person.tz):
+        response = render(request, "observations/data.html", _data_context(person, request, new_secret=secret))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def nightscout_secret_revoke(request):
+    person = person_for(request.user)
+    if nightscout_secrets.revoke_secret(person=person):
+        messages.success(request, _("The upload secret was removed; apps using it can no longer send readings."))
+    return redirect("data")
+
+
+@login_required
+@require_POST
+def nightscout_source(request):
+    person = person_for(request.user)
+    form = NightscoutSourceForm(request.POST)
+    if form.is_valid():
+        try:
+            nightscout_pull.save_source(person, url=form.cleaned_data["url"], access_token=form.cleaned_data["access_token"])
+        except outbound.OutboundRefused as refused:
+            form.add_error("url", str(refused))
+        else:
+            messages.success(request, _("Your Nightscout site is connected; the first pull runs within 5 minutes."))
+            return redirect("data")
+    with timezone.override(person.tz):
+        return render(request, "observations/data.html", _data_context(person, request, source_form=form), status=400)
+
+
+@login_required
+@require_POST
+def nightscout_source_remove(request):
+    person = person_for(request.user)
+    if nightscout_pull.remove_source(person):
+        messages.success(request, _("Your Nightscout site is disconnected. Readings already pulled stay."))
     return redirect("data")

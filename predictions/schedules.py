@@ -11,7 +11,10 @@ to the interval survives unless it is a deliberate reset with `reset=True`).
 | glucast: prune prediction log          | daily         | drop forecasts beyond retention       |
 | glucast: evaluate rollouts             | every 15 min  | automated rollback / promotion        |
 | glucast: retrain on performance drop   | hourly        | realized MAE (24 h) >> validation MAE |
+| glucast: pull Nightscout sites         | every 5 min   | new readings from people's own sites  |
 """
+
+from django.conf import settings
 
 from mlmodels.schedules import ensure_lifecycle_schedules, install_schedules
 
@@ -22,6 +25,9 @@ SCHEDULES = [
     ("glucast: prune prediction log", "predictions.tasks.prune_prediction_log_task", "D", None),
     ("glucast: evaluate rollouts", "predictions.tasks.evaluate_rollouts_task", "I", 15),
     ("glucast: retrain on performance drop", "predictions.tasks.retrain_on_performance_task", "I", 60),
+    # observations' task (this list is the one every serving-side schedule is installed from)
+    ("glucast: pull Nightscout sites", "observations.tasks.pull_nightscout_sites_task", "I",
+     settings.GLUCAST_NIGHTSCOUT_PULL_INTERVAL_MIN),
 ]
 
 

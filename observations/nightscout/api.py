@@ -1,0 +1,215 @@
+"""The Nightscout REST API v1 surface under /ns/: what xDrip+, AndroidAPS and Loop talk to.
+
+A person enters https://<glucast host>/ns/ as their Nightscout URL and their glucast upload
+secret as the API secret. Every view here authenticates only with that secret
+(NightscoutSecretAuthentication) and sees only its person's readings; it is CSRF-exempt like
+every token-authenticated API view (DRF views are, and no session authentication runs here).
+Left out of the OpenAPI schema: it is Nightscout's protocol, documented by Nightscout.
+
+Treatments and device status are accepted (so uploaders do not retry them forever) and counted
+in the answer, but not stored: glucast forecasts from glucose readings only and never gives
+insulin or carbohydrate advice.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework import status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.throttling import UserRateThrottle
+from rest_framework.views import APIView
+
+from observations.nightscout.secrets import NightscoutSecretAuthentication
+from observations.nightscout.services import UPLOAD, entries_for, from_epoch_ms, store_entries
+from observations.validation import ImportRejected
+
+# Nightscout's compatibility level these answers follow (xDrip+ refuses 0.6-0.8 servers).
+NIGHTSCOUT_API_VERSION = "15.0.2"
+DEFAULT_COUNT = 10  # Nightscout's default
+FIND_OPERATORS = {"$gt": "gt", "$gte": "gte", "$lt": "lt", "$lte": "lte"}
+
+
+class NightscoutThrottle(UserRateThrottle):
+    """Per person (the secret's owner); the rate is GLUCAST_NIGHTSCOUT_RATE."""
+
+    scope = "nightscout"
+
+
+class NightscoutView(APIView):
+    authentication_classes = [NightscoutSecretAuthentication]
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [NightscoutThrottle]
+    renderer_classes = [JSONRenderer]
+    parser_classes: list = []  # the body is read (and size-checked) by read_json
+    schema = None  # not part of glucast's own OpenAPI schema
+
+    @property
+    def person(self):
+        return self.request.auth.person
+
+
+def _bad_request(detail: str, field: str = "body") -> Response:
+    return Response(ImportRejected.file_error(detail, field=field).as_payload(), status=status.HTTP_400_BAD_REQUEST)
+
+
+def read_json(request):
+    """The request body as JSON, refused (413) above GLUCAST_NIGHTSCOUT_MAX_BODY_BYTES before it is
+    read, gzip bodies inflated with the same cap. Returns (document, None) or (None, Response)."""
+    limit = settings.GLUCAST_NIGHTSCOUT_MAX_BODY_BYTES
+    too_large = Response(
+        {"detail": f"The body is larger than {limit // 1024} KiB; send fewer entries per request."},
+        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None, _bad_request("Content-Length is not a number", field="Content-Length")
+    if length > limit:
+        return None, too_large
+    raw = request.body
+    if request.META.get("HTTP_CONTENT_ENCODING", "").lower() == "gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            raw = inflater.decompress(raw, limit + 1)
+        except zlib.error:
+            return None, _bad_request("the body is not valid gzip")
+        if len(raw) > limit or inflater.unconsumed_tail:
+            return None, too_large
+    if not raw.strip():
+        return None, _bad_request("the body is empty; send a Nightscout entry or a list of entries")
+    try:
+        return json.loads(raw), None
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, _bad_request(f"the body is not valid JSON ({str(exc)[:80]})")
+
+
+def _date_bounds(query) -> tuple[dict, list[str]]:
+    """find[date][$gt]=MS style filters -> ({"gt": instant}, errors)."""
+    bounds, errors = {}, []
+    for key, value in query.items():
+        if not key.startswith("find["):
+            continue
+        parts = key[len("find[") :].rstrip("]").split("][")
+        if parts == ["type"] and value == "sgv":
+            continue
+        if len(parts) != 2 or parts[0] not in ("date", "dateString") or parts[1] not in FIND_OPERATORS:
+            errors.append(f"{key}: only find[date][$gt|$gte|$lt|$lte] (and find[type]=sgv) are supported")
+            continue
+        try:
+            bounds[FIND_OPERATORS[parts[1]]] = from_epoch_ms(value)
+        except (ValueError, OverflowError, OSError) as exc:
+            errors.append(f"{key}: {exc}")
+    return bounds, errors
+
+
+class EntriesView(NightscoutView):
+    """GET the person's sensor readings as Nightscout entries; POST one entry or a list."""
+
+    def get(self, request, kind: str | None = None):
+        if kind not in (None, "sgv"):
+            return Response([])  # glucast stores no mbg/cal entries
+        errors = []
+        count = DEFAULT_COUNT
+        if "count" in request.query_params:
+            try:
+                count = int(request.query_params["count"])
+                if count < 0:
+                    raise ValueError
+            except ValueError:
+                errors.append("count: must be a non-negative whole number")
+        count = min(count, settings.GLUCAST_NIGHTSCOUT_MAX_COUNT)
+        bounds, find_errors = _date_bounds(request.query_params)
+        errors += find_errors
+        if errors:
+            return Response({"detail": "Invalid query.", "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(entries_for(self.person, count=count, bounds=bounds))
+
+    def post(self, request, kind: str | None = None):
+        document, refusal = read_json(request)
+        if refusal is not None:
+            return refusal
+        try:
+            summary = store_entries(
+                self.person, document, channel=UPLOAD, max_entries=settings.GLUCAST_NIGHTSCOUT_MAX_ENTRIES
+            )
+        except ImportRejected as exc:
+            return Response(exc.as_payload(), status=status.HTTP_400_BAD_REQUEST)
+        newest = summary.pop("newest")
+        summary["newest"] = newest.isoformat() if newest else None
+        summary["detail"] = (
+            f"{summary['created']} new readings, {summary['duplicates']} already stored, "
+            f"{summary['skipped']} entries skipped."
+        )
+        return Response(summary, status=status.HTTP_200_OK)
+
+
+class NotStoredView(NightscoutView):
+    """POST treatments / devicestatus: accepted and counted, never stored (see the module doc)."""
+
+    collection = ""
+
+    def post(self, request):
+        document, refusal = read_json(request)
+        if refusal is not None:
+            return refusal
+        items = document if isinstance(document, list) else [document]
+        return Response(
+            {
+                "received": len(items),
+                "stored": 0,
+                "detail": f"glucast does not store Nightscout {self.collection}; {len(items)} accepted and discarded. "
+                "Only glucose readings (entries) are used, for information, never for dosing.",
+            }
+        )
+
+    def put(self, request):
+        return self.post(request)
+
+    def get(self, request):
+        return Response([])
+
+
+class StatusView(NightscoutView):
+    """What uploaders read to test a connection (xDrip+ reads `version`, others `apiEnabled`,
+    `settings.units`, `careportalEnabled`)."""
+
+    def get(self, request):
+        now = timezone.now()
+        person = self.person
+        return Response(
+            {
+                "status": "ok",
+                "name": "glucast",
+                "version": NIGHTSCOUT_API_VERSION,
+                "serverTime": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "serverTimeEpoch": int(now.timestamp() * 1000),
+                "apiEnabled": True,
+                "careportalEnabled": False,
+                "boluscalcEnabled": False,
+                "settings": {
+                    "units": "mmol" if person.preferred_unit == "mmol/L" else "mg/dl",
+                    "timeFormat": 24,
+                    "customTitle": "glucast",
+                    "enable": [],
+                    "authDefaultRoles": "denied",
+                },
+                "extendedSettings": {},
+                "authorized": None,
+            }
+        )
+
+
+class VerifyAuthView(NightscoutView):
+    """Nightscout's /api/v1/verifyauth: the secret is good and may write entries."""
+
+    def get(self, request):
+        return Response(
+            {"status": 200, "message": {"canRead": True, "canWrite": True, "isAdmin": False,
+                                        "message": "OK", "rolefound": "FOUND", "permissions": "DEFAULT"}}
+        )

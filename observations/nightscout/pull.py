@@ -1,0 +1,178 @@
+"""Pulling a person's own Nightscout site: incremental, bounded, with backoff and a status.
+
+    save_source(person, *, url, access_token) -> NightscoutSource   checks the address first
+    pull_source(source, *, now=None) -> dict                        one run for one site
+    pull_due_sources(*, now=None) -> int                             the 5-minute schedule's work
+
+Each run asks the site's /api/v1/entries.json for sgv entries newer than `cursor_at` (first run:
+the last GLUCAST_NIGHTSCOUT_PULL_BACKFILL_DAYS). Nightscout answers newest first and at most
+`count`, so a run walks pages backwards (find[date][$lt] = the oldest entry of the previous
+page) until a page is not full; a catch-up bigger than the page budget continues next run from
+where it stopped (`backfill_before`), and only a complete walk moves the cursor. Every page goes
+through the same parsing, validation and idempotent storage as an upload, so overlaps cost
+nothing but duplicates.
+
+Failures (refused address, timeout, HTTP error, oversize, not Nightscout JSON, invalid entries)
+are written on the source in words, and the next try waits INTERVAL * 2**(failures - 1) minutes,
+up to GLUCAST_NIGHTSCOUT_PULL_MAX_BACKOFF_MIN.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from observations.nightscout import outbound
+from observations.nightscout.models import NightscoutSource
+from observations.nightscout.secrets import sha1_hex
+from observations.nightscout.services import PULL, from_epoch_ms, store_entries
+from observations.validation import ImportRejected
+
+logger = logging.getLogger(__name__)
+
+
+class PullFailed(Exception):
+    """A run that stored nothing; the message is shown to the person."""
+
+
+def normalize_url(url: str) -> str:
+    url = url.strip()
+    for suffix in ("/api/v1/", "/api/v1"):
+        if url.endswith(suffix):
+            url = url[: -len(suffix)]
+    return url.rstrip("/") + "/"
+
+
+def save_source(person, *, url: str, access_token: str) -> NightscoutSource:
+    """Register (or change) the person's Nightscout site; raises OutboundRefused for an address
+    that may not be contacted. The first pull is due at once."""
+    url = normalize_url(url)
+    outbound.check_url(url)
+    source, _ = NightscoutSource.objects.update_or_create(
+        person=person,
+        defaults={
+            "url": url, "access_token": access_token.strip(), "enabled": True,
+            "next_attempt_at": timezone.now(), "consecutive_failures": 0, "last_error": "",
+            "last_error_at": None, "cursor_at": None, "backfill_before": None, "backfill_newest": None,
+        },
+    )
+    return source
+
+
+def remove_source(person) -> bool:
+    deleted, _ = NightscoutSource.objects.for_person(person).delete()
+    return bool(deleted)
+
+
+def backoff_minutes(failures: int) -> int:
+    interval = settings.GLUCAST_NIGHTSCOUT_PULL_INTERVAL_MIN
+    return min(interval * 2 ** max(failures - 1, 0), settings.GLUCAST_NIGHTSCOUT_PULL_MAX_BACKOFF_MIN)
+
+
+def _fetch_page(source: NightscoutSource, *, since: datetime, before: datetime | None) -> list:
+    params = {"count": settings.GLUCAST_NIGHTSCOUT_PULL_PAGE_SIZE, "find[date][$gt]": int(since.timestamp() * 1000)}
+    if before is not None:
+        params["find[date][$lt]"] = int(before.timestamp() * 1000)
+    headers = {}
+    if source.access_token:
+        # Nightscout takes an access token as ?token= and the API secret as its SHA-1 in
+        # api-secret; people paste either, so both are sent.
+        params["token"] = source.access_token
+        headers["api-secret"] = sha1_hex(source.access_token)
+    answer = outbound.get(f"{source.url}api/v1/entries/sgv.json", params=params, headers=headers)
+    if answer.status in (401, 403):
+        raise PullFailed(f"The site refused the access token (HTTP {answer.status}); check the token.")
+    if answer.status == 404:
+        raise PullFailed("The site has no /api/v1/entries (HTTP 404); is this a Nightscout address?")
+    if answer.status >= 500:
+        raise PullFailed(f"The site had a server error (HTTP {answer.status}); will try again later.")
+    if answer.status != 200:
+        raise PullFailed(f"The site answered HTTP {answer.status}.")
+    try:
+        document = json.loads(answer.body)
+    except (ValueError, UnicodeDecodeError):
+        raise PullFailed("The site's answer is not JSON; is this a Nightscout address?") from None
+    if not isinstance(document, list):
+        raise PullFailed("The site's answer is not a list of Nightscout entries.")
+    return document
+
+
+def _entry_ms(entry) -> int | None:
+    if isinstance(entry, dict):
+        value = entry.get("date", entry.get("mills"))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return int(value)
+    return None
+
+
+def pull_source(source: NightscoutSource, *, now: datetime | None = None) -> dict:
+    """One run: fetch new entries page by page, store them, update the status fields."""
+    now = now or timezone.now()
+    source.last_attempt_at = now
+    person = source.person
+    since = source.cursor_at or now - timedelta(days=settings.GLUCAST_NIGHTSCOUT_PULL_BACKFILL_DAYS)
+    before = source.backfill_before
+    newest = source.backfill_newest
+    totals = {"created": 0, "duplicates": 0, "skipped": 0, "pages": 0}
+    complete = False
+    try:
+        for _page in range(settings.GLUCAST_NIGHTSCOUT_PULL_MAX_PAGES):
+            entries = _fetch_page(source, since=since, before=before)
+            totals["pages"] += 1
+            stamps = [ms for ms in map(_entry_ms, entries) if ms is not None]
+            if entries:
+                try:
+                    summary = store_entries(person, entries, channel=PULL, now=now)
+                except ImportRejected as exc:
+                    first = exc.errors[0] if exc.errors else None
+                    where = f" (entry {first.row}, {first.field}: {first.reason})" if first else ""
+                    raise PullFailed(f"The site sent {len({e.row for e in exc.errors})} invalid entries{where}; nothing of that page was stored.") from None
+                for key in ("created", "duplicates", "skipped"):
+                    totals[key] += summary[key]
+            if stamps and newest is None:
+                newest = from_epoch_ms(str(max(stamps)))
+            if len(entries) < settings.GLUCAST_NIGHTSCOUT_PULL_PAGE_SIZE or not stamps:
+                complete = True
+                break
+            oldest = from_epoch_ms(str(min(stamps)))
+            if before is not None and oldest >= before:  # the site ignores find[date][$lt]
+                raise PullFailed("The site ignored the date filter; cannot page through its entries.")
+            before = oldest
+    except (PullFailed, outbound.OutboundRefused) as exc:
+        source.consecutive_failures += 1
+        source.last_error = str(exc)
+        source.last_error_at = now
+        source.next_attempt_at = now + timedelta(minutes=backoff_minutes(source.consecutive_failures))
+        source.save()
+        logger.info("Nightscout pull of person %s failed: %s", person.pk, exc)
+        return {**totals, "ok": False, "error": str(exc)}
+    if complete:
+        if newest is not None:
+            source.cursor_at = max(newest, source.cursor_at) if source.cursor_at else newest
+        source.backfill_before = source.backfill_newest = None
+    else:
+        source.backfill_before, source.backfill_newest = before, newest
+    source.consecutive_failures = 0
+    source.last_success_at = now
+    source.last_n_created = totals["created"]
+    source.next_attempt_at = now + timedelta(minutes=settings.GLUCAST_NIGHTSCOUT_PULL_INTERVAL_MIN)
+    source.save()
+    return {**totals, "ok": True, "complete": complete}
+
+
+def pull_due_sources(*, now: datetime | None = None) -> int:
+    """Enqueue one pull task per site that is due (its own worker task, so one slow site never
+    delays the others); returns how many. The next attempt is moved ahead first so the next
+    schedule run does not enqueue the same site again while its task waits."""
+    now = now or timezone.now()
+    due = list(NightscoutSource.objects.due(now).values_list("pk", flat=True))
+    hold = now + timedelta(minutes=settings.GLUCAST_NIGHTSCOUT_PULL_INTERVAL_MIN)
+    NightscoutSource.objects.filter(pk__in=due).update(next_attempt_at=hold)
+    for pk in due:
+        async_task("observations.tasks.pull_nightscout_source_task", pk, group="nightscout-pull")
+    return len(due)
