@@ -87,6 +87,8 @@ def read_json(request):
         return json.loads(raw), None
     except (ValueError, UnicodeDecodeError) as exc:
         return None, _bad_request(f"the body is not valid JSON ({str(exc)[:80]})")
+    except RecursionError:  # e.g. 5,000 nested brackets: json gives up, we answer 400
+        return None, _bad_request("the body nests JSON too deeply")
 
 
 def _date_bounds(query) -> tuple[dict, list[str]]:

@@ -95,7 +95,7 @@ def _fetch_page(source: NightscoutSource, *, since: datetime, before: datetime |
         raise PullFailed(f"The site answered HTTP {answer.status}.")
     try:
         document = json.loads(answer.body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise PullFailed("The site's answer is not JSON; is this a Nightscout address?") from None
     if not isinstance(document, list):
         raise PullFailed("The site's answer is not a list of Nightscout entries.")

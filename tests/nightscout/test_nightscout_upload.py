@@ -237,20 +237,51 @@ def test_ns_routes_stay_out_of_the_public_schema(api):
     assert "/ns/" not in schema
 
 
-def test_uploads_are_throttled_per_person(client, person, secret, settings):
+def test_uploads_are_throttled_per_person(client, person, other_person, secret, monkeypatch):
     from django.core.cache import cache
 
-    cache.clear()
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
-                               "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "nightscout": "3/min"}}
     from observations.nightscout.api import NightscoutThrottle
 
-    NightscoutThrottle.THROTTLE_RATES = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    cache.clear()
+    monkeypatch.setattr(NightscoutThrottle, "THROTTLE_RATES", {"nightscout": "3/min"})
     try:
         codes = [client.get("/ns/api/v1/status.json", HTTP_API_SECRET=sha1(secret)).status_code for _ in range(4)]
+        other = client.get("/ns/api/v1/status.json", HTTP_API_SECRET=sha1(issue_secret(person=other_person)))
     finally:
-        from rest_framework.settings import api_settings
-
-        NightscoutThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
         cache.clear()
     assert codes == [200, 200, 200, 429]
+    assert other.status_code == 200  # per person, not per address
+
+
+def test_new_readings_queue_the_window_refresh_and_resends_do_not(client, person, secret, django_capture_on_commit_callbacks):
+    from django_q.models import OrmQ
+
+    now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
+    entries = [{"type": "sgv", "sgv": 100 + i, "date": now_ms - (12 - i) * 300_000} for i in range(12)]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post(client, entries, secret).json()["created"] == 12
+    assert OrmQ.objects.count() == 1
+    task = OrmQ.objects.get().task
+    assert task["func"] == "observations.tasks.refresh_windows_task" and task["args"][0] == person.pk
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post(client, entries, secret).json()["created"] == 0
+    assert OrmQ.objects.count() == 1
+
+
+def test_more_hostile_requests_on_ns(client, person, secret):
+    headers = {"HTTP_API_SECRET": sha1(secret)}
+    assert client.put(ENTRIES, "[]", content_type="application/json", **headers).status_code == 405
+    assert client.delete(ENTRIES, **headers).status_code == 405
+    assert client.get(ENTRIES + ".json?count=99999999999999999999", **headers).status_code == 200
+    assert client.get(ENTRIES + ".json?find[date][$gt]=99999999999999999", **headers).status_code in (200, 400)
+    assert client.get(ENTRIES + ".json?find[date][$gt]=-99999999999999", **headers).status_code in (200, 400)
+    assert client.get(ENTRIES + ".json", HTTP_API_SECRET="x" * 5000).status_code == 401
+    assert client.get(ENTRIES + ".json?token=" + "%00" * 10).status_code == 401
+    nested = "[" * 5000 + "]" * 5000
+    assert client.post(ENTRIES, nested, content_type="application/json", **headers).status_code == 400
+    weird = [{"type": "sgv", "sgv": float("nan"), "date": 1748764800000}]
+    response = client.post(ENTRIES, json.dumps(weird), content_type="application/json", **headers)
+    assert response.status_code == 400
+    odd = [{"type": "sgv", "sgv": 120, "date": 1748764800000, "_id": {"$oid": "x" * 500}, "device": "d" * 1000}]
+    assert client.post(ENTRIES, json.dumps(odd), content_type="text/plain", **headers).status_code == 200
+    assert Observation.objects.for_person(person).get().device == "d" * 128
