@@ -27,8 +27,8 @@ from observations.nightscout.models import NightscoutUploadSecret
 _SHA1_HEX = re.compile(r"^[0-9a-fA-F]{40}$")
 SECRET_BYTES = 24  # 32 URL-safe characters, usable as the user part of a URL
 HEADER = "api-secret"
-# Several Nightscout clients write the same header in other spellings.
-_META_HEADERS = ("HTTP_API_SECRET", "HTTP_API_SECRET_", "HTTP_APISECRET")
+# "api-secret" as Django's META names it (clients also write API-SECRET; same key).
+_META_HEADERS = ("HTTP_API_SECRET",)
 
 
 def sha1_hex(secret: str) -> str:

@@ -11,6 +11,8 @@ urlpatterns = [
     re_path(r"^api/v1/entries/(?:mbg|cal)(?:\.json)?/?$", api.EntriesView.as_view(), {"kind": "other"}, name="ns-entries-other"),
     re_path(r"^api/v1/status(?:\.json)?/?$", api.StatusView.as_view(), name="ns-status"),
     re_path(r"^api/v1/verifyauth/?$", api.VerifyAuthView.as_view(), name="ns-verifyauth"),
+    # Loop checks its credentials with this one.
+    re_path(r"^api/v1/experiments/test/?$", api.VerifyAuthView.as_view(), name="ns-experiments-test"),
     re_path(
         r"^api/v1/treatments(?:\.json)?/?$",
         api.NotStoredView.as_view(collection="treatments"),

@@ -218,6 +218,8 @@ def test_status_and_verifyauth_answer_what_apps_read(client, person, secret):
     assert body["settings"]["units"] == "mmol" and not body["version"].startswith(("0.6", "0.7", "0.8"))
     assert client.get("/ns/api/v1/status.json").status_code == 401
     assert client.get("/ns/api/v1/verifyauth", HTTP_API_SECRET=sha1(secret)).json()["message"]["canWrite"] is True
+    assert client.get("/ns/api/v1/experiments/test", HTTP_API_SECRET=sha1(secret)).status_code == 200  # Loop
+    assert client.get("/ns/api/v1/experiments/test", HTTP_API_SECRET=sha1("wrong")).status_code == 401
 
 
 def test_treatments_and_devicestatus_are_accepted_counted_and_not_stored(client, person, secret):
