@@ -1,0 +1,96 @@
+"""The live paths end to end with a REAL django-q2 worker (`manage.py qcluster`) on the test
+database: the 5-minute pull task fetching from the loopback Nightscout site, and an upload's
+similar-episode window refresh."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from observations.models import GlucoseWindow, Observation
+from observations.nightscout.models import NightscoutSource
+from observations.nightscout.pull import pull_due_sources, save_source
+from observations.nightscout.secrets import issue_secret
+from tests.mlmodels_django.test_registry_worker import database_url
+from tests.nightscout.conftest import SITE_TOKEN
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WAIT_S = 120
+
+
+@pytest.fixture
+def loopback_worker(artifact_root, tmp_path):
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "GLUCAST_ARTIFACT_ROOT": str(artifact_root),
+        "GLUCAST_Q_WORKERS": "1",
+        "GLUCAST_NIGHTSCOUT_ALLOW_NETWORKS": "127.0.0.0/8",  # the operator setting, this test only
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    log_path = tmp_path / "qcluster.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=REPO_ROOT, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield process, log_path
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+
+def wait_until(check, process, log_path, what):
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if process.poll() is not None:
+            pytest.fail(f"qcluster exited ({process.returncode}):\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.3)
+    pytest.fail(f"{what} not done after {WAIT_S}s\n{log_path.read_text()[-3000:]}")
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_pulls_the_site_and_refreshes_windows_after_an_upload(
+    person, other_person, nightscout_site, settings, loopback_worker
+):
+    process, log_path = loopback_worker
+    base, _ = nightscout_site
+    settings.GLUCAST_NIGHTSCOUT_ALLOW_NETWORKS = ["127.0.0.0/8"]
+    source = save_source(person, url=f"{base}/site/", access_token=SITE_TOKEN)
+    assert pull_due_sources() == 1
+
+    def pulled():
+        source.refresh_from_db()
+        return source.last_success_at is not None or source.last_error
+
+    wait_until(pulled, process, log_path, "the pull")
+    assert source.last_error == "" and source.last_n_created == 12
+    assert Observation.objects.for_person(person).count() == 12
+
+    # An upload (autocommit, so its window refresh is enqueued at once) of 3 hours of readings.
+    secret = issue_secret(person=other_person)
+    now_ms = int(timezone.now().timestamp() * 1000)
+    entries = [{"type": "sgv", "sgv": 110 + (i % 12), "date": now_ms - (36 - i) * 300_000, "device": "xDrip-DexcomG6"}
+               for i in range(36)]
+    response = Client().post("/ns/api/v1/entries", json.dumps(entries), content_type="application/json",
+                             HTTP_API_SECRET=hashlib.sha1(secret.encode()).hexdigest())
+    assert response.json()["created"] == 36
+    wait_until(lambda: GlucoseWindow.objects.for_person(other_person).exists(), process, log_path, "the window refresh")
+    assert NightscoutSource.objects.count() == 1
