@@ -174,3 +174,39 @@ def test_delete_all_my_data_with_confirmation(page, live_server, demo_person, sc
     page.get_by_role("link", name="Dashboard").click()
     assert "No readings yet." in page.locator(".latest").inner_text()
     screenshot(page, "dashboard-empty")
+
+
+def test_live_readings_secret_is_shown_once_and_an_app_can_send(page, live_server, screenshot):
+    """Create the upload secret in the browser, send a reading with it as xDrip+ would, and see
+    the page say it was used; the secret itself is not on the page again."""
+    import hashlib
+    import json
+    import urllib.request
+    from datetime import datetime, timezone
+
+    person = PersonFactory(display_name="Sam")
+    person.owner.set_password(PASSWORD)
+    person.owner.save()
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, live_server, person)
+    page.goto(f"{live_server.url}/data/")
+    page.get_by_role("button", name="Create an upload secret").click()
+    secret = page.locator("code.secret").inner_text().strip()
+    assert len(secret) >= 32
+    assert f"{secret}@" in page.get_by_test_id("ns-xdrip-url").inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "data-live-secret-phone")
+
+    entry = {"type": "sgv", "sgv": 131, "date": int(datetime.now(timezone.utc).timestamp() * 1000) - 60_000,
+             "device": "xDrip-DexcomG6", "direction": "Flat"}
+    request = urllib.request.Request(
+        f"{live_server.url}/ns/api/v1/entries", data=json.dumps([entry]).encode(), method="POST",
+        headers={"Content-Type": "application/json", "api-secret": hashlib.sha1(secret.encode()).hexdigest()},
+    )
+    with urllib.request.urlopen(request) as response:
+        assert json.loads(response.read())["created"] == 1
+
+    page.goto(f"{live_server.url}/data/")
+    status = page.get_by_test_id("ns-secret-status").inner_text()
+    assert "Last used" in status and secret not in page.content()
+    assert "live upload" in page.locator("table.imports").inner_text()
