@@ -75,3 +75,8 @@ def test_connect_a_site_refused_address_and_status(logged_in, person, nightscout
     assert "server error (HTTP 500)" in page and "Next try" in page and SITE_TOKEN not in page
     logged_in.post("/data/nightscout/site/remove/")
     assert not NightscoutSource.objects.exists()
+
+
+def test_the_live_readings_part_in_german(logged_in):
+    page = logged_in.get("/data/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Live-Messwerte aus Ihrer CGM-App" in page and "Upload-Secret erstellen" in page
