@@ -98,7 +98,8 @@ def main() -> None:
         def ns_post(sha1, body):
             response = ns.post("/ns/api/v1/entries", json.dumps(body), content_type="application/json", HTTP_API_SECRET=sha1)
             assert response.status_code == 200, response.content
-            return response.json()
+            assert len(response.json()) == (len(body) if isinstance(body, list) else 1)
+            return int(response["X-Glucast-Created"])
 
         def api_post(api, body):
             response = api.post("/api/observations/", body, format="json")

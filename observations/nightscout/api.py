@@ -9,6 +9,13 @@ Left out of the OpenAPI schema: it is Nightscout's protocol, documented by Night
 Treatments and device status are accepted (so uploaders do not retry them forever) and counted
 in the answer, but not stored: glucast forecasts from glucose readings only and never gives
 insulin or carbohydrate advice.
+
+POST answers are what Nightscout answers: a JSON array with one object per posted item, in
+order (Loop treats anything else, or another count, as a failed upload and re-queues it
+forever). Each object says what became of its item (`status`: stored, skipped or not stored,
+with a `reason`); the counts are in X-Glucast-Received / -Created / -Duplicates / -Skipped
+headers. No `_id` is invented: Loop records a missing one as "NA", which is the truth for items
+glucast did not store.
 """
 
 from __future__ import annotations
@@ -142,13 +149,23 @@ class EntriesView(NightscoutView):
             )
         except ImportRejected as exc:
             return Response(exc.as_payload(), status=status.HTTP_400_BAD_REQUEST)
-        newest = summary.pop("newest")
-        summary["newest"] = newest.isoformat() if newest else None
-        summary["detail"] = (
-            f"{summary['created']} new readings, {summary['duplicates']} already stored, "
-            f"{summary['skipped']} entries skipped."
-        )
-        return Response(summary, status=status.HTTP_200_OK)
+        entries = document if isinstance(document, list) else [document]
+        answer = []
+        for position, entry in enumerate(entries, start=1):
+            reason = summary["skipped_at"].get(position)
+            item = {key: entry.get(key) for key in ("type", "date", "sgv") if key in entry}
+            item.update({"status": "skipped", "reason": reason} if reason else {"status": "stored"})
+            answer.append(item)
+        return Response(answer, status=status.HTTP_200_OK, headers=_summary_headers(summary))
+
+
+def _summary_headers(summary: dict) -> dict:
+    return {
+        "X-Glucast-Received": str(summary["received"]),
+        "X-Glucast-Created": str(summary["created"]),
+        "X-Glucast-Duplicates": str(summary["duplicates"]),
+        "X-Glucast-Skipped": str(summary["skipped"]),
+    }
 
 
 class NotStoredView(NightscoutView):
@@ -161,14 +178,10 @@ class NotStoredView(NightscoutView):
         if refusal is not None:
             return refusal
         items = document if isinstance(document, list) else [document]
-        return Response(
-            {
-                "received": len(items),
-                "stored": 0,
-                "detail": f"glucast does not store Nightscout {self.collection}; {len(items)} accepted and discarded. "
-                "Only glucose readings (entries) are used, for information, never for dosing.",
-            }
-        )
+        reason = (f"glucast does not store Nightscout {self.collection}: only glucose readings are used, "
+                  "for information, never for dosing")
+        answer = [{"status": "not stored", "reason": reason} for _ in items]
+        return Response(answer, headers={"X-Glucast-Received": str(len(items)), "X-Glucast-Stored": "0"})
 
     def put(self, request):
         return self.post(request)

@@ -59,6 +59,11 @@ class ParsedEntries:
     skipped: Counter = field(default_factory=Counter)  # reason -> entries
     n_entries: int = 0
     errors: list[RowError] = field(default_factory=list)  # shape errors; values are checked later
+    skipped_at: dict[int, str] = field(default_factory=dict)  # entry position -> why skipped
+
+    def skip(self, position: int, reason: str) -> None:
+        self.skipped[reason] += 1
+        self.skipped_at[position] = reason
 
     @property
     def n_skipped(self) -> int:
@@ -135,10 +140,10 @@ def parse_entries(document: object, *, max_entries: int | None = None) -> Parsed
             errors.append(RowError(position, "type", "missing: sgv, mbg or cal"))
             continue
         if entry_type != SGV:
-            parsed.skipped[SKIP_REASONS.get(entry_type, f"Nightscout {entry_type[:20]} entries")] += 1
+            parsed.skip(position, SKIP_REASONS.get(entry_type, f"Nightscout {entry_type[:20]} entries"))
             continue
         if entry.get("isValid") is False:
-            parsed.skipped[SKIP_REASONS["deleted"]] += 1
+            parsed.skip(position, SKIP_REASONS["deleted"])
             continue
         row_errors: list[RowError] = []
         for name in ("direction", "device"):
@@ -158,7 +163,7 @@ def parse_entries(document: object, *, max_entries: int | None = None) -> Parsed
             continue
         if _is_number(value) and float(value).is_integer():
             if int(value) in STATUS_CODES:
-                parsed.skipped[SKIP_REASONS["status"]] += 1
+                parsed.skip(position, SKIP_REASONS["status"])
                 continue
             if int(value) == LOW_MARKER:
                 value = "Low"  # stored as the sensor's low limit, flagged

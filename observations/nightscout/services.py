@@ -55,6 +55,7 @@ def store_entries(person, document, *, channel: str, max_entries: int | None = N
         "duplicates": duplicates,
         "skipped": parsed.n_skipped,
         "skipped_reasons": dict(parsed.skipped),
+        "skipped_at": parsed.skipped_at,
         "newest": span[1] if span else None,
     }
 

@@ -204,7 +204,8 @@ def test_live_readings_secret_is_shown_once_and_an_app_can_send(page, live_serve
         headers={"Content-Type": "application/json", "api-secret": hashlib.sha1(secret.encode()).hexdigest()},
     )
     with urllib.request.urlopen(request) as response:
-        assert json.loads(response.read())["created"] == 1
+        assert response.headers["X-Glucast-Created"] == "1"
+        assert json.loads(response.read()) == [{"type": "sgv", "date": entry["date"], "sgv": 131, "status": "stored"}]
 
     page.goto(f"{live_server.url}/data/")
     status = page.get_by_test_id("ns-secret-status").inner_text()

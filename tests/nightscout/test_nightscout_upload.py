@@ -40,6 +40,12 @@ def post(client, body, secret, path=ENTRIES, **extra):
     return client.post(path, json.dumps(body), content_type="application/json", HTTP_API_SECRET=sha1(secret), **extra)
 
 
+def counts(response) -> dict:
+    """The upload summary glucast puts in headers (the body is Nightscout's array)."""
+    assert response.status_code == 200, response.content
+    return {name: int(response[f"X-Glucast-{name.title()}"]) for name in ("received", "created", "duplicates", "skipped")}
+
+
 @pytest.fixture
 def secret(person):
     return issue_secret(person=person)
@@ -59,11 +65,12 @@ def test_the_secret_is_stored_only_as_a_hash_of_its_sha1(person, secret):
 
 def test_xdrip_upload_stores_sgv_and_counts_meter_and_calibration_as_skipped(client, person, secret):
     response = post(client, load("nightscout_upload_xdrip.json"), secret)
-    assert response.status_code == 200, response.content
-    body = response.json()
-    assert (body["received"], body["created"], body["duplicates"], body["skipped"]) == (5, 3, 0, 2)
-    assert set(body["skipped_reasons"]) == {
-        "meter readings (mbg): only sensor readings are stored from live uploads", "sensor calibrations (cal)"}
+    assert counts(response) == {"received": 5, "created": 3, "duplicates": 0, "skipped": 2}
+    body = response.json()  # Nightscout's shape: one object per posted entry, in order (Loop needs it)
+    assert [item["status"] for item in body] == ["stored", "stored", "stored", "skipped", "skipped"]
+    assert [item.get("reason") for item in body[3:]] == [
+        "meter readings (mbg): only sensor readings are stored from live uploads", "sensor calibrations (cal)"]
+    assert body[0] == {"type": "sgv", "date": 1748764801234, "sgv": 112, "status": "stored"}
     readings = list(Observation.objects.for_person(person).order_by("effective_at"))
     assert [r.value_mg_dl for r in readings] == [112, 118, 131]
     assert readings[0].effective_at == datetime(2025, 6, 1, 8, 0, 1, 234000, tzinfo=timezone.utc)
@@ -74,21 +81,23 @@ def test_xdrip_upload_stores_sgv_and_counts_meter_and_calibration_as_skipped(cli
 
 def test_resending_the_last_hour_adds_nothing_and_uploads_share_a_days_import(client, person, secret):
     body = load("nightscout_upload_xdrip.json")
-    assert post(client, body, secret).json()["created"] == 3
-    again = post(client, body, secret).json()
+    assert counts(post(client, body, secret))["created"] == 3
+    again = counts(post(client, body, secret))
     assert (again["created"], again["duplicates"]) == (0, 3)
-    assert post(client, load("nightscout_upload_aaps.json"), secret).json()["created"] == 1
+    assert counts(post(client, load("nightscout_upload_aaps.json"), secret))["created"] == 1
     assert Observation.objects.for_person(person).count() == 4
     batch = ImportBatch.objects.for_person(person).get()  # one import per local day, not per post
     assert (batch.n_created, batch.n_duplicates) == (4, 3)
 
 
 def test_androidaps_single_object_and_v3_shape(client, person, secret):
-    one = post(client, load("nightscout_upload_aaps.json"), secret).json()
-    assert (one["received"], one["created"]) == (1, 1)
-    v3 = post(client, load("nightscout_upload_aaps_v3.json"), secret, path="/ns/api/v1/entries.json").json()
+    one = post(client, load("nightscout_upload_aaps.json"), secret)
+    assert (counts(one)["received"], counts(one)["created"]) == (1, 1) and len(one.json()) == 1
+    response = post(client, load("nightscout_upload_aaps_v3.json"), secret, path="/ns/api/v1/entries.json")
+    v3 = counts(response)
     assert (v3["received"], v3["created"], v3["skipped"]) == (3, 2, 1)
-    assert v3["skipped_reasons"] == {"entries marked deleted (isValid false)": 1}
+    assert response.json()[1] == {"type": "sgv", "date": 1748766300000, "sgv": 146.0, "status": "skipped",
+                                  "reason": "entries marked deleted (isValid false)"}
     ids = set(Observation.objects.for_person(person).values_list("source_identifier", flat=True))
     assert "3d1c7a52-9a4e-4e0b-8c3f-7b6b2a1e0000" in ids
     assert Observation.objects.for_person(person).get(value_mg_dl=139).device == "G6 Native"
@@ -227,10 +236,14 @@ def test_treatments_and_devicestatus_are_accepted_counted_and_not_stored(client,
                    "enteredBy": "xdrip", "uuid": "a7c7e0a4-7c77-4e0b-8b5d-0a0b0c0d0e0f"}]
     response = post(client, treatments, secret, path="/ns/api/v1/treatments")
     assert response.status_code == 200
-    assert (response.json()["received"], response.json()["stored"]) == (1, 0)
-    assert "does not store" in response.json()["detail"]
+    assert (response["X-Glucast-Received"], response["X-Glucast-Stored"]) == ("1", "0")
+    (item,) = response.json()  # one object per item, without an invented _id
+    assert item["status"] == "not stored" and "does not store" in item["reason"] and "_id" not in item
     device = {"device": "xDrip-DexcomG6", "uploader": {"battery": 80}}
-    assert post(client, device, secret, path="/ns/api/v1/devicestatus").json()["received"] == 1
+    assert len(post(client, device, secret, path="/ns/api/v1/devicestatus").json()) == 1
+    # xDrip+ upserts treatments with PUT
+    assert client.put("/ns/api/v1/treatments", json.dumps(treatments), content_type="application/json",
+                      HTTP_API_SECRET=sha1(secret)).status_code == 200
     assert Observation.objects.count() == 0 and ImportBatch.objects.count() == 0
 
 
@@ -261,12 +274,12 @@ def test_new_readings_queue_the_window_refresh_and_resends_do_not(client, person
     now_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
     entries = [{"type": "sgv", "sgv": 100 + i, "date": now_ms - (12 - i) * 300_000} for i in range(12)]
     with django_capture_on_commit_callbacks(execute=True):
-        assert post(client, entries, secret).json()["created"] == 12
+        assert counts(post(client, entries, secret))["created"] == 12
     assert OrmQ.objects.count() == 1
     task = OrmQ.objects.get().task
     assert task["func"] == "observations.tasks.refresh_windows_task" and task["args"][0] == person.pk
     with django_capture_on_commit_callbacks(execute=True):
-        assert post(client, entries, secret).json()["created"] == 0
+        assert counts(post(client, entries, secret))["created"] == 0
     assert OrmQ.objects.count() == 1
 
 

@@ -91,6 +91,6 @@ def test_a_real_worker_pulls_the_site_and_refreshes_windows_after_an_upload(
                for i in range(36)]
     response = Client().post("/ns/api/v1/entries", json.dumps(entries), content_type="application/json",
                              HTTP_API_SECRET=hashlib.sha1(secret.encode()).hexdigest())
-    assert response.json()["created"] == 36
+    assert response["X-Glucast-Created"] == "36"
     wait_until(lambda: GlucoseWindow.objects.for_person(other_person).exists(), process, log_path, "the window refresh")
     assert NightscoutSource.objects.count() == 1
