@@ -21,7 +21,7 @@ from observations.models import GlucoseWindow, Observation
 from observations.nightscout.models import NightscoutSource
 from observations.nightscout.pull import pull_due_sources, save_source
 from observations.nightscout.secrets import issue_secret
-from tests.mlmodels_django.test_registry_worker import database_url
+from tests.mlmodels.test_mlmodels_worker import database_url
 from tests.nightscout.conftest import SITE_TOKEN
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
