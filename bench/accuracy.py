@@ -14,7 +14,8 @@ Coverage is the share of real outcomes inside the 80% / 95% bands, averaged over
 
 Robustness beyond these 5 people: the same protocol on synthetic people (daily meal rhythm,
 random walk, sensor noise) with other seeds/noise/time zones, and the training cost (one core,
-peak memory) from bench/train_cost.py in a fresh process.
+peak memory) from bench/train_cost.py in a fresh process, and the population prior on the
+held-out people of the two corpora and on Broll (bench/population.py, see its docstring).
 """
 
 from __future__ import annotations
@@ -173,6 +174,8 @@ def main() -> None:
     parser.add_argument("--no-cost", action="store_true", help="skip bench/train_cost.py")
     parser.add_argument("--no-synthetic", action="store_true", help="skip the synthetic people")
     parser.add_argument("--no-loso", action="store_true", help="skip the leave-one-subject-out drift check")
+    parser.add_argument("--no-population", action="store_true",
+                        help="skip bench/population.py (the population prior on held-out corpus people)")
     args = parser.parse_args()
     print(f"glucast accuracy bench — OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
@@ -208,6 +211,11 @@ def main() -> None:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         subprocess.run([sys.executable, str(REPO / "bench" / "train_cost.py"), "--csv", str(args.csv)],
                        env=env, check=False)
+    if not args.no_population:
+        print("\nPopulation prior on people it never saw (bench/population.py, fresh process):")
+        sys.stdout.flush()
+        subprocess.run([sys.executable, str(REPO / "bench" / "population.py"), "--data", str(args.csv.parent)],
+                       env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)
     print(f"\npeak resident memory of the accuracy process (ru_maxrss): "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
