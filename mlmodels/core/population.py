@@ -13,19 +13,23 @@ and a person with type 1 diabetes then differ in the variability inputs, not in 
 everything.
 
 Two parts (see `metadata.json` of the shipped artifact for what was trained and measured):
-- short horizons (5..120 min): a neural sequence model (a GRU, run by ONNX Runtime), or another
-  candidate (XGBoost / linear) when the metadata says so; the training command chooses on
-  validation people and reports all of them on held-out people.
+- short horizons (5..120 min): a neural sequence model (a GRU run by ONNX Runtime, forecasting
+  the median and the 2.5/10/90/97.5% quantiles of the log change), or another candidate
+  (XGBoost / linear) when the metadata says so; the training command chooses on validation
+  people and reports all of them on held-out people.
 - far horizons (125 min .. 24 h): per-horizon linear models in log space on the window's level,
   the time of day of the target and, when the caller passes the person's `TimeOfDayProfile`,
   the person's typical value at that clock time. Coefficients are learned at a few horizons and
   interpolated between them.
 
-Bands are split-conformal over PEOPLE: the residuals come from calibration people whom no model
-was fitted on, in log space, divided by a difficulty scale learned on validation people (the
-window's recent variability for short horizons, the profile's spread for far ones). So an 80%
-band covers about 80% of a new person's outcomes on average over people; per person it varies
-(bench/population.py reports the spread).
+Bands are split-conformal over PEOPLE, calibrated on people whom no model was fitted on, each
+person weighing the same. Short horizons of the GRU: conformalised quantile regression — the
+network's own quantiles (which widen with the window's variability and level) moved per side
+and horizon by how far calibration outcomes fell beyond them. Other candidates: log residuals
+divided by a difficulty scale (the window's variability) fitted on validation people. Far
+horizons: log residuals divided by the profile's q90/q10 spread. So an 80% band covers about
+80% of a new person's outcomes on average over people; per person it varies (bench/population.py
+reports the spread).
 
 The shipped artifact (`mlmodels/core/prior/`) is verified before use: SHA256SUMS lists every
 file's digest and `prior_pin.py` pins SHA256SUMS itself, so a changed file is refused with
@@ -214,12 +218,18 @@ class _OnnxShort:
         self.session = ort.InferenceSession(model_bytes, sess_options=options, providers=["CPUExecutionProvider"])
         self.glob_mean = np.asarray(spec["glob_mean"], dtype=np.float64)
         self.glob_std = np.asarray(spec["glob_std"], dtype=np.float64)
-        self._lock = threading.Lock()
+        levels = spec.get("quantile_levels") or [0.5]
+        self.median_index = levels.index(0.5)
 
-    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    def __call__(self, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         glob = ((inputs["glob"] - self.glob_mean) / self.glob_std).astype(np.float32)
-        out = self.session.run(None, {"seq": inputs["seq"], "glob": glob})[0]
-        return out.astype(np.float64) * inputs["scale"][:, None]
+        out = self.session.run(None, {"seq": inputs["seq"], "glob": glob})[0].astype(np.float64)
+        scale = inputs["scale"][:, None]
+        if out.ndim == 2:  # a median-only network
+            return out * scale, None
+        # (n, quantile levels, horizons); sorted so crossing quantiles can never invert a band
+        quantiles = np.sort(out, axis=1) * scale[:, :, None]
+        return quantiles[:, self.median_index], quantiles
 
 
 class _XGBoostShort:
@@ -233,15 +243,19 @@ class _XGBoostShort:
             booster.load_model(bytearray(files[f"xgboost_h{h}.ubj"]))
             self.boosters.append(booster)
         self.scaled = bool(spec.get("scaled_target", False))
+        # linear interpolation between the fitted horizons (0 min has change 0) as one matrix
+        knots = np.array([0, *self.knots], dtype=float)
+        basis = np.eye(len(knots))
+        self.interpolation = np.array(
+            [[np.interp(h, knots, basis[i]) for h in SHORT_HORIZONS] for i in range(len(knots))]
+        )[1:]
 
-    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    def __call__(self, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, None]:
         X = np.ascontiguousarray(flat_inputs(inputs), dtype=np.float32)
         fitted = np.column_stack([b.inplace_predict(X, validate_features=False) for b in self.boosters])
         if self.scaled:
             fitted = fitted * inputs["scale"][:, None]
-        knots = [0, *self.knots]
-        full = np.column_stack([np.zeros(len(X)), fitted])
-        return np.stack([np.interp(SHORT_HORIZONS, knots, row) for row in full]) if len(X) else np.zeros((0, 24))
+        return fitted @ self.interpolation, None
 
 
 class _LinearShort:
@@ -251,9 +265,9 @@ class _LinearShort:
         self.coef = np.asarray(spec["coef"], dtype=float)  # (24, k)
         self.intercept = np.asarray(spec["intercept"], dtype=float)
 
-    def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    def __call__(self, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, None]:
         z = (flat_inputs(inputs) - self.mean) / self.std
-        return z @ self.coef.T + self.intercept
+        return z @ self.coef.T + self.intercept, None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -281,12 +295,30 @@ class PopulationPrior:
             self._short = _LinearShort(short)
         else:
             raise PriorIntegrityError(f"unknown prior kind {self.kind!r}")
-        self.short_bands = {k: np.asarray(v, dtype=float) for k, v in meta["short_bands"]["quantiles"].items()}
-        self.short_difficulty = np.asarray(meta["short_bands"]["difficulty_coef"], dtype=float)
+        bands = meta["short_bands"]
+        self.band_method = bands.get("method_key", "normalized")
+        if self.band_method == "cqr":
+            # conformalised quantile regression: the network's own quantiles, widened (or
+            # narrowed) per horizon by corrections measured on calibration people
+            self.cqr_levels = {tag: [int(i) for i in idx] for tag, idx in bands["level_indices"].items()}
+            self.cqr_corrections = {k: np.asarray(v, dtype=float) for k, v in bands["corrections"].items()}
+        else:
+            self.short_bands = {k: np.asarray(v, dtype=float) for k, v in bands["quantiles"].items()}
+            self.short_difficulty = np.asarray(bands["difficulty_coef"], dtype=float)
         far = meta.get("far")
         self.far = far
         self.far_horizons: list[int] = list(FAR_HORIZONS) if far else []
         self.horizons: list[int] = SHORT_HORIZONS + self.far_horizons
+        if far:
+            # per-horizon coefficients and band quantiles, interpolated between knots once
+            self._far_coef = {
+                mode: interpolate_knots(far["knots"], np.asarray(far[mode]["coef"], dtype=float), self.far_horizons)
+                for mode in ("window", "profile")
+            }
+            self._far_quantiles = {
+                mode: {k: np.interp(self.far_horizons, far["knots"], v) for k, v in far[mode]["band_quantiles"].items()}
+                for mode in ("window", "profile")
+            }
 
     # ----- loading -----
     @classmethod
@@ -324,16 +356,17 @@ class PopulationPrior:
 
     # ----- numeric core -----
     def _short_log_change(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """(n, 24) median log change; the network's quantiles (if any) go to inputs['quantiles']."""
         n = len(inputs["now"])
         if n == 0:
+            inputs["quantiles"] = None
             return np.zeros((0, len(SHORT_HORIZONS)))
-        return self._short(inputs)
+        median, quantiles = self._short(inputs)
+        inputs["quantiles"] = quantiles
+        return median
 
     def _far_log_change(self, inputs, short_log, tz: str, profile) -> np.ndarray:
-        far = self.far
-        mode = "profile" if profile is not None else "window"
-        coef_knots = np.asarray(far[mode]["coef"], dtype=float)  # (knots, k)
-        coef = interpolate_knots(far["knots"], coef_knots, self.far_horizons)  # (H, k)
+        coef = self._far_coef["profile" if profile is not None else "window"]  # (H, k)
         design = far_design(inputs, short_log[:, -1], self.far_horizons, tz, profile)
         return np.einsum("nhk,hk->nh", design, coef)
 
@@ -341,6 +374,7 @@ class PopulationPrior:
         """(n, len(horizons)) forecast log(glucose_t+h / glucose_t), plus the inputs used."""
         inputs = prior_inputs(windows, times_ns, tz, fixed_scale=self.fixed_scale)
         short = self._short_log_change(inputs)
+        inputs["short_log"] = short
         parts = [short]
         if self.far_horizons:
             parts.append(self._far_log_change(inputs, short, tz, profile))
@@ -357,28 +391,34 @@ class PopulationPrior:
         change, inputs = self.log_change(windows, times_ns, tz, profile=profile)
         return np.clip(np.exp(inputs["now"][:, None] + change), CLAMP_LOW, CLAMP_HIGH)
 
-    def _band_log_edges(self, inputs, profile) -> dict[str, np.ndarray]:
-        scale = short_difficulty(inputs) @ self.short_difficulty.T  # (n, 24)
-        edges = {k: q[None, :] * scale for k, q in self.short_bands.items()}
+    def _band_log_edges(self, inputs, short_log: np.ndarray, profile) -> dict[str, np.ndarray]:
+        """Band edges as log offsets from the point forecast, (n, len(horizons)) each."""
+        if self.band_method == "cqr":
+            q = inputs["quantiles"]
+            edges = {}
+            for tag, (lo, hi) in self.cqr_levels.items():
+                edges[f"lower_{tag}"] = q[:, lo] - self.cqr_corrections[f"lower_{tag}"][None, :] - short_log
+                edges[f"upper_{tag}"] = q[:, hi] + self.cqr_corrections[f"upper_{tag}"][None, :] - short_log
+        else:
+            scale = short_difficulty(inputs) @ self.short_difficulty.T  # (n, 24)
+            edges = {k: q[None, :] * scale for k, q in self.short_bands.items()}
         if self.far_horizons:
-            mode = "profile" if profile is not None else "window"
-            q_knots = self.far[mode]["band_quantiles"]
+            quantiles = self._far_quantiles["profile" if profile is not None else "window"]
             if profile is not None:
                 far_scale = profile_spread(profile, inputs["minutes"], self.far_horizons)
             else:
                 far_scale = np.ones((len(inputs["now"]), len(self.far_horizons)))
             for k in edges:
-                q = np.interp(self.far_horizons, self.far["knots"], q_knots[k])
-                edges[k] = np.concatenate([edges[k], q[None, :] * far_scale], axis=1)
+                edges[k] = np.concatenate([edges[k], quantiles[k][None, :] * far_scale], axis=1)
         return edges
 
     def band_offsets(self, windows, times_ns, tz: str, *, profile=None) -> dict[str, np.ndarray]:
         """Population-calibrated band edges as mg/dL offsets from `predict`'s value.
 
         Keys lower_80, upper_80, lower_95, upper_95, each (n, len(horizons)); lower <= 0 <= upper.
-        Conformal over people: quantiles of log(actual / forecast) / difficulty on calibration
-        people the model never saw, difficulty = a non-negative mix of the window's variability
-        (short horizons) or the profile's q90/q10 spread (far horizons, with a profile).
+        Conformal over calibration people the model never saw (see the module docstring): the
+        network's quantiles corrected per horizon (short horizons), or log residuals scaled by
+        the profile's q90/q10 spread (far horizons, with a profile; unscaled without one).
         """
         out = self.forecast(windows, times_ns, tz, profile=profile)
         return {k: out[k] - out["value"] for k in ("lower_80", "upper_80", "lower_95", "upper_95")}
@@ -388,7 +428,7 @@ class PopulationPrior:
         change, inputs = self.log_change(windows, times_ns, tz, profile=profile)
         log_value = inputs["now"][:, None] + change
         out = {"value": np.clip(np.exp(log_value), CLAMP_LOW, CLAMP_HIGH)}
-        for key, edge in self._band_log_edges(inputs, profile).items():
+        for key, edge in self._band_log_edges(inputs, inputs["short_log"], profile).items():
             out[key] = np.clip(np.exp(log_value + edge), CLAMP_LOW, CLAMP_HIGH)
         for tag in LEVELS:
             out[f"lower_{tag}"] = np.minimum(out[f"lower_{tag}"], out["value"])

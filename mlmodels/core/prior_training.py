@@ -81,6 +81,9 @@ FAR_KNOTS = (125, 150, 180, 240, 300, 360, 480, 600, 720, 900, 1080, 1260, 1440)
 FAR_STRIDE = 6  # far-horizon origins every 30 minutes
 J30, J60 = SHORT_HORIZONS.index(30), SHORT_HORIZONS.index(60)
 QUANT_TOLERANCE = 0.01
+# The GRU forecasts these quantiles of the log change at every horizon (pinball loss); the median
+# is the point forecast, the outer pairs are the 95% and 80% bands before conformal correction.
+QUANTILE_LEVELS = (0.025, 0.10, 0.50, 0.90, 0.975)
 
 
 def log(msg: str) -> None:
@@ -230,7 +233,7 @@ def train_xgboost(fit: Samples, val: Samples, seed: int, threads: int) -> dict:
     return {"spec": spec, "files": files}
 
 
-def train_gru(fit: Samples, val: Samples, seed: int, epochs: int, hidden: int) -> dict:
+def train_gru(fit: Samples, val: Samples, seed: int, epochs: int, hidden: int, median_weight: float) -> dict:
     import torch
     from torch import nn
 
@@ -243,11 +246,14 @@ def train_gru(fit: Samples, val: Samples, seed: int, epochs: int, hidden: int) -
         def __init__(self, hidden: int, n_glob: int):
             super().__init__()
             self.gru = nn.GRU(2, hidden, batch_first=True)
-            self.head = nn.Sequential(nn.Linear(hidden + n_glob, 64), nn.ReLU(), nn.Linear(64, len(SHORT_HORIZONS)))
+            self.head = nn.Sequential(
+                nn.Linear(hidden + n_glob, 64), nn.ReLU(), nn.Linear(64, len(QUANTILE_LEVELS) * len(SHORT_HORIZONS))
+            )
 
         def forward(self, seq, glob):
             _, state = self.gru(seq)
-            return self.head(torch.cat([state[-1], glob], dim=1))
+            out = self.head(torch.cat([state[-1], glob], dim=1))
+            return out.view(-1, len(QUANTILE_LEVELS), len(SHORT_HORIZONS))
 
     scale = DEFAULT_SEQ_SCALE
     glob_mean = fit.inputs["glob"].mean(axis=0)
@@ -262,6 +268,14 @@ def train_gru(fit: Samples, val: Samples, seed: int, epochs: int, hidden: int) -
     weight = torch.from_numpy(fit.weight.astype(np.float32))
     vseq, vglob = tensors(val)
     net = PriorGRU(hidden, glob.shape[1])
+    taus = torch.tensor(QUANTILE_LEVELS, dtype=torch.float32)[None, :, None]
+    median = QUANTILE_LEVELS.index(0.5)
+
+    def pinball(pred, y):
+        # all quantiles, plus extra weight on the median: it is the forecast people are scored on
+        diff = y[:, None, :] - pred
+        loss = torch.maximum(taus * diff, (taus - 1) * diff).mean(dim=(1, 2))
+        return loss + median_weight * diff[:, median].abs().mean(dim=1)
     batch = 512
     steps = epochs * ((len(seq) + batch - 1) // batch)
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
@@ -272,14 +286,14 @@ def train_gru(fit: Samples, val: Samples, seed: int, epochs: int, hidden: int) -
         order = torch.randperm(len(seq))
         for i in range(0, len(seq), batch):
             b = order[i : i + batch]
-            loss = ((net(seq[b], glob[b]) - target[b]).abs().mean(dim=1) * weight[b]).mean()
+            loss = (pinball(net(seq[b], glob[b]), target[b]) * weight[b]).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
         net.eval()
         with torch.no_grad():
-            pred = net(vseq, vglob).numpy().astype(np.float64) * scale
+            pred = net(vseq, vglob)[:, median].numpy().astype(np.float64) * scale
         log(f"  gru epoch {epoch + 1}/{epochs} ({time.perf_counter() - started:.0f}s): {fmt_score(score(val, pred))}")
 
     # ONNX export (the legacy TorchScript exporter: no extra packages, a plain GRU op)
@@ -295,7 +309,8 @@ def train_gru(fit: Samples, val: Samples, seed: int, epochs: int, hidden: int) -
     n_params = int(sum(p.numel() for p in net.parameters()))
     spec = {"kind": "onnx", "file": "model.onnx", "architecture": f"GRU({hidden}) + MLP(64)", "parameters": n_params,
             "epochs": epochs, "glob_mean": glob_mean.tolist(), "glob_std": glob_std.tolist(),
-            "fixed_scale": scale, "output_scale": scale, "quantized": False}
+            "fixed_scale": scale, "output_scale": scale, "quantized": False,
+            "quantile_levels": list(QUANTILE_LEVELS), "loss": "pinball (quantile) loss on the log change"}
     return {"spec": spec, "files": {"model.onnx": buffer.getvalue()}}
 
 
@@ -353,9 +368,39 @@ def fit_short_bands(val: Samples, val_change: np.ndarray, cal: Samples, cal_chan
                                      for j in range(len(SHORT_HORIZONS))]
     return {
         "method": "split conformal over people: log(actual/forecast) / difficulty, each calibration person weighs the same",
+        "method_key": "normalized",
         "difficulty_inputs": ["1", "10 x RMS 5-min log change over 2 h", "same over 30 min", "10 x |15-min log change|"],
         "difficulty_coef": coef.tolist(),
         "quantiles": quantiles,
+        "n_calibration_rows": int(len(cal)),
+        "n_calibration_people": int(len(np.unique(cal.person))),
+    }
+
+
+def fit_cqr_bands(cal: Samples, cal_change: np.ndarray, cal_quantiles: np.ndarray) -> dict:
+    """Conformalised quantile regression (Romano et al. 2019), each side separately.
+
+    The network's own 10/90% (2.5/97.5%) quantiles already follow the window's difficulty; on
+    calibration people we measure how far outcomes fall outside them (person-weighted) and move
+    each edge by the (1 - alpha/2) quantile of that excess, per horizon.
+    """
+    levels = list(QUANTILE_LEVELS)
+    indices = {"80": [levels.index(0.10), levels.index(0.90)], "95": [levels.index(0.025), levels.index(0.975)]}
+    corrections = {}
+    for tag, (lo, hi) in indices.items():
+        alpha = 1 - int(tag) / 100
+        below = cal_quantiles[:, lo] - cal.target  # > 0: outcome under the lower edge
+        above = cal.target - cal_quantiles[:, hi]
+        corrections[f"lower_{tag}"] = [weighted_quantile(below[:, j], cal.person_weight, 1 - alpha / 2)
+                                       for j in range(len(SHORT_HORIZONS))]
+        corrections[f"upper_{tag}"] = [weighted_quantile(above[:, j], cal.person_weight, 1 - alpha / 2)
+                                       for j in range(len(SHORT_HORIZONS))]
+    return {
+        "method": "conformalised quantile regression over people: the network's quantiles moved per side and "
+                  "horizon by the person-weighted quantile of calibration outcomes beyond them (log space)",
+        "method_key": "cqr",
+        "level_indices": indices,
+        "corrections": corrections,
         "n_calibration_rows": int(len(cal)),
         "n_calibration_people": int(len(np.unique(cal.person))),
     }
@@ -513,6 +558,8 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--hidden", type=int, default=48)
+    parser.add_argument("--median-weight", type=float, default=0.0,
+                        help="extra weight of the median's absolute error in the GRU's loss")
     parser.add_argument("--candidates", default="linear,xgboost,gru")
     parser.add_argument("--ship", action="store_true", help="replace mlmodels/core/prior/ with the chosen candidate")
     args = parser.parse_args(argv)
@@ -546,7 +593,7 @@ def main(argv=None) -> None:
         elif name == "xgboost":
             candidates[name] = train_xgboost(fit, val, args.seed, args.threads)
         elif name == "gru":
-            candidates[name] = train_gru(fit, val, args.seed, args.epochs, args.hidden)
+            candidates[name] = train_gru(fit, val, args.seed, args.epochs, args.hidden, args.median_weight)
             timings[name] = round(time.perf_counter() - t0, 1)
             t0 = time.perf_counter()
             candidates["gru_int8"] = quantize_onnx(candidates[name])
@@ -575,7 +622,13 @@ def main(argv=None) -> None:
 
     bands = {}
     for name, prior in priors.items():
-        bands[name] = fit_short_bands(val, prior._short_log_change(val.inputs), cal, prior._short_log_change(cal.inputs))
+        val_change = prior._short_log_change(val.inputs)
+        cal_change = prior._short_log_change(cal.inputs)
+        if cal.inputs["quantiles"] is not None:
+            bands[name] = fit_cqr_bands(cal, cal_change, cal.inputs["quantiles"])
+        else:
+            bands[name] = fit_short_bands(val, val_change, cal, cal_change)
+        log(f"bands {name}: {bands[name]['method'][:60]}...")
 
     t0 = time.perf_counter()
     chosen_prior = in_memory_prior(candidates[chosen], bands[chosen])
@@ -602,6 +655,8 @@ def main(argv=None) -> None:
         "seed": args.seed,
         "threads": args.threads,
         "epochs": args.epochs,
+        "hidden": args.hidden,
+        "median_weight": args.median_weight,
         "split": {
             "method": f"per corpus, subjects ranked by sha256('{SPLIT_SALT}:<corpus>:<subject>'); "
                       + ", ".join(f"{role} {fraction:.0%}" for role, fraction in ROLE_FRACTIONS) + ", rest fit; "
