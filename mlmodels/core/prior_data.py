@@ -16,6 +16,7 @@ on every machine and in every run, whatever order the file lists people in.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +39,12 @@ BROLL = "broll2021"
 
 
 def default_data_dir() -> Path:
-    """`../shared/data` beside the checkout (development data; absent in production)."""
-    return Path(__file__).resolve().parents[3] / "shared" / "data"
+    """GLUCAST_SHARED_DATA, else `../shared/data` beside the checkout (absent in production).
+
+    Read from the environment, not settings: the numeric core imports no Django.
+    """
+    configured = os.environ.get("GLUCAST_SHARED_DATA")
+    return Path(configured) if configured else Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 def subject_rank_key(corpus: str, subject: str) -> str:

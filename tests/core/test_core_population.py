@@ -21,11 +21,12 @@ from mlmodels.core.prior_data import CORPUS_FILES, split_subjects
 from mlmodels.core.prior_pin import SHA256SUMS_DIGEST
 from mlmodels.core.preparation import prepare_grid
 from mlmodels.core.profile import TimeOfDayProfile
-from tests.conftest import SHARED_DATA
-from tests.mlmodels.synthetic import synthetic_person
+from tests.conftest import BROLL_CSV
+from tests.core.synthetic import synthetic_person
 
 T0 = pd.Timestamp("2026-03-02 07:00", tz="UTC").value
 STEP = 5 * 60 * 10**9
+SHARED_DATA = BROLL_CSV.parent  # the corpora lie beside the Broll file (GLUCAST_SHARED_DATA)
 
 
 def _windows(n=3, start=120.0, slope=1.0):
