@@ -309,6 +309,19 @@ class PopulationPrior:
         self.far = far
         self.far_horizons: list[int] = list(FAR_HORIZONS) if far else []
         self.horizons: list[int] = SHORT_HORIZONS + self.far_horizons
+        # Far horizons the prior forecasts better than the person's own time-of-day median on
+        # validation people, with and without the person's profile (the rest are still
+        # computed, but a caller should fall back to the profile there; see horizons_for).
+        self.far_beats_median = {"profile": [], "window": []}
+        report = meta.get("training", {}).get("far_validation_mae", {})
+        for mode in ("profile", "window"):
+            limit = 0
+            for h in sorted(report, key=int):
+                row = report[h]
+                if row.get(mode) is None or row.get("tod_median") is None or row[mode] >= row["tod_median"]:
+                    break
+                limit = int(h)
+            self.far_beats_median[mode] = [h for h in self.far_horizons if h <= limit]
         if far:
             # per-horizon coefficients and band quantiles, interpolated between knots once
             self._far_coef = {
@@ -319,6 +332,11 @@ class PopulationPrior:
                 mode: {k: np.interp(self.far_horizons, far["knots"], v) for k, v in far[mode]["band_quantiles"].items()}
                 for mode in ("window", "profile")
             }
+
+    def horizons_for(self, *, with_profile: bool) -> list[int]:
+        """Horizons where the prior earned its place: 5..120 min always; far ones (to 24 h) only
+        up to the last knot where it beat the time-of-day median on validation people."""
+        return SHORT_HORIZONS + self.far_beats_median["profile" if with_profile else "window"]
 
     # ----- loading -----
     @classmethod

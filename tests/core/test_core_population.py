@@ -218,3 +218,24 @@ def test_prior_alone_beats_persistence_on_broll(broll_csv_path):
         errors.append(np.abs(forecast - actual)[ok].mean())
         persist.append(np.abs(values[rows] - actual)[ok].mean())
     assert np.mean(errors) < 0.95 * np.mean(persist)
+
+
+def test_a_row_forecasts_the_same_alone_and_in_a_batch():
+    prior = shipped_prior()
+    windows, times = _windows(6, slope=-0.8)
+    batch = prior.forecast(windows, times, "America/New_York")
+    single = prior.forecast(windows[3:4], times[3:4], "America/New_York")
+    for key in batch:
+        np.testing.assert_allclose(single[key][0], batch[key][3], rtol=1e-5)
+
+
+def test_far_horizons_are_offered_only_where_they_beat_the_median():
+    prior = shipped_prior()
+    with_profile = prior.horizons_for(with_profile=True)
+    window_only = prior.horizons_for(with_profile=False)
+    assert with_profile[:24] == list(range(5, 121, 5))
+    assert set(window_only) <= set(with_profile) <= set(prior.horizons)
+    report = prior.metadata["training"]["far_validation_mae"]
+    last = str(max(h for h in with_profile))
+    if last in report:
+        assert report[last]["profile"] < report[last]["tod_median"]
