@@ -22,6 +22,8 @@ Columns (all on the same origins):
   the sensor's limits (<= 40 or >= 400 mg/dL, censored readings) count as covered when the band
   reaches that limit.
 Far horizons: the shipped prior with the person's profile vs the person's own time-of-day median.
+Cold start: the per-person ridge fitted on only the person's first 1 or 2 days (persistence and
+AR2 need none), scored on the same origins, beside the prior (which needs no days at all).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ FAR_REPORT = (180, 240, 360, 720, 1080, 1440)
 COVERAGE_REPORT = (15, 30, 60, 120, 240, 720, 1440)
 RANGES = (("<70", 0, 70), ("70-180", 70, 180), (">180", 180, 1e9))
 SENSOR_LOW, SENSOR_HIGH = 40.0, 400.0
+COLD_START_DAYS = (1, 2)
 
 
 def person_ridge(grid: pd.DataFrame, cut: pd.Timestamp) -> RidgeForecaster | None:
@@ -112,6 +115,16 @@ def evaluate_person(readings: pd.DataFrame, priors: dict[str, PopulationPrior], 
         X = build_features(grid, "UTC").to_numpy()[eligible]
         rid[:, short_cols] = now[:, None] + ridge.predict(X)
     out["pred"]["ridge"] = rid
+    # cold start: the same ridge fitted on only the person's first day / two days (when those
+    # end before the scored part), scored on the same origins
+    for days in COLD_START_DAYS:
+        end = start + pd.Timedelta(days=days)
+        cold = np.full_like(actual, np.nan)
+        model = person_ridge(grid, end) if end <= cut else None
+        if model is not None:
+            X = build_features(grid, "UTC").to_numpy()[eligible]
+            cold[:, short_cols] = now[:, None] + model.predict(X)
+        out["pred"][f"ridge {days}d"] = cold
     profile = TimeOfDayProfile().fit(grid.loc[grid.index < cut], "UTC")
     minutes = ((times[eligible] // 60_000_000_000) % 1440).astype(float)
     out["pred"]["ToD median"] = np.column_stack([profile.median_at((minutes + h) % 1440) for h in horizons])
@@ -175,6 +188,17 @@ def report(label: str, results: list[dict], names: list[str], shipped: str) -> d
         ratio = "" if name in base else "   " + " / ".join(f"{row[h][0] / best[h]:.3f}" for h in SHORT_REPORT)
         print(f"{mark}{name:<21}" + "".join(f"{row[h][0]:9.2f}{row[h][1]:9.2f}" for h in SHORT_REPORT) + ratio)
     print(f"best simple baseline: {best_name[30]} at 30 min, {best_name[60]} at 60 min")
+    shipped_row = table[shipped]
+    for days in COLD_START_DAYS:
+        name_d = f"ridge {days}d"
+        cold = {h: pooled(results, name_d, h, "mae") for h in SHORT_REPORT}
+        if not all(np.isfinite(v) for v in cold.values()):
+            print(f"cold start {days} day(s): the person's first {days} day(s) end after the scored part begins; skipped")
+            continue
+        cold_best = {h: min(cold[h], table["persist"][h][0], table["AR2"][h][0]) for h in SHORT_REPORT}
+        print(f"cold start, ridge on the first {days} day(s) only: MAE 30/60 {cold[30]:.2f}/{cold[60]:.2f}; "
+              f"best simple then {cold_best[30]:.2f}/{cold_best[60]:.2f}; prior alone vs it "
+              + " / ".join(f"{shipped_row[h][0] / cold_best[h]:.3f}" for h in SHORT_REPORT))
     name = shipped
     print(f"bands of the shipped prior ({name}) with the person's profile for far horizons — coverage 80% / 95%:")
     print(f"  {'horizon':>8} {'all':>12} {'<70':>12} {'70-180':>12} {'>180':>12}   per person 80% (min/median/max, n)")
