@@ -9,6 +9,8 @@ CHANGE from the current value at each short horizon (5..120 min, `HORIZONS`), sh
   the person's data (one number, so it cannot overfit).
 - RidgeForecaster: StandardScaler + multi-output Ridge (one fit for all horizons).
 - XGBoostForecaster: `hist` boosters with early stopping on a temporal validation fold.
+- PriorForecaster: the population prior's forecast, read from the release-2 feature columns
+  `prior_change_*` (computed once per window by the feature builder); needs no training.
 - BlendForecaster: per-horizon non-negative weights summing to one over the candidates, chosen on
   the temporal validation fold. Because persistence and AR2 are candidates, the blend shrinks
   toward them by itself when a person's data is short or noisy.
@@ -27,7 +29,7 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mlmodels.core.features import HORIZONS, feature_names
+from mlmodels.core.features import HORIZONS, PRIOR_CHANGE_FEATURES, WINDOW_VALUE_FEATURES, all_feature_names
 
 AR2_BG_REF = 140.0
 AR2_BG_MIN = 36.0
@@ -41,22 +43,29 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn.linear_model._ridge.Ridge",
 ]
 
-_FEATURES = feature_names()
+# Column indices refer to the widest schema's matrix; release 1's columns are its prefix.
+_FEATURES = all_feature_names()
+_PRIOR_COLS = np.array([_FEATURES.index(f) for f in PRIOR_CHANGE_FEATURES])
 _I_NOW = _FEATURES.index("glucose_now")
 _I_LAG5 = _FEATURES.index("lag_5min")
 _I_LAG10 = _FEATURES.index("lag_10min")
 _I_LAG15 = _FEATURES.index("lag_15min")
 
 
-def default_features(kind: str) -> list[str]:
+def default_features(kind: str, release: int = 1) -> list[str]:
     """Feature subset a learned candidate uses by default.
 
     Day of week is left out: with the one to three weeks of data a person has, each weekday occurs
     only a few times, so any weekday effect a model finds is mostly chance (on the Broll data it
     made ridge clearly worse). Time of day is kept for the trees, which can pick up meal times;
     ridge can only use it as a single sinusoid, which hurt more than it helped.
+
+    With release 2 both also see the population prior's forecast changes: the person's model
+    then learns how far to trust (and how to correct) the prior on their own data.
     """
-    names = [n for n in _FEATURES if not n.startswith("day_of_week")]
+    names = [n for n in _FEATURES if not n.startswith("day_of_week") and n not in WINDOW_VALUE_FEATURES]
+    if release < 2:
+        names = [n for n in names if n not in PRIOR_CHANGE_FEATURES]
     if kind == "ridge":
         names = [n for n in names if not n.startswith("time_of_day")]
     return names
@@ -131,6 +140,18 @@ class AR2Forecaster(Candidate):
         change = ar2_path(now, now + X[:, _I_LAG5], len(HORIZONS)) - now[:, None]
         AR2Forecaster._last = (key, change)
         return change.copy()
+
+
+class PriorForecaster(Candidate):
+    """The population prior's forecast change, as the release-2 features carry it."""
+
+    name = "prior"
+
+    def predict(self, X) -> np.ndarray:
+        X = _as_matrix(X)
+        if X.shape[1] <= _PRIOR_COLS.max():
+            raise ValueError("the prior candidate needs release-2 features (prior_change_* columns)")
+        return X[:, _PRIOR_COLS].copy()
 
 
 class DampedTrendForecaster(Candidate):
@@ -279,6 +300,19 @@ class RidgeOnAR2Forecaster(RidgeForecaster):
         return {"ar2_trend": self._base_model.predict(X)[:, horizon_index]}
 
 
+class RidgeOnPriorForecaster(RidgeOnAR2Forecaster):
+    """Ridge on the population prior's errors (release 2): regularisation shrinks toward the prior."""
+
+    name = "ridge_prior"
+
+    def __init__(self, alpha: float | None = None, features: list[str] | None = None):
+        super().__init__(alpha=alpha, features=features)
+        self._base_model = PriorForecaster()
+
+    def base_part(self, X, horizon_index: int) -> dict[str, np.ndarray]:
+        return {"prior_trend": self._base_model.predict(X)[:, horizon_index]}
+
+
 class XGBoostForecaster(Candidate):
     """Gradient-boosted trees (`hist`), one booster per fitted horizon.
 
@@ -315,10 +349,11 @@ class XGBoostForecaster(Candidate):
         features: list[str] | None = None,
         base: str | None = "ar2",
     ):
-        # Trees learn the person's correction to AR2 rather than the whole change: with few days
-        # of data they then fall back to AR2's physics instead of to "no change".
+        # Trees learn the person's correction to a base forecast (AR2, or in release 2 the
+        # population prior) rather than the whole change: with few days of data they then fall
+        # back to that base instead of to "no change".
         self.base = base
-        self._base_model = AR2Forecaster() if base == "ar2" else None
+        self._base_model = {"ar2": AR2Forecaster, "prior": PriorForecaster}[base]() if base else None
         self.features = list(features) if features is not None else default_features("xgboost")
         self._cols = np.array([_FEATURES.index(f) for f in self.features])
         self.max_depth = max_depth
@@ -528,14 +563,16 @@ class BlendForecaster(Candidate):
         self.candidates = list(candidates)
         self.weights = None if weights is None else np.asarray(weights, dtype=float)
 
-    def fit_weights(self, predictions: list[np.ndarray], Y_val: np.ndarray, prior_rows: float = 0.0):
+    def fit_weights(
+        self, predictions: list[np.ndarray], Y_val: np.ndarray, prior_rows: float = 0.0, target=None
+    ):
         """Weights per horizon from the candidates' out-of-sample predictions on validation.
 
-        `prior_rows` pseudo-observations pull the weights toward equal weights.
+        `prior_rows` pseudo-observations pull the weights toward `target` (default equal weights).
         """
         Y_val = _as_matrix(Y_val)
         n_cand = len(self.candidates)
-        prior = np.full(n_cand, 1.0 / n_cand)
+        prior = np.full(n_cand, 1.0 / n_cand) if target is None else np.asarray(target, dtype=float)
         weights = np.zeros((len(HORIZONS), n_cand))
         for j in range(len(HORIZONS)):
             P = np.column_stack([p[:, j] for p in predictions])
@@ -592,7 +629,9 @@ CANDIDATE_CLASSES = {
     "damped_trend": DampedTrendForecaster,
     "ridge": RidgeForecaster,
     "ridge_ar2": RidgeOnAR2Forecaster,
+    "ridge_prior": RidgeOnPriorForecaster,
     "xgboost": XGBoostForecaster,
+    "prior": PriorForecaster,
 }
 
 
@@ -601,10 +640,12 @@ def candidate_from_files(name: str, files: dict[str, bytes], params: dict) -> Ca
         return RidgeForecaster.from_files(files, "ridge", params)
     if name == "ridge_ar2":
         return RidgeOnAR2Forecaster.from_files(files, "ridge_ar2", params)
+    if name == "ridge_prior":
+        return RidgeOnPriorForecaster.from_files(files, "ridge_prior", params)
     if name == "xgboost":
         return XGBoostForecaster.from_files(files, "xgboost", params)
     if name == "damped_trend":
         return DampedTrendForecaster(phi=params.get("phi", 0.85))
-    if name in ("persistence", "ar2"):
+    if name in ("persistence", "ar2", "prior"):
         return CANDIDATE_CLASSES[name]()
     raise ValueError(f"unknown candidate {name!r} in stored model")

@@ -21,7 +21,7 @@ import pandas as pd
 
 from mlmodels.core.preparation import STEP_MIN
 
-FEATURE_SCHEMA_VERSION = 1
+FEATURE_SCHEMA_VERSION = 1  # release 1; every shipped schema is in mlmodels/core/schemas.py
 
 WINDOW_MIN = 120
 WINDOW_STEPS = WINDOW_MIN // STEP_MIN  # 24 steps back, 25 values including t
@@ -37,7 +37,26 @@ class FeatureSchemaMismatch(ValueError):
     """A stored model was built with other features than this code computes."""
 
 
+# Release 2 appends the population prior's forecast CHANGE at every short horizon to the
+# release-1 columns (same order, so every column index of release 1 stays valid in release 2).
+PRIOR_CHANGE_FEATURES = [f"prior_change_{h}min" for h in HORIZONS]
+# ... and the raw window itself (mg/dL, oldest first), from which the prior's far-horizon
+# forecast is computed with the person's profile when a forecast reaches beyond 2 hours. No
+# learned candidate uses these columns.
+WINDOW_VALUE_FEATURES = [f"window_{m}min_ago" for m in range(WINDOW_MIN, -1, -STEP_MIN)]
+
+
+def all_feature_names() -> list[str]:
+    """The widest feature matrix any shipped schema builds: release 1's columns, then release 2's.
+
+    Candidates name the columns they use; indices into this list are valid in every schema
+    whose matrix contains those columns.
+    """
+    return feature_names() + PRIOR_CHANGE_FEATURES + WINDOW_VALUE_FEATURES
+
+
 def feature_names() -> list[str]:
+    """The release-1 features (a prefix of every later schema's matrix)."""
     names = ["glucose_now"]
     names += [f"lag_{m}min" for m in LAG_MINUTES]
     names += [f"rate_{m}min" for m in RATE_MINUTES]

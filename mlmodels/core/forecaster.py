@@ -33,7 +33,6 @@ from mlmodels.core.features import (
     FeatureSchema,
     FeatureSchemaMismatch,
     feature_names,
-    window_features,
 )
 from mlmodels.core.preparation import (
     MAX_BRIDGE_MIN,
@@ -43,8 +42,13 @@ from mlmodels.core.preparation import (
     reading_arrays,
 )
 from mlmodels.core.profile import TimeOfDayProfile
+from mlmodels.core.schemas import FeatureBuilder, Release1Features, Release2Features, builder_for
 
 FILE_FORMAT_VERSION = 1
+# Release 2 beyond 120 minutes: weights of the population prior's far forecast (made with the
+# person's own profile) and of the profile median against the profile decay, at these horizons,
+# linear in between; 0 at 120 so the forecast stays continuous where the short-term model ends.
+FAR_BLEND_KNOTS = (120, 180, 240, 360, 720, 1440)
 MANIFEST = "manifest.json"
 MAX_HORIZON = 1440
 STALE_AFTER = pd.Timedelta(minutes=30)
@@ -113,6 +117,7 @@ class InputWindow:
     end_ns: int
     n_readings: int
     gaps: int  # 5-minute slots without a reading (bridged by interpolation)
+    start_ns: int | None = None  # a short-history window's first slot; None: WINDOW_MIN before end
 
     @property
     def end(self) -> pd.Timestamp:
@@ -120,6 +125,8 @@ class InputWindow:
 
     @property
     def start(self) -> pd.Timestamp:
+        if self.start_ns is not None:
+            return pd.Timestamp(self.start_ns, tz="UTC")
         return self.end - pd.Timedelta(minutes=WINDOW_MIN)
 
 
@@ -151,19 +158,7 @@ def window_from_arrays(
     older than `as_of`), on a grid anchored on that reading, duplicates averaged, gaps up to
     MAX_BRIDGE_MIN minutes interpolated and none longer. Both the DataFrame path (`predict`) and
     the serving fast path (predictions.fastpath) build their windows here."""
-    if as_of_ns is not None:
-        n = int(np.searchsorted(times_ns, as_of_ns, side="right"))
-        times_ns, values, at_limit = times_ns[:n], values[:n], at_limit[:n]
-    if len(times_ns) == 0:
-        raise NotEnoughReadings("no glucose readings at or before the forecast time")
-    last_ns = int(times_ns[-1])
-    if as_of_ns is not None and as_of_ns - last_ns > STALE_AFTER.value:
-        minutes = int((as_of_ns - last_ns) // MINUTE_NS)
-        raise StaleReadings(
-            f"the last reading is {minutes} minutes older than the forecast time (limit 30 minutes)"
-        )
-    lo = int(np.searchsorted(times_ns, last_ns - LOOKBACK.value, side="right"))
-    grid = grid_arrays(times_ns[lo:], values[lo:], at_limit[lo:], last_ns % STEP_NS)
+    grid, last_ns = _grid_before(times_ns, values, at_limit, as_of_ns)
     keep = slice(-(WINDOW_STEPS + 1), None)  # the grid ends on the last reading's slot
     window_values = grid["glucose_mg_dl"][keep]
     observed = grid["observed"][keep]
@@ -179,6 +174,64 @@ def window_from_arrays(
         end_ns=last_ns,
         n_readings=int(observed.sum()),
         gaps=int((~observed).sum()),
+    )
+
+
+def _grid_before(times_ns, values, at_limit, as_of_ns: int | None) -> tuple[dict, int]:
+    """The grid of the readings that can reach a window ending on the last reading at or before
+    `as_of` (anchored on that reading), and its time; NotEnoughReadings / StaleReadings else."""
+    if as_of_ns is not None:
+        n = int(np.searchsorted(times_ns, as_of_ns, side="right"))
+        times_ns, values, at_limit = times_ns[:n], values[:n], at_limit[:n]
+    if len(times_ns) == 0:
+        raise NotEnoughReadings("no glucose readings at or before the forecast time")
+    last_ns = int(times_ns[-1])
+    if as_of_ns is not None and as_of_ns - last_ns > STALE_AFTER.value:
+        minutes = int((as_of_ns - last_ns) // MINUTE_NS)
+        raise StaleReadings(
+            f"the last reading is {minutes} minutes older than the forecast time (limit 30 minutes)"
+        )
+    lo = int(np.searchsorted(times_ns, last_ns - LOOKBACK.value, side="right"))
+    return grid_arrays(times_ns[lo:], values[lo:], at_limit[lo:], last_ns % STEP_NS), last_ns
+
+
+def short_window_from_arrays(
+    times_ns: np.ndarray, values: np.ndarray, at_limit: np.ndarray, as_of_ns: int | None
+) -> InputWindow:
+    """The short-history rule, for when window_from_arrays finds less than WINDOW_MIN minutes
+    without a long gap (a sensor change, a new person): the readings since the last gap longer
+    than MAX_BRIDGE_MIN minutes, at the end of a window that is NaN before them. Short-history
+    forecasters (AR2) read only its last two slots, so it needs at least two readings at most
+    MAX_BRIDGE_MIN minutes apart, the last no older than 30 minutes before `as_of`."""
+    grid, last_ns = _grid_before(times_ns, values, at_limit, as_of_ns)
+    size = WINDOW_STEPS + 1
+    k = min(len(grid["glucose_mg_dl"]), size)
+    window = np.full(size, np.nan)
+    interpolated = np.zeros(size, dtype=bool)
+    limits = np.zeros(size, dtype=bool)
+    observed = np.zeros(size, dtype=bool)
+    window[-k:] = grid["glucose_mg_dl"][-k:]
+    interpolated[-k:] = grid["interpolated"][-k:]
+    limits[-k:] = grid["at_sensor_limit"][-k:]
+    observed[-k:] = grid["observed"][-k:]
+    holes = np.flatnonzero(~np.isfinite(window))
+    run = size - (int(holes[-1]) + 1 if len(holes) else 0)  # slots since the last unbridged gap
+    if run < 2:
+        recent = int(np.count_nonzero((times_ns <= last_ns) & (times_ns > last_ns - STALE_AFTER.value)))
+        raise NotEnoughReadings(
+            "a forecast needs at least two readings at most 20 minutes apart, the last one from the last "
+            f"30 minutes; found {recent} reading{'s' if recent != 1 else ''} in the 30 minutes up to the last one"
+        )
+    window[: size - run] = np.nan
+    observed[: size - run] = False
+    return InputWindow(
+        values=window,
+        interpolated=interpolated,
+        at_limit=limits,
+        end_ns=last_ns,
+        n_readings=int(observed.sum()),
+        gaps=int(interpolated[size - run:].sum()),
+        start_ns=last_ns - (run - 1) * STEP_NS,
     )
 
 
@@ -205,7 +258,7 @@ class GlucoseForecaster:
         *,
         algorithm: str,
         hyperparameters: dict | None = None,
-        feature_schema: FeatureSchema | None = None,
+        features: FeatureBuilder | None = None,
         tz: str = "UTC",
         info: dict | None = None,
     ):
@@ -214,9 +267,21 @@ class GlucoseForecaster:
         self.profile = profile
         self.algorithm = algorithm
         self.hyperparameters = hyperparameters or {}
-        self.feature_schema = feature_schema or FeatureSchema.current()
+        # The builder of the schema this model was trained on (mlmodels/core/schemas.py).
+        self.features = features or Release1Features()
         self.tz = tz
         self.info = info or {}
+        # {horizon: (weight of the prior, weight of the profile median)} at FAR_BLEND_KNOTS[1:]
+        # (release 2, chosen in training; the rest is the profile decay); None: the decay only.
+        self.far_weights: dict[int, tuple[float, float]] | None = None
+
+    @property
+    def feature_schema(self) -> FeatureSchema:
+        return FeatureSchema(tuple(self.features.names()), self.features.version)
+
+    def build_features(self, windows, interpolated, at_limit, times_ns, tz: str) -> np.ndarray:
+        """This model's input matrix from (n, 25) windows (its own schema's builder)."""
+        return self.features.build(windows, interpolated, at_limit, times_ns, tz)
 
     # ----- numeric core on feature matrices (used by training, evaluation and serving) -----
     def predict_change(self, X: np.ndarray) -> np.ndarray:
@@ -231,10 +296,49 @@ class GlucoseForecaster:
             out[key] = now + edge
         return out
 
-    def long_term(self, times_ns: np.ndarray, short: dict[str, np.ndarray], horizons: list[int], tz: str):
+    def long_term(self, times_ns: np.ndarray, short: dict[str, np.ndarray], horizons: list[int], tz: str, X=None):
         j = HORIZONS.index(MAX_SHORT_HORIZON)
         at_120 = {k: v[:, j] for k, v in short.items()}
-        return self.profile.extend(times_ns, at_120["value"], at_120, horizons, tz)
+        out = self.profile.extend(times_ns, at_120["value"], at_120, horizons, tz)
+        if self.far_weights and X is not None and isinstance(self.features, Release2Features):
+            out = self._mix_far(out, X, times_ns, horizons, tz)
+        return out
+
+    def far_weight(self, horizons) -> tuple[np.ndarray, np.ndarray]:
+        """(prior, median) weights at `horizons`: linear between FAR_BLEND_KNOTS, both 0 at 120."""
+        knots = list(FAR_BLEND_KNOTS)
+        h = np.asarray(horizons, dtype=float)
+        prior = [0.0] + [float(self.far_weights.get(k, (0.0, 0.0))[0]) for k in knots[1:]]
+        median = [0.0] + [float(self.far_weights.get(k, (0.0, 0.0))[1]) for k in knots[1:]]
+        return np.interp(h, knots, prior), np.interp(h, knots, median)
+
+    def prior_far(self, X: np.ndarray, times_ns: np.ndarray, horizons: list[int], tz: str) -> dict[str, np.ndarray]:
+        """The population prior's forecast and bands at far `horizons`, with this person's profile."""
+        prior = self.features.prior
+        full = prior.forecast(Release2Features.windows_of(X), times_ns, tz, profile=self.profile)
+        known = list(prior.horizons)
+        cols = [known.index(h) if h in known else len(known) - 1 for h in horizons]
+        return {k: v[:, cols] for k, v in full.items()}
+
+    def profile_far(self, times_ns: np.ndarray, horizons: list[int], tz: str) -> dict[str, np.ndarray]:
+        """The person's typical value (profile median) at each target clock time, with its spread."""
+        return self.profile.at_horizons(times_ns, horizons, tz)
+
+    def _mix_far(self, out: dict, X: np.ndarray, times_ns, horizons: list[int], tz: str) -> dict:
+        wp, wm = (w[None, :] for w in self.far_weight(horizons))
+        if not np.any(wp > 0) and not np.any(wm > 0):
+            return out
+        parts = [(1 - wp - wm, out)]
+        if np.any(wp > 0):
+            parts.append((wp, self.prior_far(X, times_ns, horizons, tz)))
+        if np.any(wm > 0):
+            parts.append((wm, self.profile_far(times_ns, horizons, tz)))
+        value = sum(w * part["value"] for w, part in parts)
+        mixed = {"value": value}
+        for key in ("lower_80", "upper_80", "lower_95", "upper_95"):
+            # Band offsets mix like the values: each part keeps the spread it was calibrated with.
+            mixed[key] = value + sum(w * (part[key] - part["value"]) for w, part in parts)
+        return mixed
 
     def forecast_matrix(self, X: np.ndarray, times_ns: np.ndarray, horizons: list[int], tz: str):
         """Dict of (n, len(horizons)) arrays: value, lower_80, upper_80, lower_95, upper_95 (clamped)."""
@@ -248,7 +352,7 @@ class GlucoseForecaster:
             for k in keys:
                 out[k][:, short_cols] = short[k][:, idx]
         if long_cols:
-            extended = self.long_term(times_ns, short, [horizons[i] for i in long_cols], tz)
+            extended = self.long_term(times_ns, short, [horizons[i] for i in long_cols], tz, X=X)
             for k in keys:
                 out[k][:, long_cols] = extended[k]
         for k in keys:
@@ -264,8 +368,8 @@ class GlucoseForecaster:
         """Top features by |contribution| to the predicted change at `horizon` (<= 120), per row."""
         j = HORIZONS.index(horizon)
         extra = self.model.trend_contributions(X, j)
-        names = feature_names() + list(extra)
-        contrib = self.model.contributions(X, j)
+        names = self.features.names() + list(extra)
+        contrib = self.model.contributions(X, j)[:, : len(self.features.names())]
         if extra:
             contrib = np.column_stack([contrib, *extra.values()])
         order = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :TOP_FEATURES]
@@ -327,7 +431,7 @@ class GlucoseForecaster:
         results: list = []
         if good:
             times_ns = np.array([w.end_ns for w in good], dtype=np.int64)
-            X = window_features(
+            X = self.build_features(
                 np.stack([w.values for w in good]),
                 np.stack([w.interpolated for w in good]),
                 np.stack([w.at_limit for w in good]),
@@ -383,8 +487,8 @@ class GlucoseForecaster:
                 "sklearn": sklearn.__version__,
                 "xgboost": xgboost.__version__,
             },
-            "feature_schema": self.feature_schema.to_dict(),
-            "features": list(self.feature_schema.names),
+            "feature_schema": self.features.schema(),
+            "features": self.features.names(),
             "hyperparameters": self.hyperparameters,
             "candidates": [c.name for c in self.model.candidates],
             "tz": self.tz,
@@ -402,11 +506,14 @@ class GlucoseForecaster:
             "kind": "glucose_forecaster",
             "algorithm": self.algorithm,
             "hyperparameters": jsonable(self.hyperparameters),
-            "feature_schema": self.feature_schema.to_dict(),
+            "feature_schema": self.features.schema(),
             "candidates": candidates,
             "blend_weights": np.asarray(self.model.weights).tolist(),
             "conformal": self.conformal.to_dict(),
             "profile": self.profile.to_dict() if self.profile is not None else None,
+            "far_weights": (
+                {str(h): [float(w) for w in ws] for h, ws in self.far_weights.items()} if self.far_weights else None
+            ),
             "tz": self.tz,
             "info": jsonable(self.info),
             "metadata": jsonable(self.metadata()),
@@ -421,22 +528,26 @@ class GlucoseForecaster:
         manifest = json.loads(files[MANIFEST])
         if manifest.get("format_version") != FILE_FORMAT_VERSION:
             raise ValueError(f"stored model format {manifest.get('format_version')} is not supported")
-        FeatureSchema.current().check(manifest["feature_schema"])
+        # The builder of the model's own schema, or FeatureSchemaMismatch (serving falls back).
+        features = builder_for(manifest["feature_schema"])
         candidates: list[Candidate] = [
             candidate_from_files(c["name"], files, c["params"]) for c in manifest["candidates"]
         ]
         blend = BlendForecaster(candidates, np.asarray(manifest["blend_weights"], dtype=float))
         profile = TimeOfDayProfile.from_dict(manifest["profile"]) if manifest.get("profile") else None
-        return cls(
+        forecaster = cls(
             blend,
             ConformalIntervals.from_dict(manifest["conformal"]),
             profile,
             algorithm=manifest["algorithm"],
             hyperparameters=manifest.get("hyperparameters", {}),
-            feature_schema=FeatureSchema.from_dict(manifest["feature_schema"]),
+            features=features,
             tz=manifest.get("tz", "UTC"),
             info=manifest.get("info", {}),
         )
+        far = manifest.get("far_weights")
+        forecaster.far_weights = {int(h): (float(w[0]), float(w[1])) for h, w in far.items()} if far else None
+        return forecaster
 
 
 def jsonable(value):

@@ -137,6 +137,17 @@ class TimeOfDayProfile:
             out[f"upper_{tag}"] = value + hi
         return out
 
+    def at_horizons(self, origin_times_ns: np.ndarray, horizons: list[int], tz: str) -> dict[str, np.ndarray]:
+        """The profile alone at each origin + horizon: median and its 80%/95% quantile band."""
+        origin = pd.DatetimeIndex(np.asarray(origin_times_ns).astype("datetime64[ns]")).tz_localize("UTC")
+        minutes = (local_minutes(origin, tz)[:, None] + np.asarray(horizons, dtype=float)[None, :]).ravel()
+        shape = (len(origin), len(horizons))
+        out = {"value": self.median_at(minutes).reshape(shape)}
+        for tag, (q_lo, q_hi) in _BAND_QUANTILES.items():
+            out[f"lower_{tag}"] = self.quantile_at(minutes, q_lo).reshape(shape)
+            out[f"upper_{tag}"] = self.quantile_at(minutes, q_hi).reshape(shape)
+        return out
+
     def to_dict(self) -> dict:
         return {
             "bin_minutes": BIN_MIN,

@@ -13,6 +13,22 @@ longest short horizon) between parts, so no target of an earlier part overlaps a
 - test (the last part): never used for any choice; metrics for the model, the AR2 baseline and
   persistence are computed on it, so every model records how much better than baseline it is.
 
+Release 2 (trained when the population prior is given, `prior=`): the features carry the prior's
+forecast (mlmodels/core/schemas.py), the prior itself is a blend candidate, ridge sees its
+forecasts as inputs and XGBoost learns the person's correction to it; the blend weights, chosen on
+the person's own out-of-sample days, decide how much of the prior each horizon keeps. Because the
+prior needs no training, release 2 trains from 1 day of readings (release 1: 3 days), and it
+replaces the four-way split by rolling-origin validation that reuses days:
+
+    | fold 1 train ... | chunk 1 | chunk 2 | validation | gap | test |   (fractions of the data
+                                                                           before the test part)
+
+- test: the last 20%, untouched as before;
+- the rest: candidates are tuned on (everything before the validation part, validation); the
+  two earlier chunks are each predicted by the tuned candidates refitted on everything before
+  them; all three out-of-sample parts together choose blend weights and calibrate the bands;
+- the evaluated model is refitted on everything before the test part (not only half of it).
+
 Finally (refit_on_all, default) the chosen candidates are refitted with the chosen
 hyperparameters on all the data, so the served model knows the person's most recent days. The
 metrics stay those of the pre-refit model on the untouched test part (`evaluated_forecaster`);
@@ -22,12 +38,14 @@ re-scoring `result.forecaster` on its own test period.
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from mlmodels.core.coldstart import POPULATION_BAND_WIDEN
 from mlmodels.core.conformal import DRIFT_MISCOVERAGE_FACTOR, ConformalIntervals
 from mlmodels.core.estimators import (
     AR2Forecaster,
@@ -35,24 +53,28 @@ from mlmodels.core.estimators import (
     Candidate,
     DampedTrendForecaster,
     PersistenceForecaster,
+    PriorForecaster,
     RidgeForecaster,
     RidgeOnAR2Forecaster,
+    RidgeOnPriorForecaster,
     XGBoostForecaster,
+    default_features,
 )
 from mlmodels.core.evaluation import horizon_metrics, improvement, summarise
 from mlmodels.core.features import (
     HORIZONS,
     MAX_SHORT_HORIZON,
-    FeatureSchema,
-    build_features,
     build_targets,
     feature_names,
 )
-from mlmodels.core.forecaster import BaselineForecaster, GlucoseForecaster, jsonable
+from mlmodels.core.forecaster import FAR_BLEND_KNOTS, BaselineForecaster, GlucoseForecaster, jsonable
+from mlmodels.core.schemas import RELEASE_2, FeatureBuilder, Release2Features, training_builder
 from mlmodels.core.preparation import STEP_MIN, data_sufficiency, prepare_grid
 from mlmodels.core.profile import TimeOfDayProfile
 
 MIN_SPAN_DAYS = 3.0
+# With the population prior to start from, a day of readings is enough for an adapted model.
+MIN_SPAN_DAYS_WITH_PRIOR = 1.0
 MIN_COVERAGE = 0.70
 READINGS_PER_DAY = 1440 // STEP_MIN
 SPLIT_GAP = pd.Timedelta(minutes=MAX_SHORT_HORIZON)
@@ -64,8 +86,23 @@ ROLLING_FOLDS = ((0.20, 0.30), (0.30, 0.40), (0.40, 0.50))
 BLEND_PRIOR_ROWS = 100.0
 CALIBRATE_WITH_FOLDS = True
 NORMALIZED_CONFORMAL = True
-LONG_EVAL_HORIZONS = [180, 240, 360, 720]
+LONG_EVAL_HORIZONS = [180, 240, 360, 720, 1440]
+FAR_WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+# Calibration rows worth as much as the prior's band widths (see _shrink_bands_toward_prior).
+BAND_PRIOR_ROWS = 300.0
+# Fewer validation origins than this with an outcome at a far horizon: no choice, a third each.
+FAR_WEIGHT_MIN_ROWS = 30
+FAR_WEIGHT_MAX_ROWS = 800
 DEFAULT_CANDIDATES = ("persistence", "ar2", "damped_trend", "ridge", "xgboost")
+RELEASE_2_CANDIDATES = ("persistence", "ar2", "damped_trend", "prior", "ridge", "xgboost")
+RELEASE_2_BLEND_TARGET = "prior"
+RELEASE_2_BLEND_PRIOR_ROWS = BLEND_PRIOR_ROWS
+# Release 2's rolling-origin split (fractions of the usable rows before the test part).
+ROLLING_TEST_FRACTION = 0.20
+ROLLING_CHUNKS = ((0.40, 0.60), (0.60, 0.80))
+ROLLING_VAL_START = 0.80
+# Fewest rows per part (fit, validation/fold chunk, test) below which training is refused.
+MIN_ROWS = {1: {"fit": 200, "chunk": 50, "test": 50}, 2: {"fit": 100, "chunk": 30, "test": 36}}
 XGB_GRID = (
     {"max_depth": 3, "min_child_weight": 10.0},
     {"max_depth": 5, "min_child_weight": 20.0},
@@ -110,14 +147,14 @@ class _Log:
         return time.perf_counter() - self.start
 
 
-def check_sufficiency(grid: pd.DataFrame) -> dict:
-    """Raise InsufficientData below 3 days of span or 70% of 3 days' expected readings."""
+def check_sufficiency(grid: pd.DataFrame, min_span_days: float = MIN_SPAN_DAYS) -> dict:
+    """Raise InsufficientData below `min_span_days` of span or 70% of those days' expected readings."""
     figures = data_sufficiency(grid)
-    figures["min_span_days"] = MIN_SPAN_DAYS
-    figures["min_readings"] = int(np.ceil(MIN_COVERAGE * MIN_SPAN_DAYS * READINGS_PER_DAY))
-    if figures["span_days"] < MIN_SPAN_DAYS or figures["n_observed"] < figures["min_readings"]:
+    figures["min_span_days"] = min_span_days
+    figures["min_readings"] = int(np.ceil(MIN_COVERAGE * min_span_days * READINGS_PER_DAY))
+    if figures["span_days"] < min_span_days or figures["n_observed"] < figures["min_readings"]:
         raise InsufficientData(
-            f"training needs at least {MIN_SPAN_DAYS:g} days of readings with at least "
+            f"training needs at least {min_span_days:g} days of readings with at least "
             f"{figures['min_readings']} readings ({MIN_COVERAGE:.0%} of those days); got "
             f"{figures['span_days']:.2f} days and {figures['n_observed']} readings",
             figures,
@@ -152,6 +189,38 @@ def temporal_split(times: pd.DatetimeIndex, usable: np.ndarray) -> dict[str, np.
     }
 
 
+def rolling_split(times: pd.DatetimeIndex, usable: np.ndarray) -> dict[str, np.ndarray]:
+    """Release 2's split (module docstring): untouched test part, rolling-origin folds before it.
+
+    Same keys as temporal_split; `cal` is empty (the bands are calibrated on the pooled
+    out-of-sample folds) and `fit_val` is everything before the test part.
+    """
+    usable_times = times[usable]
+    test_start = usable_times[min(int(len(usable_times) * (1 - ROLLING_TEST_FRACTION)), len(usable_times) - 1)]
+    before = usable & (times < test_start - SPLIT_GAP)
+    before_times = times[before]
+    m = len(before_times)
+
+    def at(fraction: float) -> pd.Timestamp:
+        return before_times[min(int(m * fraction), m - 1)] if m else test_start
+
+    folds = [
+        (before & (times < at(lo) - SPLIT_GAP), before & (times >= at(lo)) & (times < at(hi) - SPLIT_GAP))
+        for lo, hi in ROLLING_CHUNKS
+    ]
+    val_start = at(ROLLING_VAL_START)
+    return {
+        "folds": folds,
+        "fit": before & (times < val_start - SPLIT_GAP),
+        "val": before & (times >= val_start),
+        "cal": np.zeros(len(times), dtype=bool),
+        "test": usable & (times >= test_start),
+        "fit_val": before,
+        "before_test": before,
+        "bounds": np.array([val_start.value, test_start.value, test_start.value]),
+    }
+
+
 def _mae(pred: np.ndarray, Y: np.ndarray) -> float:
     return float(np.nanmean(np.abs(pred - Y)))
 
@@ -164,7 +233,7 @@ def _smooth_weights(weights: np.ndarray) -> np.ndarray:
     return smooth / smooth.sum(axis=1, keepdims=True)
 
 
-def _make_candidates(names, random_state: int) -> list[Candidate]:
+def _make_candidates(names, random_state: int, release: int = 1) -> list[Candidate]:
     made = []
     for name in names:
         if name == "persistence":
@@ -174,11 +243,15 @@ def _make_candidates(names, random_state: int) -> list[Candidate]:
         elif name == "damped_trend":
             made.append(DampedTrendForecaster())
         elif name == "ridge":
-            made.append(RidgeForecaster())
+            made.append(RidgeForecaster(features=default_features("ridge", release)))
+        elif name == "prior":
+            made.append(PriorForecaster())
         elif name == "ridge_ar2":
             made.append(RidgeOnAR2Forecaster())
+        elif name == "ridge_prior":
+            made.append(RidgeOnPriorForecaster(features=default_features("ridge", release)))
         elif name == "xgboost":
-            made.append(XGBoostForecaster(random_state=random_state))
+            made.append(XGBoostForecaster(random_state=random_state, **_xgb_release_params(release)))
         else:
             raise ValueError(f"unknown candidate {name!r}")
     return made
@@ -209,14 +282,25 @@ def _refit(cand: Candidate, X: np.ndarray, Y: np.ndarray, random_state: int) -> 
     return cand
 
 
-def _tune_xgboost(Xf, Yf, Xv, Yv, log: _Log, budget_end: float, random_state: int) -> XGBoostForecaster:
+def _xgb_release_params(release: int) -> dict:
+    """Release 2's trees see the prior's forecasts and learn the person's correction to them."""
+    if release >= RELEASE_2:
+        return {"features": default_features("xgboost", release), "base": "prior"}
+    return {}
+
+
+def _tune_xgboost(
+    Xf, Yf, Xv, Yv, log: _Log, budget_end: float, random_state: int, release: int = 1
+) -> XGBoostForecaster:
     best = None
     for i, params in enumerate(XGB_GRID):
         if i > 0 and log.elapsed() > budget_end:
             log(f"xgboost: time budget reached, skipping grid point {params}")
             break
         started = time.perf_counter()
-        model = XGBoostForecaster(random_state=random_state, **params).fit(Xf, Yf, Xv, Yv)
+        model = XGBoostForecaster(random_state=random_state, **params, **_xgb_release_params(release)).fit(
+            Xf, Yf, Xv, Yv
+        )
         score = _mae(model.predict(Xv), Yv)
         log(
             f"xgboost {params}: val MAE (all horizons) {score:.2f} mg/dL, rounds {model.best_rounds}, "
@@ -301,7 +385,7 @@ def evaluate_on(
     horizons = horizons or (HORIZONS + LONG_EVAL_HORIZONS if forecaster.profile is not None else HORIZONS)
     if grid.empty:
         return _metrics_dict({"model": {}, "baseline_ar2": {}, "persistence": {}}, start, end, 0)
-    X = build_features(grid, tz).to_numpy()
+    X = forecaster.features.build_grid(grid, tz).to_numpy()
     times = grid.index
     rows = _origin_rows(grid, X, np.asarray((times >= start) & (times <= end)))
     targets = _absolute_targets(grid, rows, horizons)
@@ -315,32 +399,48 @@ def train_forecaster(
     tz: str = "UTC",
     time_budget_s: float = 15.0,
     random_state: int = 0,
-    candidates: tuple[str, ...] = DEFAULT_CANDIDATES,
+    candidates: tuple[str, ...] | None = None,
     refit_on_all: bool = True,
     drift_factor: float = DRIFT_MISCOVERAGE_FACTOR,
+    prior=None,
 ) -> TrainingResult:
     """Train, select, calibrate and test a forecaster for one person (see module docstring).
 
-    `candidates` restricts the blend (e.g. ("ridge",) for a plain ridge); `drift_factor` scales
-    the conformal miscoverage (1.0 = plain split conformal, see conformal.py).
+    `prior`: the population prior (mlmodels.core.population); with it the model is release 2,
+    starts from the prior and needs 1 day of data instead of 3. `candidates` restricts the blend
+    (e.g. ("ridge",) for a plain ridge); `drift_factor` scales the conformal miscoverage (1.0 =
+    plain split conformal, see conformal.py).
     """
     log = _Log()
     timings: dict[str, float] = {}
+    builder: FeatureBuilder = training_builder(prior)
+    release = builder.version
+    if candidates is None:
+        candidates = RELEASE_2_CANDIDATES if release >= RELEASE_2 else DEFAULT_CANDIDATES
+    minimum = MIN_ROWS[min(release, RELEASE_2)]
     grid = prepare_grid(readings)
-    figures = check_sufficiency(grid)
+    figures = check_sufficiency(grid, MIN_SPAN_DAYS_WITH_PRIOR if release >= RELEASE_2 else MIN_SPAN_DAYS)
     log(
         f"data: {figures['n_observed']} readings over {figures['span_days']:.2f} days "
-        f"({figures['coverage']:.0%} of expected), grid {len(grid)} slots, tz {tz}"
+        f"({figures['coverage']:.0%} of expected), grid {len(grid)} slots, tz {tz}; release {release}"
+        + (f" on population prior {prior.version}" if prior is not None else "")
     )
-    F = build_features(grid, tz)
-    X_all = F.to_numpy()
+    t0 = time.perf_counter()
+    X_all = builder.build_grid(grid, tz).to_numpy()
+    timings["features_s"] = round(time.perf_counter() - t0, 3)
     Y_all = build_targets(grid, HORIZONS).to_numpy()
     times = grid.index
     usable = np.isfinite(X_all).all(axis=1) & np.isfinite(Y_all[:, 0])
-    split = temporal_split(times, usable)
+    split = rolling_split(times, usable) if release >= RELEASE_2 else temporal_split(times, usable)
     counts = {k: int(split[k].sum()) for k in ("fit", "val", "cal", "test")}
-    log(f"temporal split (rows, gap {SPLIT_GAP}): {counts}")
-    if counts["fit"] < 200 or min(counts["val"], counts["cal"], counts["test"]) < 50:
+    log(f"{'rolling-origin' if release >= RELEASE_2 else 'temporal'} split (rows, gap {SPLIT_GAP}): {counts}")
+    needs_cal = release < RELEASE_2
+    if (
+        counts["fit"] < minimum["fit"]
+        or counts["val"] < minimum["chunk"]
+        or (needs_cal and counts["cal"] < minimum["chunk"])
+        or counts["test"] < minimum["test"]
+    ):
         raise InsufficientData(
             "too few complete 2-hour windows to fit, validate, calibrate and test a model "
             f"(rows per part: {counts})",
@@ -353,9 +453,9 @@ def train_forecaster(
     # 1. fit candidates on the fit part, choose their hyperparameters on validation
     t0 = time.perf_counter()
     fitted: list[Candidate] = []
-    for cand in _make_candidates(candidates, random_state):
+    for cand in _make_candidates(candidates, random_state, release):
         if isinstance(cand, XGBoostForecaster):
-            cand = _tune_xgboost(Xf, Yf, Xv, Yv, log, budget_xgb_grid, random_state)
+            cand = _tune_xgboost(Xf, Yf, Xv, Yv, log, budget_xgb_grid, random_state, release)
         else:
             cand.fit(Xf, Yf, Xv, Yv)
         fitted.append(cand)
@@ -366,10 +466,10 @@ def train_forecaster(
     timings["fit_candidates_s"] = round(time.perf_counter() - t0, 3)
 
     # 2. rolling origin: the tuned candidates refitted on earlier folds predict the next chunk
-    stacked_X, stacked_Y = [Xv], [Yv]
+    stacked_X, stacked_Y, stacked_T = [Xv], [Yv], [times.asi8[split["val"]]]
     stacked_preds = [[c.predict(Xv)] for c in fitted]
     for train_mask, chunk_mask in split["folds"]:
-        if train_mask.sum() < 200 or chunk_mask.sum() < 50:
+        if train_mask.sum() < minimum["fit"] or chunk_mask.sum() < minimum["chunk"]:
             continue
         if log.elapsed() > 0.7 * time_budget_s:
             log("rolling origin: time budget reached, fewer folds used")
@@ -380,6 +480,7 @@ def train_forecaster(
             stacked_preds[i].append(_refit(cand, Xt, Yt, random_state).predict(Xk))
         stacked_X.append(Xk)
         stacked_Y.append(Y_all[chunk_mask])
+        stacked_T.append(times.asi8[chunk_mask])
     Xs, Ys = np.vstack(stacked_X), np.vstack(stacked_Y)
     preds = [np.vstack(p) for p in stacked_preds]
     log(f"rolling origin: {len(stacked_X)} validation folds, {len(Xs)} out-of-sample rows")
@@ -387,7 +488,14 @@ def train_forecaster(
         log(f"  {cand.name}: out-of-sample MAE 30/60 min {_mae(pred[:, 5], Ys[:, 5]):.2f}/{_mae(pred[:, 11], Ys[:, 11]):.2f}")
 
     # 3. blend weights per horizon from all out-of-sample predictions, shrunk toward equal weights
-    blend = BlendForecaster(fitted).fit_weights(preds, Ys, prior_rows=BLEND_PRIOR_ROWS)
+    names = [c.name for c in fitted]
+    target = None
+    if release >= RELEASE_2 and "prior" in names and RELEASE_2_BLEND_TARGET == "prior":
+        # Release 2 starts from the prior: with few out-of-sample rows the blend stays near it,
+        # and the person's own data has to earn every other candidate's weight.
+        target = np.array([1.0 if n == "prior" else 0.0 for n in names])
+    prior_rows = RELEASE_2_BLEND_PRIOR_ROWS if release >= RELEASE_2 else BLEND_PRIOR_ROWS
+    blend = BlendForecaster(fitted).fit_weights(preds, Ys, prior_rows=prior_rows, target=target)
     blend.weights = _smooth_weights(blend.weights)
     used = blend.weights.max(axis=0) > 0.02
     kept = [c for c, u in zip(fitted, used) if u]
@@ -412,8 +520,13 @@ def train_forecaster(
     refit_fv = [_refit(c, X_fv, Y_fv, random_state) for c in kept]
     model_fv = BlendForecaster(refit_fv, weights)
     Xc, Yc = X_all[split["cal"]], Y_all[split["cal"]]
-    residual_cal = Yc - model_fv.predict(Xc)
-    if CALIBRATE_WITH_FOLDS:
+    residual_cal = Yc - model_fv.predict(Xc) if len(Xc) else np.empty((0, len(HORIZONS)))
+    if release >= RELEASE_2:
+        # No calibration part: the pooled out-of-sample folds (models that saw less data than
+        # the served one, so this errs on the wide side) calibrate the bands.
+        conformal.calibrate(Xs, oos_residual)
+        _shrink_bands_toward_prior(conformal, prior, Xs, np.concatenate(stacked_T), tz, log)
+    elif CALIBRATE_WITH_FOLDS:
         # Errors from several different days make the quantiles less hostage to one calm or
         # hectic calibration day (the fold models saw less data, so this errs on the wide side).
         conformal.calibrate(np.vstack([Xc, Xs]), np.vstack([residual_cal, oos_residual]))
@@ -425,12 +538,19 @@ def train_forecaster(
     )
     timings["refit_calibrate_s"] = round(time.perf_counter() - t0, 3)
 
-    algorithm = "blend" if len(kept) > 1 else kept[0].name
+    # Release 2's blend is "adapted": it starts from the population prior.
+    algorithm = ("adapted_blend" if release >= RELEASE_2 else "blend") if len(kept) > 1 else kept[0].name
     hyper = jsonable({
         "candidates": [c.name for c in kept],
         "candidate_params": {c.name: c.params() for c in kept},
         "blend_weights": {str(h): [round(float(w), 4) for w in weights[j]] for j, h in enumerate(HORIZONS)},
-        "split_fractions": SPLIT_FRACTIONS,
+        "release": release,
+        "split": (
+            {"kind": "rolling_origin", "test": ROLLING_TEST_FRACTION, "chunks": ROLLING_CHUNKS,
+             "val_start": ROLLING_VAL_START}
+            if release >= RELEASE_2 else {"kind": "four_way", "fractions": SPLIT_FRACTIONS}
+        ),
+        "split_fractions": SPLIT_FRACTIONS if release < RELEASE_2 else None,
         "split_gap_min": int(SPLIT_GAP / pd.Timedelta(minutes=1)),
         "conformal": "normalised split conformal, per horizon, 80% and 95%",
         "conformal_drift_factor": drift_factor,
@@ -440,8 +560,12 @@ def train_forecaster(
     before_test = grid.loc[times < pd.Timestamp(int(split["bounds"][2]), tz="UTC")]
     profile_eval = TimeOfDayProfile().fit(before_test, tz)
     evaluated = GlucoseForecaster(
-        model_fv, conformal, profile_eval, algorithm=algorithm, hyperparameters=hyper, tz=tz
+        model_fv, conformal, profile_eval, algorithm=algorithm, hyperparameters=hyper, features=builder, tz=tz
     )
+
+    if release >= RELEASE_2 and any(h > MAX_SHORT_HORIZON for h in getattr(prior, "horizons", [])):
+        evaluated.far_weights = _choose_far_weights(evaluated, grid, X_all, split, tz, log)
+        hyper["far_weights"] = {str(h): [round(w, 4) for w in ws] for h, ws in evaluated.far_weights.items()}
 
     # 5. the untouched test part: model vs AR2 baseline vs persistence
     t0 = time.perf_counter()
@@ -468,8 +592,9 @@ def train_forecaster(
         final_model = BlendForecaster([_refit(c, X_all[all_rows], Y_all[all_rows], random_state) for c in kept], weights)
         final = GlucoseForecaster(
             final_model, conformal, TimeOfDayProfile().fit(grid, tz), algorithm=algorithm,
-            hyperparameters=hyper, tz=tz,
+            hyperparameters=hyper, features=builder, tz=tz,
         )
+        final.far_weights = evaluated.far_weights
         timings["refit_all_s"] = round(time.perf_counter() - t0, 3)
         log("served model: refitted on all data with the chosen hyperparameters and weights")
     else:
@@ -487,7 +612,7 @@ def train_forecaster(
         forecaster=final,
         algorithm=algorithm,
         hyperparameters=hyper,
-        feature_schema=FeatureSchema.current().to_dict(),
+        feature_schema=builder.schema(),
         metrics=metrics,
         data_start=grid.index[0],
         data_end=grid.index[-1],
@@ -497,6 +622,82 @@ def train_forecaster(
         evaluated_forecaster=evaluated,
         timings=timings,
     )
+
+
+def _shrink_bands_toward_prior(conformal: ConformalIntervals, prior, Xs, times_ns, tz: str, log: _Log) -> None:
+    """Release 2's bands start from the prior's too: a person's quantiles come from a few days of
+    out-of-sample errors (one day rarely shows all of a person's behaviour; on held-out corpus
+    people 1-day bands covered about 70% for a nominal 80%), so they are shrunk toward the
+    prior's band widths, expressed in the person's own difficulty units, with weight
+    BAND_PRIOR_ROWS / (BAND_PRIOR_ROWS + calibration rows): about two thirds after one day,
+    a sixth after a week."""
+    n = conformal.n_calibration
+    weight = BAND_PRIOR_ROWS / (BAND_PRIOR_ROWS + n)
+    complete = np.isfinite(Xs).all(axis=1)
+    if not complete.any():
+        return
+    windows = Release2Features.windows_of(Xs[complete])
+    out = prior.forecast(windows, np.asarray(times_ns)[complete], tz)
+    known = list(prior.horizons)
+    cols = [known.index(h) for h in HORIZONS]
+    value = out["value"][:, cols]
+    scale = conformal.scale(Xs[complete])
+    for key, q in conformal.quantiles.items():
+        q_prior = np.median((out[key][:, cols] - value) / scale, axis=0) * POPULATION_BAND_WIDEN
+        conformal.quantiles[key] = (1 - weight) * q + weight * q_prior
+    log(f"bands: shrunk toward the prior's with weight {weight:.2f} ({n} calibration rows)")
+
+
+def _choose_far_weights(
+    evaluated: GlucoseForecaster, grid, X_all, split, tz: str, log: _Log
+) -> dict[int, tuple[float, float]]:
+    """Per far knot, the mix of the profile decay, the prior's far forecast (made with the
+    person's profile) and the profile median with the lowest MAE out of sample.
+
+    Out of sample: the profile is fitted on the days before the validation part, origins lie in
+    the validation part, and only outcomes before the test part count (a 24-hour target of a
+    late origin would otherwise reach into the untouched test days). With fewer outcomes than
+    FAR_WEIGHT_MIN_ROWS at a knot, a third each (no evidence either way).
+    """
+    knots = list(FAR_BLEND_KNOTS[1:])
+    times = grid.index
+    val_start, test_start = (pd.Timestamp(int(b), tz="UTC") for b in split["bounds"][:2])
+    rows = _origin_rows(grid, X_all, split["before_test"] & np.asarray(times >= val_start))
+    index = np.flatnonzero(rows)
+    if len(index) > FAR_WEIGHT_MAX_ROWS:
+        index = index[np.linspace(0, len(index) - 1, FAR_WEIGHT_MAX_ROWS).astype(int)]
+        rows = np.zeros(len(rows), dtype=bool)
+        rows[index] = True
+    targets = _absolute_targets(grid, rows, knots)
+    X, times_ns = X_all[rows], times.asi8[rows]
+    probe = copy.copy(evaluated)
+    probe.far_weights = None
+    probe.profile = TimeOfDayProfile().fit(grid.loc[times < val_start], tz)
+    if len(X):
+        decay = probe.forecast_matrix(X, times_ns, knots, tz)["value"]
+        prior = probe.prior_far(X, times_ns, knots, tz)["value"]
+        median = probe.profile_far(times_ns, knots, tz)["value"]
+    weights: dict[int, tuple[float, float]] = {}
+    for c, h in enumerate(knots):
+        ok = np.zeros(0, dtype=bool)
+        if len(X):
+            ok = np.isfinite(targets[h]) & (times_ns + h * 60 * 10**9 < test_start.value)
+        if ok.sum() < FAR_WEIGHT_MIN_ROWS:
+            weights[h] = (1 / 3, 1 / 3)
+            continue
+        best = None
+        for wp in FAR_WEIGHT_GRID:
+            for wm in FAR_WEIGHT_GRID:
+                if wp + wm > 1.0 + 1e-9:
+                    continue
+                value = (1 - wp - wm) * decay[ok, c] + wp * prior[ok, c] + wm * median[ok, c]
+                error = float(np.mean(np.abs(value - targets[h][ok])))
+                if best is None or error < best[0] - 1e-9:
+                    best = (error, (wp, wm))
+        weights[h] = best[1]
+    log("far horizons, weights of the prior / the profile median (rest: the profile decay): "
+        + ", ".join(f"{h} min {wp:.2f}/{wm:.2f}" for h, (wp, wm) in weights.items()))
+    return weights
 
 
 def _short(d: dict) -> str:

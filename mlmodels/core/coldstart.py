@@ -1,0 +1,124 @@
+"""Forecasts for people without a personal model, and for short histories (numeric core).
+
+- `PopulationForecaster`: the population prior (mlmodels/core/population.py) served alone, for a
+  person who has a full two-hour window of readings but no personal model yet (or whose model
+  cannot answer). Its bands are the prior's (split-conformal over people it never saw), widened
+  by `POPULATION_BAND_WIDEN` because a new person is more likely unlike the corpus than a
+  held-out corpus person is. Beyond the prior's last horizon the forecast stays at that value
+  with that band.
+- `ShortHistoryForecaster`: AR2 from the last two readings, for the first hours after a sensor
+  change or of a new person (less than the two hours without a long gap every model needs). AR2
+  needs a current value and the one 5 minutes before (bridged over a gap of at most 20 minutes),
+  nothing more; its population bands are widened by `SHORT_HISTORY_BAND_WIDEN` since a single
+  slope from two readings is noisier than the two hours the bands were measured with.
+
+Both have the interface of `GlucoseForecaster` that serving uses (build_features,
+forecast_matrix, feature_contributions), so the fast path and the batch serve them unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlmodels.core.conformal import ConformalIntervals
+from mlmodels.core.estimators import BlendForecaster, PriorForecaster
+from mlmodels.core.features import HORIZONS, feature_names
+from mlmodels.core.forecaster import (
+    BASELINE_HALF_WIDTH_HORIZONS,
+    BASELINE_HALF_WIDTH_LOG,
+    CLAMP_HIGH,
+    CLAMP_LOW,
+    BaselineForecaster,
+    GlucoseForecaster,
+    _clamp,
+)
+from mlmodels.core.schemas import FeatureBuilder, Release2Features
+
+POPULATION_BAND_WIDEN = 1.15
+SHORT_HISTORY_BAND_WIDEN = 1.3
+BAND_KEYS = ("lower_80", "upper_80", "lower_95", "upper_95")
+
+_NAMES = feature_names()
+_I_NOW = _NAMES.index("glucose_now")
+_I_LAG5 = _NAMES.index("lag_5min")
+
+
+class PopulationForecaster(GlucoseForecaster):
+    """The population prior alone, with its held-out-calibrated bands widened (module docstring)."""
+
+    method = "population"
+
+    def __init__(self, prior, *, band_widen: float = POPULATION_BAND_WIDEN):
+        super().__init__(
+            BlendForecaster([PriorForecaster()], np.ones((len(HORIZONS), 1))),
+            ConformalIntervals(normalized=False),
+            None,
+            algorithm="population_prior",
+            hyperparameters={"prior_version": str(prior.version), "band_widen": band_widen},
+            features=Release2Features(prior),
+        )
+        self.prior = prior
+        self.version = str(prior.version)
+        self.band_widen = float(band_widen)
+
+    def metadata(self) -> dict:
+        return {"version": self.version, "algorithm": self.algorithm, "prior_version": self.version}
+
+    def forecast_matrix(self, X: np.ndarray, times_ns: np.ndarray, horizons: list[int], tz: str):
+        """The prior's forecast and bands at `horizons` (beyond its last horizon: its last one)."""
+        full = self.prior.forecast(Release2Features.windows_of(X), np.asarray(times_ns, dtype=np.int64), tz)
+        known = list(self.prior.horizons)
+        cols = [known.index(h) if h in known else len(known) - 1 for h in horizons]
+        value = full["value"][:, cols]
+        out = {"value": _clamp(value)}
+        for key in BAND_KEYS:
+            out[key] = _clamp(value + self.band_widen * (full[key][:, cols] - value))
+        out["lower_80"] = np.minimum(out["lower_80"], out["value"])
+        out["upper_80"] = np.maximum(out["upper_80"], out["value"])
+        out["lower_95"] = np.minimum(out["lower_95"], out["lower_80"])
+        out["upper_95"] = np.maximum(out["upper_95"], out["upper_80"])
+        return out
+
+    def to_files(self) -> dict[str, bytes]:
+        raise TypeError("the population forecaster is shipped with the code, not stored per person")
+
+
+class _ShortHistoryFeatures(FeatureBuilder):
+    """Only what AR2 reads: the current value and the one 5 minutes before (the rest NaN)."""
+
+    version = 0
+
+    def names(self) -> list[str]:
+        return list(_NAMES)
+
+    def build(self, windows, interpolated, at_limit, times_ns, tz: str) -> np.ndarray:
+        windows = np.asarray(windows, dtype=np.float64)
+        X = np.full((len(windows), len(_NAMES)), np.nan)
+        X[:, _I_NOW] = windows[:, -1]
+        X[:, _I_LAG5] = windows[:, -2] - windows[:, -1]
+        return X
+
+
+class ShortHistoryForecaster(BaselineForecaster):
+    """AR2 from the last two readings with widened population bands (module docstring)."""
+
+    method = "ar2_short_history"
+
+    def __init__(self, tz: str = "UTC", *, band_widen: float = SHORT_HISTORY_BAND_WIDEN):
+        super().__init__(tz=tz)
+        self.features = _ShortHistoryFeatures()
+        self.algorithm = "ar2_short_history"
+        self.band_widen = float(band_widen)
+        self.hyperparameters = {**self.hyperparameters, "band_widen": self.band_widen}
+
+    def _bands(self, value: np.ndarray, horizons: list[int]) -> dict[str, np.ndarray]:
+        safe = np.clip(value, CLAMP_LOW, CLAMP_HIGH)
+        out = {"value": value}
+        for tag, table in BASELINE_HALF_WIDTH_LOG.items():
+            half = self.band_widen * np.interp(np.asarray(horizons, dtype=float), BASELINE_HALF_WIDTH_HORIZONS, table)
+            out[f"lower_{tag}"] = safe * np.exp(-half[None, :])
+            out[f"upper_{tag}"] = safe * np.exp(half[None, :])
+        return out
+
+    def metadata(self) -> dict:
+        return {"version": "baseline", "algorithm": self.algorithm}

@@ -1,0 +1,189 @@
+"""Every feature schema glucast has shipped, keyed by version (numeric core, no Django).
+
+A stored model names the feature schema it was built for (`{"version": N, "names": [...]}` in
+its manifest, plus what else that schema depends on). Serving builds the model's input with the
+builder registered for that version, so a model keeps the features it was trained on while the
+code moves on: release-1 models keep serving after release 2 ships, and a rollout can serve two
+releases side by side.
+
+    builder_for(stored_schema) -> FeatureBuilder     raises FeatureSchemaMismatch when unknown
+    training_builder(prior) -> FeatureBuilder        what a new model is trained with now
+    load_prior() -> PopulationPrior                  raises PriorUnavailable
+
+Registered schemas:
+
+1. `Release1Features`: the 40 window features of `features.window_features` (the last two
+   hours relative to the current value, rates, rolling statistics, clock, gaps).
+2. `Release2Features`: release 1's columns, then the population prior's forecast change at
+   every short horizon (`prior_change_5min` .. `prior_change_120min`), then the window itself
+   (`window_120min_ago` .. `window_0min_ago`, for the prior's far horizons, which also need the
+   person's time-of-day profile and so are computed when a forecast asks for them). The schema records the
+   prior's version; a model built on one prior cannot be served with another (its inputs would
+   silently change), so a different shipped prior is a mismatch too, and the person falls back
+   until retrained.
+
+Adding a release: write a builder whose `build` returns the new matrix (keep the old columns as
+a prefix where possible, so `features.all_feature_names()` indices stay valid), register it in
+`REGISTRY`, and point `training_builder` at it. Retiring one: retrain everyone still on it first,
+then remove it here; a model whose schema is not in the registry falls back to the baseline with
+the reason logged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mlmodels.core.features import (
+    HORIZONS,
+    PRIOR_CHANGE_FEATURES,
+    WINDOW_VALUE_FEATURES,
+    FeatureSchemaMismatch,
+    feature_names,
+    grid_windows,
+    window_features,
+)
+
+RELEASE_1 = 1
+RELEASE_2 = 2
+
+
+class PriorUnavailable(FeatureSchemaMismatch):
+    """The shipped population prior cannot be loaded (missing or damaged artifact)."""
+
+
+def load_prior():
+    """The population prior shipped with the code (loaded once per process by its module)."""
+    try:
+        from mlmodels.core.population import shipped_prior
+    except ImportError as exc:  # a checkout without the prior: release 1 and AR2 keep serving
+        raise PriorUnavailable(f"the population prior is not part of this code ({exc})") from exc
+    try:
+        return shipped_prior()
+    except Exception as exc:  # noqa: BLE001 - any load failure means: no prior in this process
+        raise PriorUnavailable(f"the population prior could not be loaded: {exc.__class__.__name__}: {exc}") from exc
+
+
+class FeatureBuilder:
+    """Builds one schema's feature matrix from input windows; knows how to check a stored schema."""
+
+    version: int = 0
+
+    def names(self) -> list[str]:
+        raise NotImplementedError
+
+    def schema(self) -> dict:
+        """What a model built with these features stores as its `feature_schema`."""
+        return {"version": self.version, "names": self.names()}
+
+    def check(self, stored: dict) -> None:
+        if int(stored.get("version", -1)) != self.version:
+            raise FeatureSchemaMismatch(
+                f"feature schema version {stored.get('version')} is not built by the release-{self.version} builder"
+            )
+        names = list(stored.get("names") or [])
+        if names != self.names():
+            extra = sorted(set(names) - set(self.names()))
+            lacking = sorted(set(self.names()) - set(names))
+            raise FeatureSchemaMismatch(
+                f"feature names differ from release {self.version} (unknown: {extra[:5]}, missing: {lacking[:5]}, "
+                "or another order)"
+            )
+
+    def build(self, windows, interpolated, at_limit, times_ns, tz: str) -> np.ndarray:
+        """(n, len(names)) features from (n, 25) windows, oldest first; NaN rows where a window has gaps."""
+        raise NotImplementedError
+
+    def build_grid(self, grid: pd.DataFrame, tz: str = "UTC") -> pd.DataFrame:
+        """One row per grid time (same index as `grid`), for training and evaluation."""
+        if len(grid) == 0:
+            return pd.DataFrame(columns=self.names(), index=grid.index, dtype=float)
+        windows, interpolated, at_limit = grid_windows(grid)
+        matrix = self.build(windows, interpolated, at_limit, grid.index.asi8, tz)
+        return pd.DataFrame(matrix, index=grid.index, columns=self.names())
+
+
+class Release1Features(FeatureBuilder):
+    version = RELEASE_1
+
+    def names(self) -> list[str]:
+        return feature_names()
+
+    def build(self, windows, interpolated, at_limit, times_ns, tz: str) -> np.ndarray:
+        return window_features(windows, interpolated, at_limit, times_ns, tz)
+
+
+class Release2Features(FeatureBuilder):
+    """Release 1 plus the population prior's forecast change at every short horizon."""
+
+    version = RELEASE_2
+
+    def __init__(self, prior):
+        missing = [h for h in HORIZONS if h not in list(prior.horizons)]
+        if missing:
+            raise PriorUnavailable(f"the population prior lacks horizons {missing[:5]} that release 2 needs")
+        self.prior = prior
+        self._columns = [list(prior.horizons).index(h) for h in HORIZONS]
+
+    def names(self) -> list[str]:
+        return feature_names() + PRIOR_CHANGE_FEATURES + WINDOW_VALUE_FEATURES
+
+    def schema(self) -> dict:
+        return {**super().schema(), "prior_version": str(self.prior.version)}
+
+    def check(self, stored: dict) -> None:
+        super().check(stored)
+        if str(stored.get("prior_version")) != str(self.prior.version):
+            raise FeatureSchemaMismatch(
+                f"the model was built on population prior {stored.get('prior_version')}; this code ships "
+                f"{self.prior.version}"
+            )
+
+    def build(self, windows, interpolated, at_limit, times_ns, tz: str) -> np.ndarray:
+        windows = np.asarray(windows, dtype=np.float64)
+        base = window_features(windows, interpolated, at_limit, times_ns, tz)
+        k = base.shape[1]
+        out = np.full((len(windows), k + len(HORIZONS) + windows.shape[1]), np.nan)
+        out[:, :k] = base
+        complete = np.isfinite(windows).all(axis=1)
+        if complete.any():
+            times_ns = np.asarray(times_ns, dtype=np.int64)
+            forecast = np.asarray(self.prior.predict(windows[complete], times_ns[complete], tz), dtype=np.float64)
+            out[complete, k : k + len(HORIZONS)] = forecast[:, self._columns] - windows[complete, -1:]
+            out[complete, k + len(HORIZONS):] = windows[complete]
+        return out
+
+    @staticmethod
+    def windows_of(X: np.ndarray) -> np.ndarray:
+        """The (n, 25) windows a release-2 matrix carries (its last columns)."""
+        return np.asarray(X)[:, -len(WINDOW_VALUE_FEATURES):]
+
+
+REGISTRY: dict[int, type[FeatureBuilder]] = {RELEASE_1: Release1Features, RELEASE_2: Release2Features}
+
+
+def builder_for(stored: dict | None, *, prior=None) -> FeatureBuilder:
+    """The builder that computes a stored model's features; FeatureSchemaMismatch if none can.
+
+    `prior`: the population prior to use for release 2 (default: the shipped one).
+    """
+    stored = stored or {"version": RELEASE_1, "names": feature_names()}
+    try:
+        version = int(stored.get("version"))
+    except (TypeError, ValueError):
+        raise FeatureSchemaMismatch(f"stored feature schema has no usable version: {stored.get('version')!r}") from None
+    if version not in REGISTRY:
+        raise FeatureSchemaMismatch(
+            f"feature schema version {version} is unknown to this code (known: {sorted(REGISTRY)})"
+        )
+    if version == RELEASE_2:
+        builder: FeatureBuilder = Release2Features(prior if prior is not None else load_prior())
+    else:
+        builder = REGISTRY[version]()
+    builder.check(stored)
+    return builder
+
+
+def training_builder(prior=None) -> FeatureBuilder:
+    """What new models are trained with: release 2 when a prior is given, else release 1."""
+    return Release2Features(prior) if prior is not None else Release1Features()

@@ -1,0 +1,109 @@
+"""The feature-schema registry and release 2 (models that start from the population prior)."""
+
+import numpy as np
+import pytest
+
+from mlmodels.core.coldstart import PopulationForecaster, ShortHistoryForecaster
+from mlmodels.core.features import (
+    PRIOR_CHANGE_FEATURES,
+    WINDOW_VALUE_FEATURES,
+    FeatureSchemaMismatch,
+    feature_names,
+)
+from mlmodels.core.forecaster import BaselineForecaster, GlucoseForecaster
+from mlmodels.core.schemas import (
+    REGISTRY,
+    Release1Features,
+    Release2Features,
+    builder_for,
+    load_prior,
+)
+from mlmodels.core.training import InsufficientData, evaluate_on, train_forecaster
+from tests.core.synthetic import synthetic_person
+
+
+@pytest.fixture(scope="module")
+def prior():
+    return load_prior()
+
+
+@pytest.fixture(scope="module")
+def release_2(prior):
+    return train_forecaster(synthetic_person(1.5, seed=4), time_budget_s=4.0, prior=prior)
+
+
+def test_every_shipped_schema_is_registered_and_release_1_is_a_prefix_of_release_2(prior):
+    assert sorted(REGISTRY) == [1, 2]
+    one, two = Release1Features(), Release2Features(prior)
+    assert two.names()[: len(one.names())] == one.names() == feature_names()
+    assert two.names()[len(one.names()):] == PRIOR_CHANGE_FEATURES + WINDOW_VALUE_FEATURES
+    assert isinstance(builder_for(one.schema()), Release1Features)
+    assert isinstance(builder_for(two.schema()), Release2Features)
+    assert two.schema()["prior_version"] == str(prior.version)
+
+
+@pytest.mark.parametrize(
+    "stored, message",
+    [
+        ({"version": 999, "names": feature_names()}, "unknown to this code"),
+        ({"version": "x", "names": []}, "no usable version"),
+        ({"version": 1, "names": feature_names()[::-1]}, "feature names differ"),
+        ({"version": 2, "names": feature_names() + PRIOR_CHANGE_FEATURES + WINDOW_VALUE_FEATURES,
+          "prior_version": "prior-0.0.1"},
+         "built on population prior prior-0.0.1"),
+    ],
+)
+def test_a_schema_the_code_cannot_build_is_a_mismatch(stored, message):
+    with pytest.raises(FeatureSchemaMismatch, match=message):
+        builder_for(stored)
+
+
+def test_release_2_trains_from_a_day_and_a_half_and_round_trips(release_2, prior):
+    assert release_2.feature_schema["version"] == 2
+    assert release_2.hyperparameters["split"]["kind"] == "rolling_origin"
+    assert release_2.metrics["n_origins"] >= 36
+    readings = synthetic_person(1.5, seed=4)
+    loaded = GlucoseForecaster.from_files(release_2.forecaster.to_files())
+    assert isinstance(loaded.features, Release2Features)
+    a = release_2.forecaster.predict(readings, horizons=[30, 60, 240])
+    b = loaded.predict(readings, horizons=[30, 60, 240])
+    assert a.points == b.points
+
+
+def test_release_2_mixes_prior_median_and_decay_in_far_horizons_by_its_own_weights(release_2):
+    weights = release_2.forecaster.far_weights
+    assert set(weights) == {180, 240, 360, 720, 1440}
+    assert all(0 <= wp <= 1 and 0 <= wm <= 1 and wp + wm <= 1 + 1e-9 for wp, wm in weights.values())
+    assert release_2.hyperparameters["far_weights"] == {str(h): [round(w, 4) for w in ws] for h, ws in weights.items()}
+    forecast = release_2.forecaster.predict(synthetic_person(1.5, seed=4), horizons=[120, 125, 720, 1440])
+    for point in forecast.points:
+        assert point["lower_95"] <= point["lower_80"] <= point["value"] <= point["upper_80"] <= point["upper_95"]
+
+
+def test_release_2_scores_like_release_1_through_evaluate_on(release_2):
+    readings = synthetic_person(1.5, seed=4)
+    start, end = release_2.test_period
+    scored = evaluate_on(release_2.evaluated_forecaster, readings, start, end, horizons=[30, 60])
+    assert scored["summary"]["model"]["mae_30"] == pytest.approx(release_2.metrics["summary"]["model"]["mae_30"])
+
+
+def test_less_than_a_day_is_refused_even_with_the_prior(prior):
+    with pytest.raises(InsufficientData, match="at least 1 days"):
+        train_forecaster(synthetic_person(0.8, seed=1), prior=prior)
+
+
+def test_the_population_forecaster_gives_ordered_bands_at_every_horizon(prior):
+    forecast = PopulationForecaster(prior).predict(synthetic_person(0.2, seed=2), horizons=[5, 60, 120, 180, 1440])
+    for point in forecast.points:
+        assert point["lower_95"] <= point["lower_80"] <= point["value"] <= point["upper_80"] <= point["upper_95"]
+    assert forecast.method == "population"
+
+
+def test_short_history_bands_are_wider_than_the_baselines():
+    X = np.full((1, len(feature_names())), np.nan)
+    X[0, 0], X[0, feature_names().index("lag_5min")] = 150.0, -3.0
+    times = np.array([0], dtype=np.int64)
+    short = ShortHistoryForecaster().forecast_matrix(X, times, [30, 60], "UTC")
+    base = BaselineForecaster().forecast_matrix(X, times, [30, 60], "UTC")
+    assert np.allclose(short["value"], base["value"])
+    assert ((short["upper_80"] - short["lower_80"]) > (base["upper_80"] - base["lower_80"])).all()
