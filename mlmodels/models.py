@@ -37,6 +37,9 @@ class Variant(models.TextChoices):
     STABLE = "stable", _("stable")
     CANARY = "canary", _("canary")
     BASELINE = "baseline", _("baseline")
+    # No personal model answered: the population prior, or AR2 from a short history.
+    POPULATION = "population", _("population model")
+    SHORT_HISTORY = "short_history", _("short history")
 
 
 class ModelStatus(models.TextChoices):

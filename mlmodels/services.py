@@ -6,7 +6,9 @@ hands its id to a django-q2 worker, which calls train_person(). The management c
 
 Deploy only if better: a new version becomes active only when it beats the reference on the
 SAME held-out period — the currently active version if there is one (evaluated with
-mlmodels.core.training.evaluate_on on the new version's test period), else the AR2 baseline. The
+mlmodels.core.training.evaluate_on on the new version's test period), else the population prior
+served alone (what answers the person today), else, where the prior cannot load, the AR2
+baseline. The
 score is the mean of MAE at 30 and 60 minutes (DEPLOY_HORIZONS); the new version must be
 strictly lower. Otherwise it is kept as `rejected` with both sets of numbers in `comparison`.
 """
@@ -23,6 +25,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from mlmodels.core.coldstart import PopulationForecaster
+from mlmodels.core.schemas import RELEASE_1, RELEASE_2, PriorUnavailable, load_prior
 from mlmodels.models import (
     GLUCOSE_PREDICTION,
     OPEN_JOB_STATUSES,
@@ -48,11 +52,22 @@ DEPLOY_HORIZONS = (30, 60)
 TASK_PATH = "mlmodels.tasks.run_training_job"
 
 
-def pipeline_major() -> int:
-    """MAJOR of every version = the feature/output schema version of the numeric pipeline."""
-    from mlmodels.core.features import FEATURE_SCHEMA_VERSION
+def training_prior():
+    """The population prior new models start from (release 2), or None: release 1 is trained
+    when the prior cannot load in this process (the reason is logged) or is switched off
+    (GLUCAST_POPULATION_PRIOR)."""
+    if not settings.GLUCAST_POPULATION_PRIOR:
+        return None
+    try:
+        return load_prior()
+    except PriorUnavailable as exc:
+        logger.error("Training release 1: %s", exc)
+        return None
 
-    return int(FEATURE_SCHEMA_VERSION)
+
+def pipeline_major() -> int:
+    """MAJOR of every version = the feature schema version (release) training produces now."""
+    return RELEASE_2 if training_prior() is not None else RELEASE_1
 
 
 def training_time_budget_s() -> float:
@@ -66,12 +81,12 @@ def active_model(person, model_type: str = GLUCOSE_PREDICTION) -> MLModel | None
     return MLModel.objects.for_person(person).of_type(model_type).active().first()
 
 
-def next_version(person, model_type: str = GLUCOSE_PREDICTION) -> tuple[int, int, int]:
+def next_version(person, model_type: str = GLUCOSE_PREDICTION, major: int | None = None) -> tuple[int, int, int]:
     """MAJOR.0.0 for the first model of a schema, then each retrain bumps MINOR.
 
     Counts every version of this MAJOR (rejected and failed ones too), so numbers are never reused.
     """
-    major = pipeline_major()
+    major = pipeline_major() if major is None else int(major)
     latest = (
         MLModel.objects.for_person(person)
         .of_type(model_type)
@@ -206,7 +221,9 @@ def train_person(
         readings = readings_frame(person)
         budget = training_time_budget_s() if time_budget_s is None else time_budget_s
         try:
-            result = training.train_forecaster(readings, tz=person.time_zone, time_budget_s=budget)
+            result = training.train_forecaster(
+                readings, tz=person.time_zone, time_budget_s=budget, prior=training_prior()
+            )
         except training.InsufficientData as exc:  # the core may raise it ...
             return _finish_skipped(job, exc)
         if isinstance(result, training.InsufficientData):  # ... or return it
@@ -233,7 +250,7 @@ def train_person(
 def _create_version(person, model_type: str, result) -> MLModel:
     # Retried on a unique-version clash: two trainings of one person racing for a number.
     for _ in range(3):
-        major, minor, patch = next_version(person, model_type)
+        major, minor, patch = next_version(person, model_type, int(result.feature_schema["version"]))
         try:
             with transaction.atomic():
                 return MLModel.objects.create(
@@ -347,8 +364,9 @@ def compare_with_reference(mlmodel: MLModel, result, readings) -> dict:
     the served forecaster is refitted on all data and has seen the test period. The reference is
     the active version as served; if its training data overlapped the test period it has seen
     part of it (`saw_test_period`), which favours keeping it — deployment errs on the cautious
-    side. Without an active version (or with one that cannot be loaded) the reference is the AR2
-    baseline, scored by the same evaluate_on call on the same rows.
+    side. Without an active version (or with one that cannot be loaded) the reference is what
+    would answer the person instead: the population prior served alone, or where it cannot load
+    the AR2 baseline (scored by the same evaluate_on call on the same rows).
     """
     from mlmodels.core import training
 
@@ -383,6 +401,13 @@ def compare_with_reference(mlmodel: MLModel, result, readings) -> dict:
             reference["active_unloadable"] = f"{exc.__class__.__name__}: {exc}"
             reference["active_id"] = active.pk
     if reference_metrics is None:
+        population = _population_reference()
+        if population is not None:
+            reference_metrics = training.evaluate_on(population, readings, start, end, tz=tz, horizons=horizons)
+            reference = {
+                **reference, "kind": "population", "version": population.version, "algorithm": "population_prior",
+            }
+    if reference_metrics is None:
         comparison = decide(candidate_metrics, candidate_metrics, reference_is_baseline=True)
     else:
         comparison = decide(candidate_metrics, reference_metrics)
@@ -399,6 +424,11 @@ def compare_with_reference(mlmodel: MLModel, result, readings) -> dict:
         }
     )
     return comparison
+
+
+def _population_reference():
+    prior = training_prior()
+    return PopulationForecaster(prior) if prior is not None else None
 
 
 def pd_timestamp(value):

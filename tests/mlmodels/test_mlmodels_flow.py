@@ -21,10 +21,10 @@ def test_status_goes_queued_then_final_with_version_and_metrics(api, person_with
     body = api.get(url).json()
     assert body["status"] == "succeeded" and body["reason"] in ("deployed", "not_better")
     assert body["attempts"] == 1 and body["started_at"] and body["finished_at"]
-    assert body["version"] == body["model"]["version"] == "1.0.0"
+    assert body["version"] == body["model"]["version"] == "2.0.0"  # release 2: starts from the prior
     assert body["model"]["metrics"]["summary"]["model"]["mae_60"] > 0
     listing = api.get("/api/models/").json()["results"]
-    assert [m["version"] for m in listing] == ["1.0.0"]
+    assert [m["version"] for m in listing] == ["2.0.0"]
     summary = {s["horizon_min"]: s for s in listing[0]["summary"]}
     assert summary[60]["mae"] > 0 and summary[60]["baseline_mae"] > 0
     # A finished job is not run again when the broker delivers it twice.
@@ -33,12 +33,12 @@ def test_status_goes_queued_then_final_with_version_and_metrics(api, person_with
 
 
 def test_skipped_job_reports_insufficient_data(api, person, artifact_root):
-    store_readings(person, synthetic_readings(1, seed=2))
+    store_readings(person, synthetic_readings(0.5, seed=2))
     job_id = api.post("/api/models/train/").json()["id"]
     assert run_training_job(job_id) == "skipped"
     body = api.get(f"/api/models/jobs/{job_id}/").json()
     assert body["status"] == "skipped" and body["reason"] == "insufficient_data"
-    assert body["detail"]["span_days"] < 3 and body["version"] is None
+    assert body["detail"]["span_days"] < 1 and body["version"] is None
 
 
 def test_a_missing_job_is_reported_not_raised(db):
@@ -47,12 +47,13 @@ def test_a_missing_job_is_reported_not_raised(db):
 
 def test_the_command_trains_named_people_and_prints_a_summary(person_with_readings, artifact_root, capsys):
     short = PersonFactory()
-    store_readings(short, synthetic_readings(1, seed=4))
+    store_readings(short, synthetic_readings(0.5, seed=4))
 
     call_command("train_models", person_with_readings.owner.username, short.owner.username, "--time-budget", "3")
 
     out = capsys.readouterr().out
-    assert f"{person_with_readings.owner.username}: 1.0.0" in out and "MAE60" in out and "vs baseline" in out
+    assert f"{person_with_readings.owner.username}: 2.0.0" in out and "MAE60" in out and "vs baseline" in out
+    assert "(vs population " in out  # a first model is compared with the prior that served before
     assert f"{short.owner.username}: skipped (insufficient_data)" in out
     assert "Done: 1 skipped, 1 succeeded." in out
     jobs = TrainingJob.objects.order_by("pk")

@@ -21,15 +21,24 @@ def trained(person_with_readings, artifact_root):
 
 
 def test_too_little_data_is_skipped_with_the_reason_and_numbers(person, artifact_root):
+    store_readings(person, synthetic_readings(0.6, seed=3))
+
+    job = train_person(person, trigger="operator")
+
+    assert job.status == JobStatus.SKIPPED and job.reason == "insufficient_data"
+    assert job.detail["span_days"] < 1 and job.detail["min_span_days"] == 1
+    assert "n_observed" in job.detail and job.finished_at is not None
+    assert not MLModel.objects.for_person(person).exists()
+    assert not artifact_root.exists() or not any(artifact_root.rglob("*.*"))
+
+
+def test_without_the_prior_release_1_still_needs_3_days(person, artifact_root, without_prior):
     store_readings(person, synthetic_readings(1.5, seed=3))
 
     job = train_person(person, trigger="operator")
 
     assert job.status == JobStatus.SKIPPED and job.reason == "insufficient_data"
     assert job.detail["span_days"] < 3 and job.detail["min_span_days"] == 3
-    assert "n_observed" in job.detail and job.finished_at is not None
-    assert not MLModel.objects.for_person(person).exists()
-    assert not artifact_root.exists() or not any(artifact_root.rglob("*.*"))
 
 
 def test_no_readings_at_all_is_skipped_too(person, artifact_root):
@@ -37,15 +46,16 @@ def test_no_readings_at_all_is_skipped_too(person, artifact_root):
     assert job.status == JobStatus.SKIPPED and job.reason == "insufficient_data"
 
 
-def test_first_model_is_version_major_0_0_and_active_when_it_beats_the_baseline(trained, artifact_root):
-    from mlmodels.core.features import FEATURE_SCHEMA_VERSION
+def test_first_model_is_version_major_0_0_and_active_when_it_beats_the_prior(trained, artifact_root):
+    from mlmodels.core.schemas import RELEASE_2 as FEATURE_SCHEMA_VERSION
 
     model = trained.model
     assert model.version == f"{FEATURE_SCHEMA_VERSION}.0.0"
     assert trained.reason == "deployed" and model.status == ModelStatus.READY and model.is_active
     assert active_model(model.person) == model
     comparison = model.comparison
-    assert comparison["reference"]["kind"] == "baseline"
+    # A first model must beat what served the person before it: the population prior.
+    assert comparison["reference"]["kind"] == "population"
     assert comparison["candidate_score"] < comparison["reference_score"]
     assert set(comparison["candidate_mae"]) == {"30", "60"}
     assert model.metrics["per_horizon"]["model"]["60"]["mae"] > 0
@@ -157,7 +167,7 @@ def test_a_better_retrain_replaces_the_active_version(person_with_readings, arti
 
 
 def test_a_failed_save_marks_job_and_model_failed_and_leaves_no_files(person_with_readings, artifact_root):
-    from mlmodels.core.features import FEATURE_SCHEMA_VERSION
+    from mlmodels.core.schemas import RELEASE_2 as FEATURE_SCHEMA_VERSION
 
     folder = artifact_root / "models" / str(person_with_readings.pk) / "glucose-prediction"
     (folder / f"{FEATURE_SCHEMA_VERSION}.0.0" / "metadata.json").mkdir(parents=True)
@@ -214,6 +224,6 @@ def test_a_broll_person_trains_through_the_registry(person, artifact_root, broll
 
     assert job.status == JobStatus.SUCCEEDED, f"{subject}: {job.reason} {job.error}"
     model = job.model
-    assert model.comparison["reference"]["kind"] == "baseline"
+    assert model.comparison["reference"]["kind"] == "population"
     assert model.metrics["per_horizon"]["model"]["60"]["mae"] < model.metrics["per_horizon"]["persistence"]["60"]["mae"]
     assert load_forecaster(model).algorithm == model.algorithm

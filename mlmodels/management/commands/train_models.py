@@ -60,9 +60,9 @@ def summary_line(person, job) -> str:
             vs = f" vs baseline {base:.1f}" if base is not None else ""
             parts.append(f"MAE{horizon} {mae:.1f}{vs}")
     comparison = model.comparison or {}
-    if comparison.get("reference", {}).get("kind") == "active":
+    if comparison.get("reference", {}).get("kind") in ("active", "population"):
         parts.append(
-            f"(vs active {comparison['reference'].get('version')}: "
+            f"(vs {comparison['reference']['kind']} {comparison['reference'].get('version')}: "
             f"{_fmt(comparison.get('candidate_score'))} vs {_fmt(comparison.get('reference_score'))})"
         )
     return " | ".join(parts)
