@@ -284,6 +284,9 @@ GLUCAST_DEMO_PASSWORD = os.environ.get("GLUCAST_DEMO_PASSWORD") or "glucast-demo
 # Training
 # Seconds one person's training may spend on model selection (the issue's cost target is 20 s).
 GLUCAST_TRAINING_TIME_BUDGET_S = env_float("GLUCAST_TRAINING_TIME_BUDGET_S", 15)
+# Serve people without a personal model from the shipped population prior and train release-2
+# models that start from it; 0 = AR2 answers them and release 1 is trained (as before the prior).
+GLUCAST_POPULATION_PRIOR = env_bool("GLUCAST_POPULATION_PRIOR", True)
 # A running training job whose attempt started this long ago (s) lost its worker: retry + timeout + 2 min.
 GLUCAST_TRAINING_STALL_S = env_int("GLUCAST_TRAINING_STALL_S", GLUCAST_Q_RETRY + GLUCAST_Q_TIMEOUT + 120)
 # A queued training job never picked up this long (s) lost its broker message (a backlog waits hours).

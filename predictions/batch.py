@@ -22,7 +22,6 @@ from django.db.models import Max
 from django.utils import timezone
 
 from mlmodels.core.forecaster import ForecastInputError
-from mlmodels.models import Variant
 from mlmodels.storage import load_forecaster
 from observations.models import Observation
 from persons.models import Person
@@ -36,10 +35,9 @@ from predictions.services import (
     READINGS_LOOKBACK,
     STALE_AFTER_MIN,
     Answer,
+    answers_without_model,
     artifact_nbytes,
-    baseline_forecaster,
     build_log,
-    describe,
     fallback_reason_for,
     to_ns,
 )
@@ -186,32 +184,40 @@ def _predict_group(pids, sha, tz, choices, readings, now, horizons, result) -> l
             forecaster, hit = _group_forecaster(mlmodel)
             result.n_model_loads += 0 if hit else 1
             forecasts = fastpath.predict_many(forecaster, items, horizons=horizons, tz=tz)
-            out = []
+            out, short = [], []
             for pid, forecast in zip(pids, forecasts):
                 model, variant = choices[pid]
                 if isinstance(forecast, ForecastInputError):
-                    result.n_too_few_readings += 1
-                    out.append((pid, None))
+                    short.append(pid)  # e.g. a sensor change: the short-history answer below
                 else:
                     out.append((pid, Answer(forecast, model, variant, model.version, model.algorithm or "")))
+            if short:
+                out += _without_model(
+                    short, readings, now_ns, tz, horizons, result,
+                    fallback_reason=f"not_enough_readings_for_model: model {mlmodel.version}",
+                )
             return out
-        except Exception as exc:  # noqa: BLE001 - the baseline serves the group instead
+        except Exception as exc:  # noqa: BLE001 - the population prior or baseline serves the group instead
             reason = fallback_reason_for(exc)
             forecaster_cache().count_fallback(reason)
             logger.error(
-                "Batch: model %s (%d people) failed (%s), the baseline answers: %s",
+                "Batch: model %s (%d people) failed (%s), the population prior or baseline answers: %s",
                 mlmodel.version, len(pids), reason, exc,
             )
             fallback_reason = f"{reason}: model {mlmodel.version}"
             result.n_fallbacks += len(pids)
-    baseline = baseline_forecaster()
-    version, algorithm = describe(baseline)
-    forecasts = fastpath.predict_many(baseline, items, horizons=horizons, tz=tz)
+    return _without_model(pids, readings, now_ns, tz, horizons, result, fallback_reason=fallback_reason)
+
+
+def _without_model(pids, readings, now_ns, tz, horizons, result, *, fallback_reason: str) -> list:
+    """Population prior, AR2 or short-history answers for people no personal model answers."""
+    items = [(readings[pid], now_ns) for pid in pids]
+    answers = answers_without_model(items, tz=tz, horizons=horizons, fallback_reason=fallback_reason)
     out = []
-    for pid, forecast in zip(pids, forecasts):
-        if isinstance(forecast, ForecastInputError):
+    for pid, answer in zip(pids, answers):
+        if isinstance(answer, ForecastInputError):
             result.n_too_few_readings += 1
             out.append((pid, None))
         else:
-            out.append((pid, Answer(forecast, None, Variant.BASELINE, version, algorithm, fallback_reason)))
+            out.append((pid, answer))
     return out

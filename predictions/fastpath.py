@@ -20,7 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mlmodels.core.forecaster import ForecastInputError, InputWindow, window_from_arrays
+from mlmodels.core.forecaster import (
+    ForecastInputError,
+    InputWindow,
+    short_window_from_arrays,
+    window_from_arrays,
+)
 from mlmodels.core.preparation import valid_readings
 
 
@@ -79,16 +84,23 @@ def input_window(readings: Readings, as_of_ns: int | None) -> InputWindow:
     return window_from_arrays(*valid_readings(readings.times_ns, readings.values, readings.at_limit), as_of_ns)
 
 
+def short_input_window(readings: Readings, as_of_ns: int | None) -> InputWindow:
+    """The readings since the last long gap, for short-history forecasters (the core's
+    short_window_from_arrays on these arrays)."""
+    return short_window_from_arrays(*valid_readings(readings.times_ns, readings.values, readings.at_limit), as_of_ns)
+
+
 def _supports_fast_path(forecaster) -> bool:
     return callable(getattr(forecaster, "forecast_windows", None))
 
 
-def predict_many(forecaster, items, *, horizons: list[int], tz: str) -> list:
+def predict_many(forecaster, items, *, horizons: list[int], tz: str, window=input_window) -> list:
     """Forecast or ForecastInputError per (Readings, as_of_ns) item, with one model call.
 
     Equals `forecaster.predict_many([(frame, as_of), ...], horizons=..., tz=..., errors="return")`.
+    `window=short_input_window` serves a short-history forecaster from what readings there are.
     """
-    if not _supports_fast_path(forecaster):
+    if window is input_window and not _supports_fast_path(forecaster):
         return forecaster.predict_many(
             [(r.to_frame(), None if a is None else pd.Timestamp(a, tz="UTC")) for r, a in items],
             horizons=horizons, tz=tz, errors="return",
@@ -96,15 +108,17 @@ def predict_many(forecaster, items, *, horizons: list[int], tz: str) -> list:
     windows = []
     for readings, as_of_ns in items:
         try:
-            windows.append(input_window(readings, as_of_ns))
+            windows.append(window(readings, as_of_ns))
         except ForecastInputError as exc:
             windows.append(exc)
     return forecaster.forecast_windows(windows, horizons=horizons, tz=tz)
 
 
-def predict(forecaster, readings: Readings, *, as_of_ns: int | None, horizons: list[int], tz: str):
+def predict(
+    forecaster, readings: Readings, *, as_of_ns: int | None, horizons: list[int], tz: str, window=input_window
+):
     """One forecast; raises NotEnoughReadings / StaleReadings like `forecaster.predict`."""
-    result = predict_many(forecaster, [(readings, as_of_ns)], horizons=horizons, tz=tz)[0]
+    result = predict_many(forecaster, [(readings, as_of_ns)], horizons=horizons, tz=tz, window=window)[0]
     if isinstance(result, Exception):
         raise result
     return result

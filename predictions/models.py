@@ -39,11 +39,11 @@ class PredictionLog(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="predictions",
-        help_text="The model that answered; empty when the baseline answered",
+        help_text="The model that answered; empty when the population prior or the baseline answered",
     )
     model_type = models.CharField(max_length=32, default="glucose-prediction")
     model_version = models.CharField(max_length=32, help_text="Version of the model that answered")
-    variant = models.CharField(max_length=8, choices=Variant.choices)
+    variant = models.CharField(max_length=16, choices=Variant.choices)
     algorithm = models.CharField(max_length=64)
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.API)
     from_history = models.BooleanField(

@@ -31,7 +31,7 @@ from predictions import wording
 from predictions.errors import ForecastError
 from predictions.feedback import record_feedback
 from predictions.models import Source
-from predictions.services import STALE_AFTER_MIN, forecast_for_person
+from predictions.services import STALE_AFTER_MIN, forecast_for_person, population_forecaster
 
 VIEWS = {
     # view: (hours of readings shown, forecast request, x tick hours wide / narrow)
@@ -128,6 +128,8 @@ _FEATURE_PATTERNS = [
     (r"day_of_week_(sin|cos)", lambda m: _("the day of the week")),
     (r"interpolated_frac_(\d+)min", lambda m: _("gaps in the readings of the last hour")),
     (r"sensor_limit_(\d+)min", lambda m: _("readings at the sensor's limit in the last hour")),
+    (r"prior_change_(\d+)min", lambda m: _("the population model's forecast %(n)s minutes ahead") % {"n": m[1]}),
+    (r"prior_trend", lambda m: _("what the population model expects")),
     (r".*_trend|persistence", lambda m: _("the recent trend of your readings")),
 ]
 
@@ -220,6 +222,10 @@ def ask_for_retraining(person):
 def training_status(person) -> dict:
     job = TrainingJob.objects.for_person(person).order_by("-created_at").first()
     model = active_model(person)
+    if population_forecaster() is not None:
+        no_model_text = _("You have no personal model yet; forecasts come from a model learned from many people.")
+    else:
+        no_model_text = _("You have no personal model yet; forecasts come from a simple trend model.")
     status_texts = {
         "queued": _("Retraining is queued."),
         "running": _("Retraining is running."),
@@ -232,6 +238,7 @@ def training_status(person) -> dict:
         "job_text": status_texts.get(job.status, job.status) if job else "",
         "open": bool(job and job.is_open),
         "model": model,
+        "no_model_text": no_model_text,
     }
 
 
@@ -250,8 +257,8 @@ def forecast_error_text(error: ForecastError, person) -> str:
             "%(limit)d minutes; the readings up to then are shown below."
         ) % {"when": when, "limit": STALE_AFTER_MIN}
     if error.code == "too_few_readings":
-        return _("There are not enough recent readings to forecast from: a forecast needs the last "
-                 "30 minutes of readings without gaps.")
+        return _("There are not enough recent readings to forecast from: a forecast needs at least "
+                 "two readings at most 20 minutes apart from the last 30 minutes.")
     return str(error.message)
 
 
@@ -376,6 +383,10 @@ def dashboard(person, *, view: str = "2h", now=None) -> dict:
         }
         if log.variant == Variant.BASELINE:
             notes.append(str(wording.BASELINE_NOTE))
+        elif log.variant == Variant.POPULATION:
+            notes.append(str(wording.POPULATION_NOTE))
+        elif log.variant == Variant.SHORT_HISTORY:
+            notes.append(str(wording.SHORT_HISTORY_NOTE))
         if view == "24h":
             notes.append(str(wording.LONG_HORIZON_NOTE))
 

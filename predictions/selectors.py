@@ -8,7 +8,7 @@ sent-along `history` never count" is written once.
 
     matched_points_sql(where) -> SQL      one row per scored point (columns below)
     served_figures_sql(alias) -> SQL      forecasts, fallbacks, errors, API latency percentiles
-    release_sql(alias) -> SQL             the release (MAJOR) that answered, or 'baseline'
+    release_sql(alias) -> SQL             the release (MAJOR) that answered, or the no-model variant
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ def feedback_table() -> str:
 
 
 def release_sql(alias: str = "l") -> str:
-    """The release that answered a forecast: the MAJOR of its model version, or 'baseline'."""
+    """The release that answered a forecast: the MAJOR of its model version, or, when no personal
+    model answered, the variant ('baseline', 'population', 'short_history')."""
     return (
-        f"CASE WHEN {alias}.variant = 'baseline' THEN 'baseline' "
+        f"CASE WHEN {alias}.variant IN ('baseline', 'population', 'short_history') THEN {alias}.variant "
         f"ELSE split_part({alias}.model_version, '.', 1) END"
     )
 

@@ -85,6 +85,11 @@ class ProvenanceSerializer(serializers.Serializer):
 class QualitySerializer(serializers.Serializer):
     gaps_in_window = serializers.IntegerField()
     data_age_min = serializers.FloatField()
+    reason = serializers.CharField(
+        required=False,
+        help_text="Why no personal model answered (variants population and short_history): what the "
+        "forecast is based on instead.",
+    )
 
 
 class ForecastResponseSerializer(serializers.Serializer):

@@ -1,6 +1,16 @@
 """Serving forecasts: validate the request, pick and load the model, predict within a time
 bound (the baseline answers when anything goes wrong), store the answer in the prediction log.
 
+Who answers, in order (`predict_with_fallback`, and the batch through `answers_without_model`):
+1. the person's own model (stable, canary or pinned), if they have one that can answer;
+2. else the population prior alone (variant "population"): people from their first full two
+   hours of readings, and anyone whose model failed;
+3. else (the prior cannot load in this process) AR2 with population bands (variant "baseline");
+4. with less than the two hours without a long gap every model needs (a sensor change, a new
+   person): AR2 from the last two readings with wider bands (variant "short_history");
+5. with a single reading, or none in the last 30 minutes: 422 saying what is missing.
+Answers 2-4 say why in `quality.reason`.
+
     forecast_for_person(person, *, horizons=None, range_24h=False, history=None, as_of=None,
                         unit=None, source="api") -> PredictionLog
     prediction_payload(log, *, with_outcomes=False) -> dict   (what the API returns)
@@ -23,8 +33,10 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from mlmodels.core.forecaster import BaselineForecaster, ForecastInputError
+from mlmodels.core.coldstart import PopulationForecaster, ShortHistoryForecaster
+from mlmodels.core.forecaster import BaselineForecaster, ForecastInputError, NotEnoughReadings
 from mlmodels.core.preparation import STEP_NS
+from mlmodels.core.schemas import load_prior
 from mlmodels.models import Variant
 from mlmodels.storage import RESERVED_FILES, ArtifactIntegrityError, artifact_storage, load_forecaster
 from observations.models import Observation
@@ -261,6 +273,9 @@ def _jsonable(value):
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 _baseline = None
+_short_history = None
+_population: tuple | None = None  # (PopulationForecaster | None, why not)
+_population_lock = threading.Lock()
 
 
 def _prediction_executor() -> ThreadPoolExecutor:
@@ -292,6 +307,39 @@ def baseline_forecaster():
     if _baseline is None:
         _baseline = BaselineForecaster()
     return _baseline
+
+
+def short_history_forecaster():
+    """AR2 from the last two readings with wider bands (one per process)."""
+    global _short_history
+    if _short_history is None:
+        _short_history = ShortHistoryForecaster()
+    return _short_history
+
+
+def population_forecaster():
+    """The population prior served alone (loaded once per process), or None where it cannot be
+    loaded (the reason is logged once; AR2 then answers people without a model) or is switched
+    off (GLUCAST_POPULATION_PRIOR)."""
+    global _population
+    if not settings.GLUCAST_POPULATION_PRIOR:
+        return None
+    if _population is None:
+        with _population_lock:
+            if _population is None:
+                try:
+                    _population = (PopulationForecaster(load_prior()), "")
+                except Exception as exc:  # noqa: BLE001 - serving goes on with AR2
+                    logger.error("The population prior cannot serve in this process: %s", exc)
+                    _population = (None, f"{exc.__class__.__name__}: {exc}")
+    return _population[0]
+
+
+def reset_population_forecaster() -> None:
+    """Forget the loaded prior (tests; a process that ships a new prior restarts anyway)."""
+    global _population
+    with _population_lock:
+        _population = None
 
 
 def artifact_nbytes(mlmodel) -> int:
@@ -335,6 +383,7 @@ class Answer:
     version: str
     algorithm: str
     fallback_reason: str = ""
+    reason: str = ""  # why no personal model answered (quality.reason), for population/short history
 
 
 def fallback_reason_for(exc: BaseException) -> str:
@@ -389,24 +438,91 @@ def predict_with_fallback(person, mlmodel, variant, readings: Readings, *, as_of
             future.cancel()
             failure = exc
             fallback_reason = f"{fallback_reason_for(exc)}: model {mlmodel.version}"
-    baseline = baseline_forecaster()
     try:
-        forecast = fastpath.predict(baseline, readings, as_of_ns=as_of_ns, horizons=horizons, tz=tz)
-    except ForecastInputError as exc:
-        raise TooFewReadings(wording.TOO_FEW_READINGS % {"detail": str(exc)}) from exc
+        answer = answers_without_model(
+            [(readings, as_of_ns)], tz=tz, horizons=horizons, fallback_reason=fallback_reason
+        )[0]
     except Exception as exc:
-        logger.exception("The baseline could not forecast for person %s", person.pk)
+        logger.exception("Neither the prior nor the baseline could forecast for person %s", person.pk)
         raise ForecastUnavailable(wording.FORECAST_UNAVAILABLE) from exc
+    if isinstance(answer, ForecastInputError):
+        raise TooFewReadings(wording.TOO_FEW_READINGS % {"detail": str(answer)}) from answer
     if failure is not None:
         reason = fallback_reason_for(failure)
         forecaster_cache().count_fallback(reason)
-        logger.error(
-            "Forecast for person %s answered by the baseline (%s) instead of model %s: %s: %s",
-            person.pk, reason, mlmodel.version, failure.__class__.__name__, str(failure)[:300],
+        # A window too short for the model is an expected moment (a sensor change), not a fault.
+        log = logger.info if isinstance(failure, NotEnoughReadings) else logger.error
+        log(
+            "Forecast for person %s answered by %s (%s) instead of model %s: %s: %s",
+            person.pk, answer.variant, reason, mlmodel.version, failure.__class__.__name__, str(failure)[:300],
             exc_info=failure if reason == "model_error" else None,
         )
-    version, algorithm = describe(baseline)
-    return Answer(forecast, None, Variant.BASELINE, version, algorithm, fallback_reason)
+    return answer
+
+
+def _reason_population(fallback_reason: str) -> str:
+    if fallback_reason:
+        return f"population: the personal model could not answer ({fallback_reason}); forecast from the population model"
+    return (
+        "population: no personal model yet (one is trained from 1 day of readings); forecast from the population "
+        "model learned from many people, with wider ranges"
+    )
+
+
+def _reason_short_history(forecast) -> str:
+    minutes = int(round((forecast.window_end - forecast.window_start) / pd.Timedelta(minutes=1)))
+    return (
+        f"short_history: only {forecast.n_readings} readings over the {minutes} minutes since the last gap longer "
+        "than 20 minutes; a full forecast needs 120 minutes, so this one follows the trend of the last two "
+        "readings (AR2) with wider ranges"
+    )
+
+
+def answers_without_model(items, *, tz: str, horizons, fallback_reason: str = "") -> list:
+    """An Answer (or the ForecastInputError saying why none) per (Readings, as_of_ns) item, for
+    people no personal model answers: the population prior, else AR2, and AR2 from the last two
+    readings where the full window is missing (module docstring). One model call per kind."""
+    primary, variant = population_forecaster(), Variant.POPULATION
+    if primary is None:
+        primary, variant = baseline_forecaster(), Variant.BASELINE
+    try:
+        forecasts = fastpath.predict_many(primary, items, horizons=horizons, tz=tz)
+    except Exception as exc:  # noqa: BLE001 - a prior failing at run time: AR2 answers
+        if variant == Variant.BASELINE:
+            raise
+        logger.exception("The population prior failed for %d forecast(s); the baseline answers", len(items))
+        forecaster_cache().count_fallback("population_error")
+        fallback_reason = fallback_reason or f"population_error: {exc.__class__.__name__}"
+        primary, variant = baseline_forecaster(), Variant.BASELINE
+        forecasts = fastpath.predict_many(primary, items, horizons=horizons, tz=tz)
+    version, algorithm = describe(primary)
+    if variant == Variant.POPULATION:
+        version, algorithm = primary.version, "population_prior"
+    out: list = []
+    short = []
+    for i, forecast in enumerate(forecasts):
+        if isinstance(forecast, NotEnoughReadings):
+            short.append(i)
+            out.append(forecast)
+        elif isinstance(forecast, ForecastInputError):
+            out.append(forecast)
+        else:
+            reason = _reason_population(fallback_reason) if variant == Variant.POPULATION else ""
+            out.append(Answer(forecast, None, variant, version, algorithm, fallback_reason, reason))
+    if short:
+        shorts = fastpath.predict_many(
+            short_history_forecaster(), [items[i] for i in short], horizons=horizons, tz=tz,
+            window=fastpath.short_input_window,
+        )
+        for i, forecast in zip(short, shorts):
+            if not isinstance(forecast, ForecastInputError):
+                out[i] = Answer(
+                    forecast, None, Variant.SHORT_HISTORY, "short_history", "ar2_short_history", fallback_reason,
+                    _reason_short_history(forecast),
+                )
+            else:
+                out[i] = forecast
+    return out
 
 
 # --- The service ------------------------------------------------------------------------------
@@ -545,6 +661,8 @@ def build_log(
         "gaps_in_window": int(forecast.gaps_in_window),
         "data_age_min": round(max((to_ns(forecast_time) - last_reading_ns) / 60e9, 0.0), 1),
     }
+    if answer.reason:
+        quality["reason"] = answer.reason
     # Scored only when made live from stored readings: a what-if has no real outcome, and a
     # replay of the past (as_of long before now) may lie inside the model's own training data,
     # which would flatter its realized accuracy. Looked up from when the first point can be.

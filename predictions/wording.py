@@ -29,6 +29,18 @@ BASELINE_NOTE = _(
     "This forecast comes from a simple trend model, not from your personal model, so its "
     "ranges are wider."
 )
+# Shown when the population model answered (no personal model yet, or it could not answer).
+POPULATION_NOTE = _(
+    "This forecast comes from a model learned from the readings of many people, not yet from "
+    "your own; its ranges are wider. Your personal model takes over once it forecasts your "
+    "readings better."
+)
+# Shown when there were too few recent readings for the full forecast (e.g. after a sensor change).
+SHORT_HISTORY_NOTE = _(
+    "There are fewer than two hours of readings since the last gap (for example after a sensor "
+    "change), so this forecast only follows the trend of your last readings and its ranges are "
+    "wider."
+)
 LONG_HORIZON_NOTE = _(
     "Forecasts several hours ahead are mostly based on your usual daily pattern and are "
     "much less certain than short ones."
@@ -46,7 +58,8 @@ STALE_READINGS = _(
 )
 TOO_FEW_READINGS = _(
     "Not enough readings before the forecast time to forecast from (%(detail)s). Send at least "
-    "the last 30 minutes of readings without gaps."
+    "two readings at most 20 minutes apart from the last 30 minutes (the last two hours without "
+    "gaps give a full forecast)."
 )
 BAD_HORIZONS = _(
     "`horizons` must be a non-empty list of distinct whole minutes, each a multiple of 5 from "

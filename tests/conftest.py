@@ -72,3 +72,15 @@ def artifact_root(tmp_path, settings):
         },
     }
     return root
+
+
+@pytest.fixture
+def without_prior(settings):
+    """The population prior switched off (GLUCAST_POPULATION_PRIOR=0): AR2 answers people without
+    a model and training produces release 1, as before the prior shipped."""
+    from predictions.services import reset_population_forecaster
+
+    settings.GLUCAST_POPULATION_PRIOR = False
+    reset_population_forecaster()
+    yield
+    reset_population_forecaster()

@@ -31,11 +31,35 @@ def test_dashboard_shows_reading_forecast_bands_and_disclaimer(logged_in, person
     assert 'class="band-95"' in html and 'class="band-80"' in html and 'class="forecast-line"' in html
     assert str(wording.DISCLAIMER) in html
     assert response.context["latest"]["arrow"]
-    assert response.context["model"]["variant"] == "baseline"  # no personal model yet
+    # No personal model yet: the population model answers, labelled as such.
+    assert response.context["model"]["variant"] == "population"
+    assert 'data-testid="population-note"' in html or str(wording.POPULATION_NOTE) in html
     # How many past episodes qualify depends on where the synthetic gaps fall (now-relative).
     assert 1 <= len(response.context["episodes"]["rows"]) <= 5
     assert GlucoseWindow.objects.for_person(person).exists()  # filled on the way
     assert PredictionLog.objects.for_person(person).count() == 1
+
+
+def test_dashboard_labels_a_population_forecast(logged_in, person):
+    load_readings(person, days=1)  # less than a personal model's first day: the prior answers
+    response = logged_in.get(reverse("dashboard"))
+    html = response.content.decode()
+    assert response.context["model"]["variant"] == "population"
+    assert "population model" in html  # the variant label beside the model version
+    assert str(wording.POPULATION_NOTE) in html
+    assert 'data-testid="no-model-text"' in html and "learned from many people" in html
+    assert str(wording.DISCLAIMER) in html and 'class="band-80"' in html
+    assert PredictionLog.objects.for_person(person).get().variant == "population"
+
+
+def test_dashboard_labels_a_short_history_forecast(logged_in, person):
+    now = timezone.now()
+    load_readings(person, days=1, end=now - dt.timedelta(hours=2))
+    load_readings(person, days=20 / 1440, seed=2, end=now - dt.timedelta(minutes=1))  # after a sensor change
+    response = logged_in.get(reverse("dashboard"))
+    html = response.content.decode()
+    assert response.context["model"]["variant"] == "short_history"
+    assert str(wording.SHORT_HISTORY_NOTE) in html and str(wording.DISCLAIMER) in html
 
 
 def test_dashboard_24_hour_view(logged_in, person):

@@ -33,9 +33,26 @@ def trained_model_files() -> tuple[dict[str, bytes], str]:
     return _TRAINED["files"], _TRAINED["algorithm"]
 
 
-def register_model(person, *, version: str = "1.0.0", active: bool = True, files=None) -> MLModel:
+def trained_release2_files() -> tuple[dict[str, bytes], str]:
+    """(files, algorithm) of a release-2 forecaster (started from the shipped population prior),
+    trained by the real pipeline on 2 days of synthetic readings, once per session."""
+    if "files_2" not in _TRAINED:
+        from mlmodels.core.schemas import load_prior
+        from mlmodels.core.training import train_forecaster
+
+        readings = generate_cgm(2, seed=6, end=TRAIN_END, tz="Europe/Berlin")
+        result = train_forecaster(
+            readings, tz="Europe/Berlin", time_budget_s=4.0, random_state=0, prior=load_prior()
+        )
+        _TRAINED["files_2"] = result.forecaster.to_files()
+        _TRAINED["algorithm_2"] = str(result.algorithm)
+    return _TRAINED["files_2"], _TRAINED["algorithm_2"]
+
+
+def register_model(person, *, version: str = "1.0.0", active: bool = True, files=None, algorithm=None) -> MLModel:
     """A ready model version for `person` with real artifacts, stored and SHA-256 recorded."""
-    trained, algorithm = trained_model_files()
+    trained, trained_algorithm = trained_model_files()
+    algorithm = algorithm or trained_algorithm
     major, minor, patch = (int(p) for p in version.split("."))
     if active:
         MLModel.objects.for_person(person).filter(is_active=True).update(is_active=False)

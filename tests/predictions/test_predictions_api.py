@@ -47,7 +47,7 @@ def test_default_request_answers_the_documented_shape(api, person_with_model):
     assert log.source == "api" and log.variant == "stable" and log.latency_ms > 0
 
 
-def test_without_a_model_the_baseline_answers(api, person_with_readings):
+def test_without_a_model_or_prior_the_baseline_answers(api, person_with_readings, without_prior):
     body = api.post(URL, {}, format="json").json()
 
     assert body["model"]["variant"] == "baseline"
@@ -81,7 +81,7 @@ def test_range_24h_gives_a_point_every_15_minutes_with_widening_ranges(api, pers
     assert width[1440] > width[30]
 
 
-def test_the_baseline_widens_its_ranges_honestly_far_ahead(api, person_with_readings):
+def test_the_baseline_widens_its_ranges_honestly_far_ahead(api, person_with_readings, without_prior):
     body = api.post(URL, {"horizons": [30, 120, 360, 1440]}, format="json").json()
 
     assert body["model"]["variant"] == "baseline"

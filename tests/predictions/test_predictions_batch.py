@@ -45,7 +45,7 @@ def test_everyone_with_fresh_data_is_forecast_and_stored(people):
         assert (log.source, log.variant, log.model_version) == ("batch", "stable", "1.0.0")
         assert [p["horizon_min"] for p in log.points] == [30, 60, 120]
         assert log.outcome_pending and log.provenance["observations"]
-    assert logs[people["without_model"].pk].variant == "baseline"
+    assert logs[people["without_model"].pk].variant == "population"  # the prior serves them
 
 
 def test_people_without_a_new_reading_are_not_forecast_again(people):
@@ -89,7 +89,7 @@ def test_a_broken_model_falls_back_for_its_group(people):
     result = predict_batch()
 
     log = PredictionLog.objects.get(person=broken)
-    assert log.variant == "baseline" and log.fallback_reason.startswith("feature_schema_mismatch")
+    assert log.variant == "population" and log.fallback_reason.startswith("feature_schema_mismatch")
     assert result.n_fallbacks == 1 and result.n_forecasts == 3
 
 

@@ -42,12 +42,13 @@ def test_readings_older_than_30_minutes_are_422(api, person):
     assert_nothing_logged()
 
 
-def test_too_few_readings_in_the_window_is_422(api, person):
-    store_readings(person, recent_readings(hours=0.5))  # 30 minutes; the model needs 2 hours
+def test_a_single_recent_reading_is_422(api, person):
+    # Fewer than two readings: not even the short-history forecast (AR2) can answer.
+    store_readings(person, recent_readings(hours=2).tail(1))
     response = post(api, {})
     assert response.status_code == 422
     assert response.json()["code"] == "too_few_readings"
-    assert "Send at least" in response.json()["detail"]
+    assert "at least two readings" in response.json()["detail"]
     assert_nothing_logged()
 
 

@@ -10,7 +10,9 @@ from mlmodels.core.forecaster import BaselineForecaster, GlucoseForecaster, NotE
 from observations.synthetic import generate_cgm
 from predictions import fastpath
 from predictions.fastpath import Readings
-from tests.predictions.conftest import trained_model_files
+from mlmodels.core.coldstart import PopulationForecaster
+from mlmodels.core.schemas import load_prior
+from tests.predictions.conftest import trained_model_files, trained_release2_files
 
 END = dt.datetime(2026, 3, 27, 7, 42, 13, tzinfo=dt.timezone.utc)
 HORIZONS = [5, 30, 60, 120, 180, 720, 1440]
@@ -19,7 +21,13 @@ HORIZONS = [5, 30, 60, 120, 180, 720, 1440]
 @pytest.fixture(scope="module")
 def forecasters():
     files, _ = trained_model_files()
-    return [GlucoseForecaster.from_files(files), BaselineForecaster()]
+    files_2, _ = trained_release2_files()
+    return [
+        GlucoseForecaster.from_files(files),
+        BaselineForecaster(),
+        GlucoseForecaster.from_files(files_2),
+        PopulationForecaster(load_prior()),
+    ]
 
 
 def as_readings(frame: pd.DataFrame) -> Readings:
@@ -49,7 +57,7 @@ def variants():
 
 
 @pytest.mark.parametrize("name", list(variants()))
-@pytest.mark.parametrize("which", [0, 1], ids=["trained", "baseline"])
+@pytest.mark.parametrize("which", [0, 1, 2, 3], ids=["trained", "baseline", "release_2", "population"])
 def test_fast_path_equals_the_forecasters_predict(forecasters, name, which):
     forecaster = forecasters[which]
     frame = variants()[name]

@@ -96,7 +96,7 @@ def test_a_replaced_artifact_with_the_same_version_is_reloaded(person_with_model
     model.save()
     log = forecast_for_person(person_with_model)
     assert forecaster_cache().stats()["misses"] == 2
-    assert log.variant == "baseline" and log.fallback_reason.startswith("artifact_integrity")
+    assert log.variant == "population" and log.fallback_reason.startswith("artifact_integrity")
 
 
 def tamper(model, name_part: str, how: str) -> None:
@@ -114,7 +114,7 @@ def tamper(model, name_part: str, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["flip a byte", "delete"])
-def test_a_tampered_or_missing_artifact_falls_back_to_the_baseline(api, person_with_model, how, caplog):
+def test_a_tampered_or_missing_artifact_falls_back_to_the_population_prior(api, person_with_model, how, caplog):
     model = choose_model(person_with_model)[0]
     tamper(model, "xgboost", how)
 
@@ -122,7 +122,8 @@ def test_a_tampered_or_missing_artifact_falls_back_to_the_baseline(api, person_w
 
     assert response.status_code == 201
     body = response.json()
-    assert body["model"]["variant"] == "baseline" and body["model"]["algorithm"] == "ar2_baseline"
+    assert body["model"]["variant"] == "population" and body["model"]["algorithm"] == "population_prior"
+    assert body["quality"]["reason"].startswith("population: the personal model could not answer (artifact_integrity")
     log = PredictionLog.objects.get(pk=body["prediction_id"])
     assert log.fallback_reason == "artifact_integrity: model 1.0.0"
     assert log.ml_model is None
@@ -143,9 +144,19 @@ def test_a_model_built_for_other_features_falls_back(api, person):
 
     body = api.post(URL, {}, format="json").json()
 
-    assert body["model"]["variant"] == "baseline"
+    assert body["model"]["variant"] == "population"
     log = PredictionLog.objects.get(pk=body["prediction_id"])
     assert log.fallback_reason.startswith("feature_schema_mismatch")
+
+
+def test_without_the_prior_a_broken_model_falls_back_to_the_baseline(api, person_with_model, without_prior):
+    tamper(choose_model(person_with_model)[0], "xgboost", "delete")
+
+    body = api.post(URL, {}, format="json").json()
+
+    assert body["model"]["variant"] == "baseline" and body["model"]["algorithm"] == "ar2_baseline"
+    assert "reason" not in body["quality"]
+    assert PredictionLog.objects.get(pk=body["prediction_id"]).fallback_reason == "artifact_integrity: model 1.0.0"
 
 
 def test_a_slow_model_is_abandoned_after_the_time_bound(api, person_with_model, settings):
@@ -153,7 +164,7 @@ def test_a_slow_model_is_abandoned_after_the_time_bound(api, person_with_model, 
 
     body = api.post(URL, {}, format="json").json()
 
-    assert body["model"]["variant"] == "baseline"
+    assert body["model"]["variant"] == "population"
     assert PredictionLog.objects.get(pk=body["prediction_id"]).fallback_reason == "timeout: model 1.0.0"
     assert forecaster_cache().stats()["fallbacks"] == {"timeout": 1}
 
@@ -189,7 +200,9 @@ class BrokenBaseline:
         raise ArithmeticError("a bug in the numeric core")
 
 
-def test_when_even_the_baseline_fails_the_answer_is_503_not_500(api, person_with_readings, monkeypatch, caplog):
+def test_when_even_the_baseline_fails_the_answer_is_503_not_500(
+    api, person_with_readings, monkeypatch, caplog, without_prior
+):
     from predictions import services
 
     monkeypatch.setattr(services, "_baseline", BrokenBaseline())
@@ -197,7 +210,7 @@ def test_when_even_the_baseline_fails_the_answer_is_503_not_500(api, person_with
 
     assert response.status_code == 503
     assert response.json()["code"] == "forecast_unavailable"
-    assert "The baseline could not forecast" in caplog.text
+    assert "Neither the prior nor the baseline could forecast" in caplog.text
     assert PredictionLog.objects.count() == 0
 
 

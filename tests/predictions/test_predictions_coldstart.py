@@ -1,0 +1,185 @@
+"""Personal from the first day: the population prior serves people without a model, short
+histories get a labelled AR2 answer instead of a 422, release-1 and release-2 models serve side
+by side. Real database, real prior (the artifact shipped in the repository), real trained models."""
+
+import datetime as dt
+import json
+import math
+
+import pandas as pd
+import pytest
+from django.utils import timezone
+
+from mlmodels.core.schemas import load_prior
+from mlmodels.models import JobStatus
+from mlmodels.services import train_person
+from predictions.batch import predict_batch
+from predictions.wording import DISCLAIMER
+from predictions.models import PredictionLog
+from tests.factories import PersonFactory
+from tests.predictions.conftest import (
+    recent_readings,
+    register_model,
+    store_readings,
+    trained_model_files,
+    trained_release2_files,
+)
+
+pytestmark = pytest.mark.django_db
+URL = "/api/predictions/glucose/"
+
+
+def after_a_gap(minutes: int, *, seed: int = 3) -> pd.DataFrame:
+    """Three hours of readings that stopped 90 minutes ago, then `minutes` of new readings
+    (a sensor change) ending a minute ago."""
+    now = timezone.now()
+    before = recent_readings(hours=3, seed=seed, end=now - dt.timedelta(minutes=90))
+    after = recent_readings(hours=minutes / 60, seed=seed + 1, end=now - dt.timedelta(minutes=1))
+    return pd.concat([before, after], ignore_index=True)
+
+
+def test_a_new_person_with_4_hours_of_readings_gets_a_population_forecast(api, person):
+    store_readings(person, recent_readings(hours=4, seed=2))
+
+    response = api.post(URL, {"horizons": [30, 60, 120, 240]}, format="json")
+
+    assert response.status_code == 201
+    body = response.json()
+    prior = load_prior()
+    assert body["model"] == {
+        "type": "glucose-prediction", "version": str(prior.version), "variant": "population",
+        "algorithm": "population_prior",
+    }
+    assert [p["horizon_min"] for p in body["points"]] == [30, 60, 120, 240]
+    for point in body["points"]:
+        assert point["lower_95"] <= point["lower_80"] < point["value"] < point["upper_80"] <= point["upper_95"]
+    widths = [p["upper_80"] - p["lower_80"] for p in body["points"]]
+    assert widths[0] < widths[2]  # the prior's held-out bands widen with the horizon
+    assert body["quality"]["reason"].startswith("population: no personal model yet")
+    assert body["provenance"]["n_readings"] >= 20 and body["provenance"]["observations"]
+    assert body["disclaimer"] == str(DISCLAIMER)
+    log = PredictionLog.objects.get(pk=body["prediction_id"])
+    assert (log.variant, log.ml_model, log.model_version, log.fallback_reason) == (
+        "population", None, str(prior.version), ""
+    )
+    assert log.outcome_pending  # scored against outcomes like every live forecast
+
+
+def test_20_minutes_after_a_gap_get_a_labelled_short_history_answer(api, person):
+    store_readings(person, after_a_gap(20))
+
+    response = api.post(URL, {"horizons": [30, 60]}, format="json")
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["model"]["variant"] == "short_history" and body["model"]["algorithm"] == "ar2_short_history"
+    reason = body["quality"]["reason"]
+    assert reason.startswith("short_history:") and "120 minutes" in reason
+    provenance = body["provenance"]
+    span = pd.Timestamp(provenance["window_end"]) - pd.Timestamp(provenance["window_start"])
+    assert span <= pd.Timedelta(minutes=20) and 3 <= provenance["n_readings"] <= 5
+    # Wider than the AR2 baseline's population bands (80% half-width 0.206 in log space at 60 min).
+    at_60 = body["points"][1]
+    assert math.log(at_60["upper_80"] / at_60["value"]) > 0.206 * 1.2
+    assert body["disclaimer"] == str(DISCLAIMER)
+
+
+def test_a_personal_model_after_a_sensor_change_answers_short_history_too(api, person):
+    store_readings(person, after_a_gap(15, seed=5))
+    register_model(person)
+
+    body = api.post(URL, {}, format="json").json()
+
+    assert body["model"]["variant"] == "short_history"
+    log = PredictionLog.objects.get(pk=body["prediction_id"])
+    assert log.fallback_reason.startswith("not_enough_readings_for_model: model 1.0.0")
+
+
+def test_one_reading_after_a_gap_is_still_422(api, person):
+    frame = after_a_gap(20)
+    recent = frame["time"] > timezone.now() - dt.timedelta(minutes=30)
+    store_readings(person, pd.concat([frame[~recent], frame[recent].tail(1)]))  # one new reading
+
+    response = api.post(URL, {}, format="json")
+
+    assert response.status_code == 422 and response.json()["code"] == "too_few_readings"
+    assert "at least two readings" in response.json()["detail"]
+    assert not PredictionLog.objects.exists()
+
+
+def test_a_person_with_a_day_and_a_half_gets_a_release_2_model(person, artifact_root):
+    from tests.mlmodels.conftest import synthetic_readings
+
+    store_readings(person, synthetic_readings(1.5, seed=3).assign(time=lambda f: f["time"].dt.floor("us")))
+
+    job = train_person(person, trigger="operator", time_budget_s=5)
+
+    assert job.status == JobStatus.SUCCEEDED, (job.reason, job.detail, job.error)
+    model = job.model
+    assert model.version == "2.0.0" and model.version_major == 2
+    assert model.feature_schema["version"] == 2
+    assert model.feature_schema["prior_version"] == str(load_prior().version)
+    assert model.hyperparameters["split"]["kind"] == "rolling_origin"
+    assert "prior" in model.hyperparameters["candidates"] or any(
+        c.get("base") == "prior" for c in model.hyperparameters["candidate_params"].values()
+    )
+    assert model.comparison["reference"]["kind"] == "population"
+    assert job.reason in ("deployed", "not_better")  # deploy-if-better against the prior
+    assert model.metrics["per_horizon"]["model"]["60"]["mae"] > 0
+
+
+def test_a_stored_release_1_model_keeps_serving_beside_release_2(api, person):
+    other = PersonFactory()
+    for who, seed in ((person, 1), (other, 2)):
+        store_readings(who, recent_readings(hours=4, seed=seed))
+    files_2, algorithm_2 = trained_release2_files()
+    register_model(person, version="1.0.0", files=trained_model_files()[0])
+    register_model(other, version="2.0.0", files=files_2, algorithm=algorithm_2)
+
+    one = api.post(URL, {}, format="json").json()
+    from tests.conftest import token_client
+
+    two = token_client(other).post(URL, {}, format="json").json()
+
+    assert (one["model"]["version"], one["model"]["variant"]) == ("1.0.0", "stable")
+    assert (two["model"]["version"], two["model"]["variant"]) == ("2.0.0", "stable")
+    names = {f["feature"] for f in two["provenance"]["top_features"]}
+    assert names  # release 2 explains itself too (its prior features and trends included)
+    assert PredictionLog.objects.filter(fallback_reason="").count() == 2
+    # The batch serves both releases in the same run, each with its own features.
+    PredictionLog.objects.all().delete()
+    result = predict_batch(persons=[person, other])
+    assert result.n_forecasts == 2 and result.n_fallbacks == 0
+    assert sorted(PredictionLog.objects.values_list("model_version", "variant")) == [
+        ("1.0.0", "stable"), ("2.0.0", "stable")
+    ]
+
+
+def test_a_release_2_model_built_on_another_prior_falls_back_with_the_reason(api, person):
+    store_readings(person, recent_readings(hours=4, seed=4))
+    files, algorithm = trained_release2_files()
+    manifest = json.loads(files["manifest.json"])
+    manifest["feature_schema"]["prior_version"] = "prior-0.0.1"
+    register_model(person, version="2.0.0", files={**files, "manifest.json": json.dumps(manifest).encode()})
+
+    body = api.post(URL, {}, format="json").json()
+
+    assert body["model"]["variant"] == "population"
+    log = PredictionLog.objects.get(pk=body["prediction_id"])
+    assert log.fallback_reason == "feature_schema_mismatch: model 2.0.0"
+
+
+def test_the_batch_serves_the_prior_and_short_histories(person):
+    new, changed, single = PersonFactory(), PersonFactory(), PersonFactory()
+    store_readings(new, recent_readings(hours=4, seed=7))
+    store_readings(changed, after_a_gap(20, seed=8))
+    store_readings(single, recent_readings(hours=0.05, seed=9).tail(1))
+
+    result = predict_batch(persons=[new, changed, single])
+
+    assert result.n_fresh == 3 and result.n_forecasts == 2 and result.n_too_few_readings == 1
+    logs = {log.person_id: log for log in PredictionLog.objects.all()}
+    assert logs[new.pk].variant == "population" and logs[new.pk].quality["reason"].startswith("population:")
+    assert logs[changed.pk].variant == "short_history"
+    assert logs[changed.pk].quality["reason"].startswith("short_history:")
+    assert single.pk not in logs
