@@ -257,7 +257,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=0, help="at most N held-out people per corpus (0 = all)")
     parser.add_argument("--stride", type=int, default=6)
     parser.add_argument("--no-costs", action="store_true")
-    parser.add_argument("--only", choices=["unseen", "cold"], default=None)
+    parser.add_argument("--only", choices=["unseen", "cold", "costs"], default=None)
     args = parser.parse_args()
     prior = shipped_prior()
     print(f"glucast cold-start bench — prior {prior.version} ({getattr(prior, 'kind', '?')}), "
@@ -273,6 +273,9 @@ def main() -> None:
     people["broll2021"] = load_broll(args.data)
     tally, counted = Tally(), defaultdict(int)
     started = time.perf_counter()
+    if args.only == "costs":
+        costs(prior)
+        return
     if args.only in (None, "unseen"):
         for corpus, group in people.items():
             for subject, readings in group.items():

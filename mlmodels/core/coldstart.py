@@ -67,8 +67,7 @@ class PopulationForecaster(GlucoseForecaster):
     def forecast_matrix(self, X: np.ndarray, times_ns: np.ndarray, horizons: list[int], tz: str):
         """The prior's forecast and bands at `horizons` (beyond its last horizon: its last one)."""
         full = self.prior.forecast(Release2Features.windows_of(X), np.asarray(times_ns, dtype=np.int64), tz)
-        known = list(self.prior.horizons)
-        cols = [known.index(h) if h in known else len(known) - 1 for h in horizons]
+        cols = self.features.prior_columns(horizons)
         value = full["value"][:, cols]
         out = {"value": _clamp(value)}
         for key in BAND_KEYS:

@@ -279,8 +279,11 @@ class GlucoseForecaster:
     def feature_schema(self) -> FeatureSchema:
         return FeatureSchema(tuple(self.features.names()), self.features.version)
 
-    def build_features(self, windows, interpolated, at_limit, times_ns, tz: str) -> np.ndarray:
-        """This model's input matrix from (n, 25) windows (its own schema's builder)."""
+    def build_features(self, windows, interpolated, at_limit, times_ns, tz: str, *, far: bool = False) -> np.ndarray:
+        """This model's input matrix from (n, 25) windows (its own schema's builder). `far`: the
+        forecast reaches past 2 hours (release 2 then asks the prior once, with the profile)."""
+        if far and self.far_weights and isinstance(self.features, Release2Features):
+            return self.features.build(windows, interpolated, at_limit, times_ns, tz, profile=self.profile)
         return self.features.build(windows, interpolated, at_limit, times_ns, tz)
 
     # ----- numeric core on feature matrices (used by training, evaluation and serving) -----
@@ -314,10 +317,8 @@ class GlucoseForecaster:
 
     def prior_far(self, X: np.ndarray, times_ns: np.ndarray, horizons: list[int], tz: str) -> dict[str, np.ndarray]:
         """The population prior's forecast and bands at far `horizons`, with this person's profile."""
-        prior = self.features.prior
-        full = prior.forecast(Release2Features.windows_of(X), times_ns, tz, profile=self.profile)
-        known = list(prior.horizons)
-        cols = [known.index(h) if h in known else len(known) - 1 for h in horizons]
+        full = self.features.forecast_with_profile(Release2Features.windows_of(X), times_ns, tz, self.profile)
+        cols = self.features.prior_columns(horizons)
         return {k: v[:, cols] for k, v in full.items()}
 
     def profile_far(self, times_ns: np.ndarray, horizons: list[int], tz: str) -> dict[str, np.ndarray]:
@@ -437,6 +438,7 @@ class GlucoseForecaster:
                 np.stack([w.at_limit for w in good]),
                 times_ns,
                 tz,
+                far=max(horizons) > MAX_SHORT_HORIZON,
             )
             matrix = self.forecast_matrix(X, times_ns, horizons, tz)
             short_requested = [h for h in horizons if h <= MAX_SHORT_HORIZON] or [MAX_SHORT_HORIZON]

@@ -123,7 +123,9 @@ class Release2Features(FeatureBuilder):
         if missing:
             raise PriorUnavailable(f"the population prior lacks horizons {missing[:5]} that release 2 needs")
         self.prior = prior
-        self._columns = [list(prior.horizons).index(h) for h in HORIZONS]
+        self._column_of = {int(h): i for i, h in enumerate(prior.horizons)}
+        self._last: tuple | None = None
+        self._columns = [self._column_of[h] for h in HORIZONS]
 
     def names(self) -> list[str]:
         return feature_names() + PRIOR_CHANGE_FEATURES + WINDOW_VALUE_FEATURES
@@ -139,7 +141,9 @@ class Release2Features(FeatureBuilder):
                 f"{self.prior.version}"
             )
 
-    def build(self, windows, interpolated, at_limit, times_ns, tz: str) -> np.ndarray:
+    def build(self, windows, interpolated, at_limit, times_ns, tz: str, *, profile=None) -> np.ndarray:
+        """With `profile` (serving a forecast that reaches beyond 2 hours) the prior's far
+        forecast for that profile comes out of the same call and is kept for `forecast_with_profile`."""
         windows = np.asarray(windows, dtype=np.float64)
         base = window_features(windows, interpolated, at_limit, times_ns, tz)
         k = base.shape[1]
@@ -148,10 +152,32 @@ class Release2Features(FeatureBuilder):
         complete = np.isfinite(windows).all(axis=1)
         if complete.any():
             times_ns = np.asarray(times_ns, dtype=np.int64)
-            forecast = np.asarray(self.prior.predict(windows[complete], times_ns[complete], tz), dtype=np.float64)
+            if profile is not None:
+                forecast = self.forecast_with_profile(windows[complete], times_ns[complete], tz, profile)["value"]
+            else:
+                forecast = np.asarray(self.prior.predict(windows[complete], times_ns[complete], tz), dtype=np.float64)
             out[complete, k : k + len(HORIZONS)] = forecast[:, self._columns] - windows[complete, -1:]
             out[complete, k + len(HORIZONS):] = windows[complete]
         return out
+
+    def forecast_with_profile(self, windows, times_ns, tz: str, profile) -> dict[str, np.ndarray]:
+        """The prior's forecast and bands with the person's profile, all horizons; the last one is
+        remembered, so building a forecast's features and extending it past 2 hours run the
+        prior once (its short part does not depend on the profile)."""
+        windows = np.ascontiguousarray(windows, dtype=np.float64)
+        times_ns = np.ascontiguousarray(times_ns, dtype=np.int64)
+        key = (windows.tobytes(), times_ns.tobytes(), tz, id(profile))
+        last = self._last  # read once: another thread may replace it
+        if last is not None and last[0] == key:
+            return last[1]
+        full = self.prior.forecast(windows, times_ns, tz, profile=profile)
+        self._last = (key, full)
+        return full
+
+    def prior_columns(self, horizons) -> list[int]:
+        """Columns of the prior's output for `horizons` (beyond its last horizon: its last one)."""
+        last = len(self._column_of) - 1
+        return [self._column_of.get(int(h), last) for h in horizons]
 
     @staticmethod
     def windows_of(X: np.ndarray) -> np.ndarray:
