@@ -43,6 +43,7 @@ from mlmodels.core.features import (
     grid_windows,
     window_features,
 )
+from mlmodels.core.population import shipped_prior
 
 RELEASE_1 = 1
 RELEASE_2 = 2
@@ -53,11 +54,8 @@ class PriorUnavailable(FeatureSchemaMismatch):
 
 
 def load_prior():
-    """The population prior shipped with the code (loaded once per process by its module)."""
-    try:
-        from mlmodels.core.population import shipped_prior
-    except ImportError as exc:  # a checkout without the prior: release 1 and AR2 keep serving
-        raise PriorUnavailable(f"the population prior is not part of this code ({exc})") from exc
+    """The population prior shipped with the code (loaded and verified once per process by its
+    module); PriorUnavailable when its artifact is missing, damaged or cannot run here."""
     try:
         return shipped_prior()
     except Exception as exc:  # noqa: BLE001 - any load failure means: no prior in this process
