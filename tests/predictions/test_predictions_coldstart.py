@@ -183,3 +183,18 @@ def test_the_batch_serves_the_prior_and_short_histories(person):
     assert logs[changed.pk].variant == "short_history"
     assert logs[changed.pk].quality["reason"].startswith("short_history:")
     assert single.pk not in logs
+
+
+def test_a_what_if_with_three_readings_gets_a_short_history_answer_and_stores_nothing(api, person):
+    from tests.predictions.conftest import history_rows
+
+    rows = history_rows(recent_readings(hours=0.25, seed=11).tail(3))
+
+    response = api.post(URL, {"history": rows, "horizons": [15, 30]}, format="json")
+
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["model"]["variant"] == "short_history" and body["quality"]["reason"].startswith("short_history:")
+    assert body["provenance"]["n_readings"] == 3
+    log = PredictionLog.objects.get(pk=body["prediction_id"])
+    assert log.from_history and not log.outcome_pending  # a what-if is never scored
