@@ -198,3 +198,27 @@ def test_a_what_if_with_three_readings_gets_a_short_history_answer_and_stores_no
     assert body["provenance"]["n_readings"] == 3
     log = PredictionLog.objects.get(pk=body["prediction_id"])
     assert log.from_history and not log.outcome_pending  # a what-if is never scored
+
+
+class BrokenPrior:
+    """A population forecaster with a bug: every call fails with an unexpected error."""
+
+    method = "population"
+    version = "prior-broken"
+
+    def forecast_windows(self, *args, **kwargs):
+        raise ArithmeticError("a bug in the prior")
+
+
+def test_when_the_prior_fails_at_run_time_ar2_answers_with_the_reason(api, person, monkeypatch, caplog):
+    from predictions import services
+
+    store_readings(person, recent_readings(hours=4, seed=12))
+    monkeypatch.setattr(services, "_population", (BrokenPrior(), ""))
+
+    body = api.post(URL, {}, format="json").json()
+
+    assert body["model"]["variant"] == "baseline" and body["model"]["algorithm"] == "ar2_baseline"
+    log = PredictionLog.objects.get(pk=body["prediction_id"])
+    assert log.fallback_reason == "population_error: ArithmeticError"
+    assert "The population prior failed" in caplog.text
