@@ -16,7 +16,10 @@ A. Unseen people (the black-box protocol of bench/population.py): the first 70% 
    answers (release 1 below 3 days of data: AR2, release 2 below 1 day: the prior).
 B. Cold start: only the person's first 1 (and 2) days are known; forecasts from every 30 minutes
    of the rest of their data. The baselines are fitted on those same first days.
-C. Costs: training one person's release-2 model on 14 synthetic days (one core, median of 3), and
+C. Short history: from every 30 minutes of the same 30% (scenario A's origins), only the current
+   reading and the one 5 minutes before are known (the first minutes after a sensor change):
+   the short-history answer (AR2, bands widened) against AR2 with its plain population bands.
+D. Costs: training one person's release-2 model on 14 synthetic days (one core, median of 3), and
    the warm forecast of one window (fast path, as served), release 2 vs release 1, p50/p95 over
    interleaved calls in the same run.
 
@@ -43,7 +46,7 @@ import pandas as pd  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mlmodels.core.coldstart import PopulationForecaster  # noqa: E402
+from mlmodels.core.coldstart import PopulationForecaster, ShortHistoryForecaster  # noqa: E402
 from mlmodels.core.estimators import RidgeForecaster  # noqa: E402
 from mlmodels.core.features import HORIZONS, build_targets  # noqa: E402
 from mlmodels.core.forecaster import BaselineForecaster  # noqa: E402
@@ -186,6 +189,46 @@ def score_person(tally: Tally, scenario: str, corpus: str, readings: pd.DataFram
     return True
 
 
+def score_short_history(tally: Tally, corpus: str, readings: pd.DataFrame, known_until, stride: int) -> bool:
+    """Scenario C: AR2 from the current reading and the one before, plain vs widened bands."""
+    grid = prepare_grid(readings)
+    values = grid["glucose_mg_dl"].to_numpy()
+    times = grid.index
+    before = np.concatenate([[np.nan], values[:-1]])
+    origins = np.flatnonzero(
+        np.asarray(times >= known_until) & grid["observed"].to_numpy() & np.isfinite(values) & np.isfinite(before)
+    )[::stride]
+    if len(origins) < 5:
+        return False
+    X = np.full((len(origins), len(Release1Features().names())), np.nan)
+    X[:, 0] = values[origins]
+    X[:, Release1Features().names().index("lag_5min")] = before[origins] - values[origins]
+    t_ns = times.asi8[origins]
+    for name, model in (("ar2", BaselineForecaster(tz=TZ)), ("short_history", ShortHistoryForecaster(tz=TZ))):
+        out = model.forecast_matrix(X, t_ns, list(SHORT), TZ)
+        for c, h in enumerate(SHORT):
+            actual = values[origins] + build_targets(grid, [h], observed_only=True)[f"h{h}"].to_numpy()[origins]
+            tally.add(("C", corpus, name), h, out["value"][:, c], actual,
+                      {k: out[k][:, c] for k in ("lower_80", "upper_80", "lower_95", "upper_95")})
+    return True
+
+
+def report_short_history(tally: Tally, corpora) -> None:
+    print("\n=== C. short history: only the last two readings known ===")
+    print("set            MAE30   MAE60   | 80% coverage at 30 / 60 min: AR2 bands -> short-history bands"
+          " | 95%: AR2 -> short history")
+    for corpus in corpora:
+        key = ("C", corpus)
+        if not tally.err.get(key + ("ar2", 30)):
+            continue
+        cov = " / ".join(f"{tally.coverage(key + ('ar2',), h, 80):.3f} -> {tally.coverage(key + ('short_history',), h, 80):.3f}"
+                         for h in SHORT)
+        cov95 = " / ".join(f"{tally.coverage(key + ('ar2',), h, 95):.3f} -> {tally.coverage(key + ('short_history',), h, 95):.3f}"
+                           for h in SHORT)
+        print(f"{corpus:14s} {tally.mae(key + ('short_history',), 30):<7.2f} {tally.mae(key + ('short_history',), 60):<7.2f} | "
+              f"{cov} | {cov95}")
+
+
 def report(tally: Tally, scenario: str, corpora, n_people: dict):
     print(f"\n=== {scenario} ===")
     for corpus in corpora:
@@ -257,7 +300,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=0, help="at most N held-out people per corpus (0 = all)")
     parser.add_argument("--stride", type=int, default=6)
     parser.add_argument("--no-costs", action="store_true")
-    parser.add_argument("--only", choices=["unseen", "cold", "costs"], default=None)
+    parser.add_argument("--only", choices=["unseen", "cold", "costs", "short"], default=None)
     args = parser.parse_args()
     prior = shipped_prior()
     print(f"glucast cold-start bench — prior {prior.version} ({getattr(prior, 'kind', '?')}), "
@@ -276,6 +319,13 @@ def main() -> None:
     if args.only == "costs":
         costs(prior)
         return
+    if args.only == "short":
+        for corpus, group in people.items():
+            for subject, readings in group.items():
+                t0, t1 = readings["time"].iloc[0], readings["time"].iloc[-1]
+                score_short_history(tally, corpus, readings, t0 + (t1 - t0) * TRAIN_FRACTION, args.stride)
+        report_short_history(tally, people)
+        return
     if args.only in (None, "unseen"):
         for corpus, group in people.items():
             for subject, readings in group.items():
@@ -285,6 +335,11 @@ def main() -> None:
                     counted[("A. unseen people (70% past / 30% future)", corpus)] += 1
         report(tally, "A. unseen people (70% past / 30% future)", people, counted)
         print(f"\n(scenario A took {time.perf_counter() - started:.0f} s)")
+        for corpus, group in people.items():
+            for subject, readings in group.items():
+                t0, t1 = readings["time"].iloc[0], readings["time"].iloc[-1]
+                score_short_history(tally, corpus, readings, t0 + (t1 - t0) * TRAIN_FRACTION, args.stride)
+        report_short_history(tally, people)
     if args.only in (None, "cold"):
         for days in (1, 2):
             scenario = f"B. cold start: first {days} day{'s' if days > 1 else ''} known"
