@@ -40,6 +40,8 @@ class Variant(models.TextChoices):
     # No personal model answered: the population prior, or AR2 from a short history.
     POPULATION = "population", _("population model")
     SHORT_HISTORY = "short_history", _("short history")
+    # The candidate computed in shadow after the answer: logged and scored, never returned.
+    SHADOW = "shadow", _("shadow (never shown)")
 
 
 class ModelStatus(models.TextChoices):
@@ -64,9 +66,11 @@ class MLModelQuerySet(PersonOwnedQuerySet):
 class MLModel(models.Model):
     """One trained version of one person's model.
 
-    version is semantic "MAJOR.MINOR.PATCH": MAJOR = feature/output schema of the pipeline,
-    MINOR = retrain number within that schema, PATCH = a fix of the same training. The integer
-    columns exist so versions order numerically (1.10.0 after 1.9.0), which a string does not.
+    version is semantic "MAJOR.MINOR.PATCH": MAJOR = the release (its feature schema and output
+    contract, mlmodels/core/schemas.py), MINOR = retrained on new data within that release,
+    PATCH = the same point model with its bands recalibrated from the person's realized outcomes
+    (mlmodels/recalibration.py). The integer columns exist so versions order numerically (1.10.0
+    after 1.9.0), which a string does not.
     """
 
     person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="ml_models")
@@ -154,6 +158,9 @@ class JobTrigger(models.TextChoices):
     DATA = "data", _("new data")
     PERFORMANCE = "performance", _("performance drop")
     OPERATOR = "operator", _("operator")
+    # Not a training: a PATCH with the same point model and bands recalibrated from outcomes.
+    CALIBRATION = "calibration", _("band recalibration")
+    RETIREMENT = "retirement", _("schema retirement")
 
 
 class TrainingJobQuerySet(PersonOwnedQuerySet):
@@ -216,6 +223,7 @@ class TrainingJob(models.Model):
 class RolloutStatus(models.TextChoices):
     STABLE = "stable", _("stable only")
     CANARY = "canary", _("canary running")
+    SHADOW = "shadow", _("candidate in shadow only")
     PAUSED = "paused", _("candidate paused at 0%")
     ROLLED_BACK = "rolled_back", _("rolled back")
 
@@ -231,6 +239,11 @@ class Rollout(models.Model):
     canary_percentage = models.PositiveSmallIntegerField(
         default=0, validators=[MaxValueValidator(100)],
         help_text="0-100: people whose bucket is below this number are in the canary arm",
+    )
+    shadow_percentage = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(100)],
+        help_text="0-100: the next people after the canary share get the candidate computed in shadow "
+        "(logged and scored, never shown)",
     )
     previous_stable_release = models.PositiveIntegerField(
         null=True, blank=True, help_text="Where 'roll back to the previous stable' goes"
@@ -254,6 +267,11 @@ class Rollout(models.Model):
                 condition=Q(candidate_release__isnull=False) | Q(canary_percentage=0),
                 name="rollout_no_canary_without_candidate",
             ),
+            models.CheckConstraint(condition=Q(shadow_percentage__lte=100), name="rollout_shadow_0_100"),
+            models.CheckConstraint(
+                condition=Q(candidate_release__isnull=False) | Q(shadow_percentage=0),
+                name="rollout_no_shadow_without_candidate",
+            ),
             models.CheckConstraint(
                 condition=Q(candidate_release__isnull=True) | ~Q(candidate_release=F("stable_release")),
                 name="rollout_candidate_differs_from_stable",
@@ -263,9 +281,10 @@ class Rollout(models.Model):
     def __str__(self) -> str:
         if self.candidate_release is None:
             return f"{self.model_type}: release {self.stable_release}"
+        shadow = f", shadow {self.shadow_percentage}%" if self.shadow_percentage else ""
         return (
             f"{self.model_type}: release {self.stable_release}, "
-            f"candidate {self.candidate_release} at {self.canary_percentage}%"
+            f"candidate {self.candidate_release} at {self.canary_percentage}%{shadow}"
         )
 
     def snapshot(self) -> dict:
@@ -274,6 +293,7 @@ class Rollout(models.Model):
             "stable_release": self.stable_release,
             "candidate_release": self.candidate_release,
             "canary_percentage": self.canary_percentage,
+            "shadow_percentage": self.shadow_percentage,
             "previous_stable_release": self.previous_stable_release,
             "status": self.status,
             "auto_promote": self.auto_promote,
@@ -284,6 +304,7 @@ class EventAction(models.TextChoices):
     CREATED = "created", _("rollout created")
     CANDIDATE_SET = "candidate_set", _("candidate release set")
     PERCENTAGE_SET = "percentage_set", _("canary percentage set")
+    SHADOW_SET = "shadow_set", _("shadow percentage set")
     PROMOTED = "promoted", _("candidate promoted to stable")
     ROLLED_BACK = "rolled_back", _("rolled back to the previous stable")
     AUTO_ROLLED_BACK = "auto_rolled_back", _("canary stopped automatically")
@@ -294,6 +315,8 @@ class EventAction(models.TextChoices):
     MODEL_ACTIVATED = "model_activated", _("model version activated")
     MODEL_ROLLED_BACK = "model_rolled_back", _("person's model rolled back to the previous version")
     MODEL_ARCHIVED = "model_archived", _("model version archived")
+    MODEL_RECALIBRATED = "model_recalibrated", _("bands recalibrated (PATCH version)")
+    SCHEMA_RETIRED = "schema_retired", _("feature schema retired")
 
 
 AUTOMATION_ACTOR = "automation"
@@ -374,6 +397,32 @@ class ServingState(models.Model):
 
     class Meta:
         verbose_name = "serving state"
+        verbose_name_plural = "serving state"
 
     def __str__(self) -> str:
         return f"serving generation {self.generation}"
+
+
+class RetiredSchema(models.Model):
+    """A feature schema (= the release of that MAJOR) nobody is served by any more.
+
+    Written only by `manage.py retire_schema` after it retrained everyone still on it; from then
+    on no version of that release is chosen to serve, no rollout may name it, and its builder may
+    be removed from mlmodels/core/schemas.py.
+    """
+
+    model_type = models.CharField(max_length=64, default=GLUCOSE_PREDICTION)
+    schema_version = models.PositiveIntegerField(help_text="Feature schema version = the release's MAJOR")
+    retired_at = models.DateTimeField(auto_now_add=True)
+    actor_name = models.CharField(max_length=150)
+    reason = models.TextField()
+    detail = models.JSONField(default=dict, blank=True, help_text="Who was retrained, by which jobs")
+
+    class Meta:
+        ordering = ["model_type", "schema_version"]
+        constraints = [
+            models.UniqueConstraint(fields=["model_type", "schema_version"], name="retiredschema_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_type} schema {self.schema_version} retired {self.retired_at:%Y-%m-%d}"

@@ -13,9 +13,20 @@ from persons.models import Person, PersonOwnedQuerySet
 class Source(models.TextChoices):
     API = "api", _("API request")
     BATCH = "batch", _("batch")
+    # The candidate release computed after the answer (predictions/shadow.py): never shown.
+    SHADOW = "shadow", _("shadow")
 
 
 class PredictionLogQuerySet(PersonOwnedQuerySet):
+    """A person reaches only the forecasts they were answered: shadow forecasts (the candidate
+    release computed after the answer, for the paired comparison) are staff-only evidence."""
+
+    def for_user(self, user):
+        return super().for_user(user).exclude(source=Source.SHADOW)
+
+    def for_person(self, person):
+        return super().for_person(person).exclude(source=Source.SHADOW)
+
     def awaiting_outcomes(self, now):
         """Logs with at least one point whose outcome can be looked up by `now`."""
         return self.filter(outcome_pending=True, outcomes_next_at__lte=now)
@@ -66,6 +77,13 @@ class PredictionLog(models.Model):
     rollout = models.ForeignKey(
         "mlmodels.Rollout", null=True, blank=True, on_delete=models.SET_NULL, related_name="predictions"
     )
+    # Shadow mode (predictions/shadow.py): a served log whose candidate forecast is still to be
+    # computed carries shadow_pending; the candidate's own log points back with shadow_of.
+    shadow_pending = models.BooleanField(default=False)
+    shadow_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="shadows",
+        help_text="The served forecast this shadow forecast pairs with (same person, origin, outcomes)",
+    )
     outcome_pending = models.BooleanField(default=True)
     outcomes_next_at = models.DateTimeField(
         null=True, blank=True, help_text="Earliest time an unresolved point can be looked up"
@@ -84,6 +102,7 @@ class PredictionLog(models.Model):
                 condition=models.Q(outcome_pending=True),
             ),
             models.Index(fields=["issued_at"], name="predlog_issued"),
+            models.Index(fields=["id"], name="predlog_shadow_due", condition=models.Q(shadow_pending=True)),
         ]
 
     def __str__(self) -> str:
@@ -123,6 +142,8 @@ class ModelPerformance(models.Model):
 
     class Meta:
         ordering = ["person", "model_version", "horizon_min"]
+        verbose_name = "model performance"
+        verbose_name_plural = "model performance"
         constraints = [
             models.UniqueConstraint(
                 fields=["person", "model_version", "horizon_min"],
@@ -169,6 +190,8 @@ class PredictionFeedback(models.Model):
 
     class Meta:
         ordering = ["-updated_at"]
+        verbose_name = "prediction feedback"
+        verbose_name_plural = "prediction feedback"
 
     def __str__(self) -> str:
         return f"{self.person} on forecast {self.prediction_id}: {'helpful' if self.helpful else 'not helpful'}"

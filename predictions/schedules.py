@@ -12,6 +12,7 @@ to the interval survives unless it is a deliberate reset with `reset=True`).
 | glucast: evaluate rollouts             | every 15 min  | automated rollback / promotion        |
 | glucast: retrain on performance drop   | hourly        | realized MAE (24 h) >> validation MAE |
 | glucast: pull Nightscout sites         | every 5 min   | new readings from people's own sites  |
+| glucast: shadow forecasts              | every minute  | the candidate on shadow people's origins |
 """
 
 from django.conf import settings
@@ -28,6 +29,7 @@ SCHEDULES = [
     # observations' task (this list is the one every serving-side schedule is installed from)
     ("glucast: pull Nightscout sites", "observations.tasks.pull_nightscout_sites_task", "I",
      settings.GLUCAST_NIGHTSCOUT_PULL_INTERVAL_MIN),
+    ("glucast: shadow forecasts", "predictions.tasks.run_shadows_task", "I", 1),
 ]
 
 

@@ -11,9 +11,12 @@ __all__ = ["Choice", "choose_model", "choose_models", "record_choice"]
 
 
 def record_choice(log, choice) -> None:
-    """Copy the arm and rollout of a Choice onto an (unsaved) PredictionLog."""
+    """Copy the arm and rollout of a Choice onto an (unsaved) PredictionLog, and mark it for a
+    shadow forecast (predictions/shadow.py, computed after the answer) when the person is in the
+    rollout's shadow share and the forecast will be scored (live, from stored readings)."""
     log.arm = getattr(choice, "arm", "") or ""
     log.rollout_id = getattr(choice, "rollout_id", None)
+    log.shadow_pending = bool(getattr(choice, "shadow", None) is not None and log.outcome_pending)
 
 
 def choose_models(person_ids, model_type: str = "glucose-prediction") -> dict:

@@ -40,12 +40,13 @@ def matched_points_sql(where: str = "TRUE") -> str:
     """A subquery with one row per forecast point whose actual reading is known, from logs
     (alias `l`) that satisfy `where` and were not made from sent-along history.
 
-    Columns: person_id, ml_model_id, model_type, model_version, variant, arm, issued_at,
-    h (minutes), value, actual, lower_80, upper_80, lower_95, upper_95 (mg/dL).
+    Columns: log_id, shadow_of_id, source, person_id, ml_model_id, model_type, model_version,
+    variant, arm, issued_at, h (minutes), value, actual, lower_80, upper_80, lower_95, upper_95
+    (mg/dL).
     Parameters: those of `where`, then the list of horizons to keep.
     """
     return f"""
-        SELECT l.person_id, l.ml_model_id, l.model_type, l.model_version, l.variant, l.arm,
+        SELECT l.id AS log_id, l.shadow_of_id, l.source, l.person_id, l.ml_model_id, l.model_type, l.model_version, l.variant, l.arm,
                l.issued_at, (p->>'horizon_min')::int AS h,
                (p->>'value_mg_dl')::float8 AS value, (p->>'actual_mg_dl')::float8 AS actual,
                (p->>'lower_80_mg_dl')::float8 AS lower_80, (p->>'upper_80_mg_dl')::float8 AS upper_80,

@@ -3,10 +3,15 @@
 from predictions.batch import predict_batch
 from predictions.decisions import evaluate_rollouts, retrain_on_performance
 from predictions.outcomes import fill_outcomes, prune_prediction_log
+from predictions.recalibration import recalibrate_drifted
+from predictions.shadow import run_pending_shadows
 
 
 def fill_outcomes_task() -> dict:
-    return fill_outcomes()
+    """Match outcomes, then start a PATCH recalibration where realized coverage drifted."""
+    counts = fill_outcomes()
+    counts["recalibration"] = recalibrate_drifted()
+    return counts
 
 
 def prune_prediction_log_task() -> int:
@@ -14,8 +19,15 @@ def prune_prediction_log_task() -> int:
 
 
 def predict_batch_task() -> dict:
-    """Forecast every person with fresh data (the scheduled batch)."""
-    return predict_batch().as_dict()
+    """Forecast every person with fresh data (the scheduled batch), then the shadow candidates
+    of those forecasts (same readings, same origins)."""
+    result = predict_batch().as_dict()
+    result["shadow"] = run_pending_shadows()
+    return result
+
+
+def run_shadows_task() -> dict:
+    return run_pending_shadows()
 
 
 def evaluate_rollouts_task() -> list:
@@ -28,4 +40,4 @@ def retrain_on_performance_task() -> dict:
 
 __all__ = ["fill_outcomes", "prune_prediction_log", "predict_batch", "fill_outcomes_task",
            "prune_prediction_log_task", "predict_batch_task", "evaluate_rollouts_task",
-           "retrain_on_performance_task"]
+           "retrain_on_performance_task", "run_shadows_task"]

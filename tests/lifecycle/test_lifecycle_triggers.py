@@ -215,4 +215,4 @@ def test_schedules_are_created_once_with_a_weekly_cron():
     if weekly.schedule_type == "C":
         assert weekly.cron == "0 3 * * 1" and weekly.next_run.weekday() == 0
     assert Schedule.objects.filter(name="glucast: weekly retraining").count() == 1
-    assert len(ensure_lifecycle_schedules()) + len(SCHEDULES) == 10  # registry's + serving/judging + Nightscout pull
+    assert len(ensure_lifecycle_schedules()) + len(SCHEDULES) == 11  # registry's + serving/judging + Nightscout pull + shadows
