@@ -305,6 +305,10 @@ GLUCAST_RETRAIN_NEW_READINGS = env_int("GLUCAST_RETRAIN_NEW_READINGS", 288)
 GLUCAST_RETRAIN_PERFORMANCE_MARGIN = env_float("GLUCAST_RETRAIN_PERFORMANCE_MARGIN", 0.25)
 # Matched points at 30+60 min in 24 h the performance trigger needs.
 GLUCAST_RETRAIN_PERFORMANCE_MIN_OUTCOMES = env_int("GLUCAST_RETRAIN_PERFORMANCE_MIN_OUTCOMES", 24)
+# A PATCH recalibrates a version's bands when its realized 80% coverage (7 days) leaves 80% +- this.
+GLUCAST_RECALIBRATE_COVERAGE_TOLERANCE = env_float("GLUCAST_RECALIBRATE_COVERAGE_TOLERANCE", 0.07)
+# Matched points (5-120 min, 7 days) a version needs before its coverage is judged for a PATCH.
+GLUCAST_RECALIBRATE_MIN_OUTCOMES = env_int("GLUCAST_RECALIBRATE_MIN_OUTCOMES", 200)
 # Lifetime (s) of a staff artifact download link.
 GLUCAST_ARTIFACT_LINK_MAX_AGE_S = env_int("GLUCAST_ARTIFACT_LINK_MAX_AGE_S", 300)
 

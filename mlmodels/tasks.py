@@ -17,7 +17,8 @@ from mlmodels.lifecycle import (
     retrain_on_new_data,
     retrain_scheduled,
 )
-from mlmodels.models import OPEN_JOB_STATUSES, JobStatus, TrainingJob
+from mlmodels.models import OPEN_JOB_STATUSES, JobStatus, JobTrigger, TrainingJob
+from mlmodels.recalibration import run_recalibration
 from mlmodels.services import train_person
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ def run_training_job(job_id: int) -> str:
         job.started_at = timezone.now()
         job.attempts += 1
         job.save(update_fields=["status", "started_at", "attempts"])
+    if job.trigger == JobTrigger.CALIBRATION:  # a PATCH: bands only, no training
+        return run_recalibration(job).status
     job = train_person(job.person, job=job, trigger=job.trigger, model_type=job.model_type)
     return job.status
 

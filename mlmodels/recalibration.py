@@ -1,0 +1,117 @@
+"""PATCH versions: the same point model with bands recalibrated from the person's realized
+outcomes (the numbers: mlmodels/core/recalibration.py).
+
+The outcome task (predictions/recalibration.py, which reads the prediction log) measures each
+serving version's realized 80% coverage; when it drifts outside GLUCAST_RECALIBRATE_COVERAGE_TOLERANCE
+it computes the band scale factors and calls request_recalibration(), which queues a cheap job
+(a TrainingJob with trigger `calibration`, so it shares the one-open-job-per-person rule and the
+worker). The job, run_recalibration(), loads the version, rescales its conformal quantiles and
+stores the result as MAJOR.MINOR.(PATCH+1): same point model, same held-out metrics, new bands.
+It takes the parent's place: active if the parent was active, else next to it (the newest
+version of its release, so a rollout arm serving the parent serves the patch).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from mlmodels.models import EventAction, JobStatus, JobTrigger, MLModel, ModelStatus, RolloutEvent, TrainingJob
+from mlmodels.core.recalibration import rescaled
+from mlmodels.rollouts import actor_fields, bump_generation
+from mlmodels.services import enqueue_training_job, open_job, to_jsonable
+from mlmodels.storage import delete_artifacts, load_forecaster, save_artifacts
+
+logger = logging.getLogger(__name__)
+
+
+def next_patch(mlmodel: MLModel) -> tuple[int, int, int]:
+    latest = (
+        MLModel.objects.filter(
+            person_id=mlmodel.person_id, model_type=mlmodel.model_type,
+            version_major=mlmodel.version_major, version_minor=mlmodel.version_minor,
+        ).order_by("-version_patch").first()
+    )
+    return mlmodel.version_major, mlmodel.version_minor, latest.version_patch + 1
+
+
+def request_recalibration(mlmodel: MLModel, *, factors: dict, evidence: dict) -> TrainingJob | None:
+    """Queue a PATCH of `mlmodel` with these band scale factors; None when a job is already open."""
+    if open_job(mlmodel.person, mlmodel.model_type) is not None:
+        return None
+    try:
+        with transaction.atomic():
+            job = TrainingJob.objects.create(
+                person_id=mlmodel.person_id, model_type=mlmodel.model_type, trigger=JobTrigger.CALIBRATION,
+                status=JobStatus.QUEUED,
+                detail=to_jsonable({"model_id": mlmodel.pk, "version": mlmodel.version, "factors": factors,
+                                    "evidence": evidence}),
+            )
+    except IntegrityError:  # another job opened in between
+        return None
+    transaction.on_commit(lambda: enqueue_training_job(job.pk))
+    return job
+
+
+def run_recalibration(job: TrainingJob) -> TrainingJob:
+    """Store the PATCH version the job asks for; the job ends succeeded (`recalibrated`) or failed."""
+    patch = None
+    try:
+        parent = MLModel.objects.select_related("person").get(pk=job.detail["model_id"])
+        if not parent.storage_path:
+            raise ValueError(f"version {parent.version} has no stored files any more")
+        forecaster = load_forecaster(parent)
+        forecaster.conformal = rescaled(forecaster.conformal, job.detail["factors"])
+        major, minor, patch_no = next_patch(parent)
+        with transaction.atomic():
+            patch = MLModel.objects.create(
+                person=parent.person, model_type=parent.model_type,
+                version=f"{major}.{minor}.{patch_no}", version_major=major, version_minor=minor,
+                version_patch=patch_no, algorithm=parent.algorithm, trained_at=parent.trained_at,
+                data_start=parent.data_start, data_end=parent.data_end, n_readings=parent.n_readings,
+                hyperparameters=parent.hyperparameters, feature_schema=parent.feature_schema,
+                metrics=parent.metrics, status=ModelStatus.TRAINING, parent=parent,
+                comparison={"decision": "recalibrated", "rule": "same point model, bands rescaled so the "
+                            "realized outcomes fall inside at the nominal level", **job.detail},
+            )
+        metadata = {"version": patch.version, "recalibrated_from": parent.version, "factors": job.detail["factors"],
+                    "feature_schema": parent.feature_schema, "algorithm": parent.algorithm}
+        save_artifacts(patch, forecaster.to_files(), to_jsonable(metadata),
+                       f"PATCH of {parent.version}: bands rescaled by {job.detail['factors']}\n")
+        with transaction.atomic():
+            parent = MLModel.objects.select_for_update().get(pk=parent.pk)
+            patch.status = ModelStatus.READY
+            if parent.is_active:
+                parent.is_active = False
+                parent.status = ModelStatus.ARCHIVED
+                parent.save(update_fields=["is_active", "status"])
+                patch.is_active = True
+            patch.save()
+            RolloutEvent.objects.create(
+                model_type=patch.model_type, action=EventAction.MODEL_RECALIBRATED,
+                reason=f"realized 80% coverage {job.detail.get('evidence', {}).get('coverage_80')} "
+                       f"outside the tolerance; bands rescaled",
+                before={"version": parent.version}, after={"version": patch.version, "active": patch.is_active},
+                evidence=job.detail.get("evidence", {}), person=patch.person, ml_model=patch, **actor_fields(None),
+            )
+            bump_generation()
+    except Exception as exc:  # noqa: BLE001 - the job records why
+        logger.exception("Recalibration job %s failed", job.pk)
+        if patch is not None and patch.pk:
+            delete_artifacts(patch)
+            MLModel.objects.filter(pk=patch.pk).update(status=ModelStatus.FAILED, storage_path="",
+                                                       artifact_manifest={}, artifact_sha256="",
+                                                       error=f"{exc.__class__.__name__}: {exc}")
+        job.status, job.reason, job.error = JobStatus.FAILED, "error", f"{exc.__class__.__name__}: {exc}"
+        job.finished_at = timezone.now()
+        job.save()
+        return job
+    job.model = patch
+    job.status, job.reason = JobStatus.SUCCEEDED, "recalibrated"
+    job.detail = {**job.detail, "patch_version": patch.version}
+    job.finished_at = timezone.now()
+    job.save()
+    logger.info("Recalibrated %s -> %s for person %s", parent.version, patch.version, patch.person_id)
+    return job
