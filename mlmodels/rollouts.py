@@ -10,17 +10,21 @@ Choosing (called by predictions.selection for every forecast):
     2. with a Rollout for the model type: bucket(person, rollout) < canary percentage and the
        person has a usable model of the candidate release -> that model    arm "canary"
        otherwise the person's model of the stable release                  arm "stable"
-       (no model of that release: the baseline answers, variant "baseline")
+       (no model of that release: the baseline answers, variant "baseline");
+       the next `shadow_percentage` buckets after the canary also get their model of the
+       candidate release as `Choice.shadow`: computed after the answer, logged, never shown
     3. without a Rollout: the person's active model (or the baseline)      arm ""
 
 A person's *model of release R* is their active version when its MAJOR is R, else their newest
-usable version of R (status ready or archived, artifacts still stored).
+usable version of R (status ready or archived, artifacts still stored). A release whose feature
+schema was retired (RetiredSchema, `manage.py retire_schema`) is never chosen.
 
 Changing (each in one transaction with select_for_update, an event, and a generation bump):
 
     create_rollout(model_type, stable_release, *, actor, reason) -> Rollout
     set_candidate(rollout, candidate_release, *, actor, reason, percentage=0) -> Rollout
     set_canary_percentage(rollout, percentage, *, actor, reason) -> Rollout
+    set_shadow_percentage(rollout, percentage, *, actor, reason) -> Rollout
     promote_candidate(rollout, *, actor, reason, evidence=None) -> Rollout
     rollback_to_previous_stable(rollout, *, actor, reason) -> Rollout
     stop_canary(rollout, *, reason, evidence, actor=None) -> Rollout   (the automated rollback)
@@ -35,6 +39,7 @@ import threading
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from mlmodels.models import (
@@ -46,6 +51,7 @@ from mlmodels.models import (
     ModelStatus,
     Rollout,
     RolloutEvent,
+    RetiredSchema,
     RolloutStatus,
     ServingState,
     Variant,
@@ -78,14 +84,23 @@ def in_canary(person_id: int, rollout_id: int, percentage: int) -> bool:
     return bucket(person_id, rollout_id) < int(percentage)
 
 
+def in_shadow(person_id: int, rollout_id: int, canary_percentage: int, shadow_percentage: int) -> bool:
+    """Shadow iff canary <= bucket < canary + shadow: the people next in line for the canary, so
+    raising the canary moves people who were compared in shadow into it."""
+    b = bucket(person_id, rollout_id)
+    return int(canary_percentage) <= b < int(canary_percentage) + int(shadow_percentage)
+
+
 class Choice(tuple):
     """(MLModel | None, variant) — unpacks like the pair serving expects — plus how it was chosen:
-    `arm` ("stable", "canary", "pinned" or "" without a rollout) and `rollout_id`."""
+    `arm` ("stable", "canary", "pinned" or "" without a rollout), `rollout_id`, and `shadow`: the
+    person's model of the candidate release when they are in the rollout's shadow share."""
 
-    def __new__(cls, mlmodel, variant: str, *, arm: str = "", rollout_id: int | None = None):
+    def __new__(cls, mlmodel, variant: str, *, arm: str = "", rollout_id: int | None = None, shadow=None):
         self = super().__new__(cls, (mlmodel, variant))
         self.arm = arm
         self.rollout_id = rollout_id
+        self.shadow = shadow
         return self
 
     @property
@@ -111,6 +126,7 @@ class RolloutPlan:
     stable_release: int
     candidate_release: int | None
     canary_percentage: int
+    shadow_percentage: int = 0
 
 
 @dataclass
@@ -118,6 +134,7 @@ class ServingConfig:
     token: tuple | None
     rollouts: dict[str, RolloutPlan] = field(default_factory=dict)
     pins: dict[tuple[int, str], int] = field(default_factory=dict)  # (person, type) -> model id
+    retired: frozenset = frozenset()  # {(model type, schema version = MAJOR)}
 
 
 _config: ServingConfig | None = None
@@ -145,14 +162,17 @@ def serving_config(token=...) -> ServingConfig:
     if config is not None and config.token == token:
         return config
     rollouts = {
-        r.model_type: RolloutPlan(r.pk, r.model_type, r.stable_release, r.candidate_release, r.canary_percentage)
+        r.model_type: RolloutPlan(
+            r.pk, r.model_type, r.stable_release, r.candidate_release, r.canary_percentage, r.shadow_percentage
+        )
         for r in Rollout.objects.all()
     }
+    retired = frozenset(RetiredSchema.objects.values_list("model_type", "schema_version"))
     pins = {
         (person_id, model_type): model_id
         for person_id, model_type, model_id in ModelPin.objects.values_list("person_id", "model_type", "ml_model_id")
     }
-    config = ServingConfig(token, rollouts, pins)
+    config = ServingConfig(token, rollouts, pins, retired)
     with _config_lock:
         _config = config
     return config
@@ -266,6 +286,10 @@ def assign_models(person_ids, model_type: str = GLUCOSE_PREDICTION) -> dict[int,
         by_person.setdefault(mlmodel.person_id, []).append(mlmodel)
         by_id[mlmodel.pk] = mlmodel
 
+    if config.retired:
+        rows = [m for m in rows if (model_type, m.version_major) not in config.retired]
+        by_person = {pid: [m for m in ms if (model_type, m.version_major) not in config.retired]
+                     for pid, ms in by_person.items()}
     choices: dict[int, Choice] = {}
     for pid in ids:
         models = by_person.get(pid, [])
@@ -283,8 +307,14 @@ def assign_models(person_ids, model_type: str = GLUCOSE_PREDICTION) -> dict[int,
                 choices[pid] = Choice(candidate, Variant.CANARY, arm="canary", rollout_id=plan.id)
                 continue
         stable = model_of_release(models, plan.stable_release)
+        shadow = None
+        if plan.candidate_release is not None and plan.shadow_percentage and in_shadow(
+            pid, plan.id, plan.canary_percentage, plan.shadow_percentage
+        ):
+            shadow = model_of_release(models, plan.candidate_release)
         choices[pid] = Choice(
-            stable, Variant.STABLE if stable else Variant.BASELINE, arm="stable", rollout_id=plan.id
+            stable, Variant.STABLE if stable else Variant.BASELINE, arm="stable", rollout_id=plan.id,
+            shadow=shadow,
         )
     return choices
 
@@ -315,7 +345,9 @@ def require_reason(reason: str) -> str:
 def _status_for(rollout: Rollout) -> str:
     if rollout.candidate_release is None:
         return RolloutStatus.STABLE
-    return RolloutStatus.CANARY if rollout.canary_percentage > 0 else RolloutStatus.PAUSED
+    if rollout.canary_percentage > 0:
+        return RolloutStatus.CANARY
+    return RolloutStatus.SHADOW if rollout.shadow_percentage > 0 else RolloutStatus.PAUSED
 
 
 def _record(rollout: Rollout | None, action: str, *, actor, reason: str, before: dict, after: dict,
@@ -360,9 +392,15 @@ def _check_percentage(value) -> int:
     return value
 
 
+def _check_not_retired(model_type: str, release: int | None) -> None:
+    if release is not None and RetiredSchema.objects.filter(model_type=model_type, schema_version=release).exists():
+        raise RolloutError(f"Release {release} of {model_type} was retired; it cannot serve again.")
+
+
 def create_rollout(model_type: str, stable_release: int, *, actor, reason: str) -> Rollout:
     reason = require_reason(reason)
     _check_release(stable_release, "The stable release")
+    _check_not_retired(model_type, stable_release)
     with transaction.atomic():
         if Rollout.objects.filter(model_type=model_type).exists():
             raise RolloutError(f"{model_type} already has a rollout; change that one instead.")
@@ -374,21 +412,25 @@ def create_rollout(model_type: str, stable_release: int, *, actor, reason: str) 
     return rollout
 
 
-def set_candidate(rollout, candidate_release: int | None, *, actor, reason: str, percentage: int = 0) -> Rollout:
+def set_candidate(rollout, candidate_release: int | None, *, actor, reason: str, percentage: int = 0,
+                  shadow_percentage: int = 0) -> Rollout:
     """Name the release to try (None clears it) and start a new comparison between the arms."""
     reason = require_reason(reason)
     if candidate_release is not None:
         _check_release(candidate_release, "The candidate release")
     _check_percentage(percentage)
+    _check_percentage(shadow_percentage)
     with transaction.atomic():
         rollout = _locked(rollout)
+        _check_not_retired(rollout.model_type, candidate_release)
         before = rollout.snapshot()
         if candidate_release is not None and candidate_release == rollout.stable_release:
             raise RolloutError("The candidate release must differ from the stable release.")
-        if candidate_release is None and percentage:
-            raise RolloutError("Without a candidate release the canary percentage stays 0.")
+        if candidate_release is None and (percentage or shadow_percentage):
+            raise RolloutError("Without a candidate release the canary and shadow percentages stay 0.")
         rollout.candidate_release = candidate_release
         rollout.canary_percentage = percentage if candidate_release is not None else 0
+        rollout.shadow_percentage = shadow_percentage if candidate_release is not None else 0
         rollout.candidate_since = timezone.now() if candidate_release is not None else None
         rollout.status = _status_for(rollout)
         rollout.status_reason = reason
@@ -409,6 +451,24 @@ def set_canary_percentage(rollout, percentage: int, *, actor, reason: str) -> Ro
         return _save_change(rollout, EventAction.PERCENTAGE_SET, actor=actor, reason=reason, before=before)
 
 
+def set_shadow_percentage(rollout, percentage: int, *, actor, reason: str) -> Rollout:
+    """Run the candidate in shadow for the next `percentage` buckets after the canary: computed
+    after each answer, logged and scored against the same outcomes, never shown."""
+    reason = require_reason(reason)
+    _check_percentage(percentage)
+    with transaction.atomic():
+        rollout = _locked(rollout)
+        before = rollout.snapshot()
+        if rollout.candidate_release is None and percentage:
+            raise RolloutError("Set a candidate release before running it in shadow.")
+        if percentage and rollout.candidate_since is None:
+            rollout.candidate_since = timezone.now()
+        rollout.shadow_percentage = percentage
+        rollout.status = _status_for(rollout)
+        rollout.status_reason = reason
+        return _save_change(rollout, EventAction.SHADOW_SET, actor=actor, reason=reason, before=before)
+
+
 def promote_candidate(rollout, *, actor, reason: str, evidence: dict | None = None) -> Rollout:
     """The candidate becomes the stable release for everyone; the old stable is kept as previous."""
     reason = require_reason(reason)
@@ -421,6 +481,7 @@ def promote_candidate(rollout, *, actor, reason: str, evidence: dict | None = No
         rollout.stable_release = rollout.candidate_release
         rollout.candidate_release = None
         rollout.canary_percentage = 0
+        rollout.shadow_percentage = 0
         rollout.candidate_since = None
         rollout.status = RolloutStatus.STABLE
         rollout.status_reason = reason
@@ -441,6 +502,7 @@ def rollback_to_previous_stable(rollout, *, actor, reason: str) -> Rollout:
         rollout.previous_stable_release = None
         rollout.candidate_release = demoted
         rollout.canary_percentage = 0
+        rollout.shadow_percentage = 0
         rollout.candidate_since = timezone.now()
         rollout.status = RolloutStatus.ROLLED_BACK
         rollout.status_reason = reason
@@ -448,12 +510,14 @@ def rollback_to_previous_stable(rollout, *, actor, reason: str) -> Rollout:
 
 
 def stop_canary(rollout, *, reason: str, evidence: dict | None = None, actor=None) -> Rollout:
-    """Set the canary to 0% and say why (the automated rollback; staff use it too)."""
+    """Set the canary (and any shadow run) to 0% and say why (the automated rollback; staff use
+    it too)."""
     reason = require_reason(reason)
     with transaction.atomic():
         rollout = _locked(rollout)
         before = rollout.snapshot()
         rollout.canary_percentage = 0
+        rollout.shadow_percentage = 0
         rollout.status = RolloutStatus.ROLLED_BACK
         rollout.status_reason = reason
         action = EventAction.AUTO_ROLLED_BACK if actor is None else EventAction.PERCENTAGE_SET
@@ -518,3 +582,34 @@ def unpin_person(person, model_type: str = GLUCOSE_PREDICTION, *, actor, reason:
                 person=person, model_type=model_type)
         bump_generation()
     return True
+
+
+# --- What exists to choose from (the admin's choice fields) ------------------------------------
+
+
+def model_types() -> list[str]:
+    """The model types a rollout can be made for: glucose prediction and any type with versions."""
+    stored = MLModel.objects.order_by().values_list("model_type", flat=True).distinct()
+    return sorted({GLUCOSE_PREDICTION, *stored})
+
+
+def release_choices(model_type: str | None = None) -> list[tuple[int, str]]:
+    """(release, label) for every release that exists: a schema the running code can build
+    (mlmodels/core/schemas.py) or a MAJOR with stored versions — never a retired one."""
+    from mlmodels.core.schemas import REGISTRY
+
+    rows = MLModel.objects.filter(status__in=SERVABLE_STATUSES).exclude(storage_path="")
+    if model_type:
+        rows = rows.filter(model_type=model_type)
+    counts: dict[int, int] = {}
+    for major, n in rows.order_by().values_list("version_major").annotate(n=Count("person", distinct=True)):
+        counts[int(major)] = int(n)
+    retired = set(RetiredSchema.objects.filter(**({"model_type": model_type} if model_type else {}))
+                  .values_list("schema_version", flat=True))
+    out = []
+    for release in sorted(set(REGISTRY) | set(counts)):
+        if release in retired:
+            continue
+        known = "" if release in REGISTRY else " — this code cannot build its features"
+        out.append((release, f"release {release} ({counts.get(release, 0)} people have a version){known}"))
+    return out

@@ -16,6 +16,12 @@ For a rollout whose canary serves (> 0%):
 - optional automated promotion (rollout.auto_promote) when both arms have enough evidence, the
   canary's MAE is lower than stable's by at least GLUCAST_ROLLOUT_PROMOTE_MARGIN and its error and
   fallback rates are within the limits.
+With a shadow share (the candidate forecasting the same origins as what was served), the paired
+comparison (predictions/shadow.py) replaces the unpaired MAE comparison once it has enough
+evidence (GLUCAST_ROLLOUT_MIN_OUTCOMES pairs from GLUCAST_ROLLOUT_MIN_PEOPLE people): roll back
+when the candidate's paired MAE is worse by more than the margin or its shadow error rate is
+above the limit; promote (automatic promotion on) when it is better by at least the promotion
+margin AND the bootstrap interval of the difference lies wholly below 0.
 Decisions are made with the rollout row locked, so a staff change at the same moment is never
 overwritten by a verdict computed for the state before it.
 """
@@ -34,6 +40,7 @@ from mlmodels.models import GLUCOSE_PREDICTION, JobTrigger, MLModel, Rollout, Tr
 from mlmodels.rollouts import promote_candidate, stop_canary
 from predictions.monitoring import arm_comparison
 from predictions.selectors import matched_points_sql
+from predictions.shadow import paired_comparison
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +52,47 @@ def not_enough_evidence(arm: dict, comparison: dict) -> str:
     )
 
 
-def judge(comparison: dict, *, auto_promote: bool) -> tuple[str, list[str]]:
-    """("rollback" | "promote" | "keep" | "wait", reasons) for a comparison. Pure."""
+def judge_paired(paired: dict, comparison: dict | None, *, auto_promote: bool) -> tuple[str, list[str]]:
+    """The verdict from the paired (shadow) comparison; the canary arm's error and fallback
+    rates still count when it has its own evidence. Pure."""
+    max_error = float(settings.GLUCAST_ROLLOUT_MAX_ERROR_RATE)
+    max_fallback = float(settings.GLUCAST_ROLLOUT_MAX_FALLBACK_RATE)
+    margin = float(settings.GLUCAST_ROLLOUT_MAE_MARGIN)
+    rel, interval = paired["relative_difference"], paired["relative_interval"]
+    problems = []
+    if paired["shadow_error_rate"] is not None and paired["shadow_error_rate"] > max_error:
+        problems.append(f"shadow error rate {paired['shadow_error_rate']:.1%} is above {max_error:.1%}")
+    canary = (comparison or {}).get("arms", {}).get("canary")
+    if canary and canary["enough_evidence"]:
+        if canary["error_rate"] is not None and canary["error_rate"] > max_error:
+            problems.append(f"canary error rate {canary['error_rate']:.1%} is above {max_error:.1%}")
+        if canary["fallback_rate"] is not None and canary["fallback_rate"] > max_fallback:
+            problems.append(f"canary fallback rate {canary['fallback_rate']:.1%} is above {max_fallback:.1%}")
+    described = (
+        f"paired MAE candidate {paired['mae_candidate']:.1f} vs served {paired['mae_served']:.1f} mg/dL "
+        f"({rel:+.1%}, 95% interval {_interval(interval)}) on {paired['n_pairs']} paired points "
+        f"from {paired['n_people']} people"
+    ) if rel is not None else "no paired MAE"
+    if rel is not None and rel > margin:
+        problems.append(f"{described} (limit +{margin:.0%})")
+    if problems:
+        return "rollback", problems
+    promote_margin = float(settings.GLUCAST_ROLLOUT_PROMOTE_MARGIN)
+    if auto_promote and rel is not None and rel <= -promote_margin and interval is not None and interval[1] < 0:
+        return "promote", [f"{described} (needed -{promote_margin:.0%} with the whole interval below 0)"]
+    return "keep", [f"candidate within limits: {described}"]
+
+
+def _interval(interval) -> str:
+    return "–" if interval is None else f"{interval[0]:+.1%} to {interval[1]:+.1%}"
+
+
+def judge(comparison: dict, *, auto_promote: bool, paired: dict | None = None) -> tuple[str, list[str]]:
+    """("rollback" | "promote" | "keep" | "wait", reasons) for a comparison. Pure.
+
+    With a paired (shadow) comparison that has enough evidence, that one decides (judge_paired)."""
+    if paired is not None and paired.get("enough_evidence"):
+        return judge_paired(paired, comparison, auto_promote=auto_promote)
     stable, canary = comparison["arms"]["stable"], comparison["arms"]["canary"]
     if not canary["enough_evidence"]:
         return "wait", [f"not enough evidence yet in the canary arm: {not_enough_evidence(canary, comparison)}"]
@@ -83,20 +129,22 @@ def evaluate_rollout(rollout: Rollout, now=None) -> dict:
     now = now or timezone.now()
     with transaction.atomic():
         rollout = Rollout.objects.select_for_update().get(pk=rollout.pk)
-        if rollout.candidate_release is None or rollout.canary_percentage == 0:
-            return {"rollout": rollout.pk, "decision": "none", "reasons": ["no canary is serving"]}
+        if rollout.candidate_release is None or (rollout.canary_percentage == 0 and rollout.shadow_percentage == 0):
+            return {"rollout": rollout.pk, "decision": "none", "reasons": ["no canary or shadow is running"]}
         comparison = arm_comparison(rollout, until=now)
-        decision, reasons = judge(comparison, auto_promote=rollout.auto_promote)
+        paired = paired_comparison(rollout, until=now)
+        decision, reasons = judge(comparison, auto_promote=rollout.auto_promote, paired=paired)
+        evidence = {**comparison, "paired": paired}
         if decision == "rollback":
             stop_canary(
                 rollout,
                 reason="Automated rollback: " + "; ".join(reasons) + ".",
-                evidence=comparison,
+                evidence=evidence,
             )
         elif decision == "promote":
             promote_candidate(
                 rollout, actor=None, reason="Automated promotion: " + "; ".join(reasons) + ".",
-                evidence=comparison,
+                evidence=evidence,
             )
     if decision in ("rollback", "promote"):
         logger.warning("Rollout %s (%s): %s — %s", rollout.pk, rollout.model_type, decision, "; ".join(reasons))
