@@ -231,7 +231,11 @@ def train_person(
 
         mlmodel = _create_version(person, model_type, result)
         _store(mlmodel, result)
-        comparison = compare_with_reference(mlmodel, result, readings)
+        # A retirement retrain moves the person off a schema that is going away: its active
+        # version is not the reference to beat (the baseline is), or nobody could ever leave it.
+        comparison = compare_with_reference(
+            mlmodel, result, readings, use_active=job.trigger != JobTrigger.RETIREMENT
+        )
         _decide(mlmodel, comparison)
     except Exception as exc:
         _finish_failed(job, mlmodel, exc)
@@ -357,7 +361,7 @@ def decide(candidate_metrics: dict, reference_metrics: dict, *, reference_is_bas
     }
 
 
-def compare_with_reference(mlmodel: MLModel, result, readings) -> dict:
+def compare_with_reference(mlmodel: MLModel, result, readings, *, use_active: bool = True) -> dict:
     """Score the new version and its reference with evaluate_on on the new test period.
 
     The candidate is scored as it was before its final refit (`result.evaluated_forecaster`):
@@ -381,7 +385,10 @@ def compare_with_reference(mlmodel: MLModel, result, readings) -> dict:
     )
     reference: dict = {"kind": "baseline", "version": None, "algorithm": "ar2_baseline"}
     reference_metrics = None
-    if active is not None:
+    if active is not None and not use_active:
+        reference["active_id"] = active.pk
+        reference["active_skipped"] = f"version {active.version} is on a schema being retired"
+    elif active is not None:
         try:
             reference_forecaster = load_forecaster(active)
             reference_metrics = training.evaluate_on(

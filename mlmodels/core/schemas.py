@@ -24,9 +24,10 @@ Registered schemas:
 
 Adding a release: write a builder whose `build` returns the new matrix (keep the old columns as
 a prefix where possible, so `features.all_feature_names()` indices stay valid), register it in
-`REGISTRY`, and point `training_builder` at it. Retiring one: retrain everyone still on it first,
-then remove it here; a model whose schema is not in the registry falls back to the baseline with
-the reason logged.
+`REGISTRY`, and point `training_builder` at it. Retiring one: `manage.py retire_schema` retrains
+everyone still on it and only then marks it retired (mlmodels/retirement.py); after that it may
+be removed here. A model whose schema is not in the registry falls back to the baseline with the
+reason logged.
 """
 
 from __future__ import annotations
