@@ -29,6 +29,9 @@ from mlmodels.models import MLModel, ModelPin, Rollout, RolloutEvent, TrainingJo
 from mlmodels.rollouts import (
     RolloutError,
     create_rollout,
+    model_types,
+    release_choices,
+    set_shadow_percentage,
     pin_person,
     promote_candidate,
     rollback_to_previous_stable,
@@ -49,6 +52,16 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), help_text=REASON_HELP)
 
 
+class ReleaseChoiceField(forms.TypedChoiceField):
+    """A release chosen from those that exist (mlmodels.rollouts.release_choices), never typed."""
+
+    def __init__(self, *, model_type=None, blank_label=None, **kwargs):
+        choices = release_choices(model_type)
+        if blank_label is not None:
+            choices = [("", blank_label), *choices]
+        super().__init__(choices=choices, coerce=int, empty_value=None, **kwargs)
+
+
 class PercentageForm(ReasonForm):
     percentage = forms.IntegerField(
         min_value=0, max_value=100,
@@ -57,12 +70,30 @@ class PercentageForm(ReasonForm):
     field_order = ["percentage", "reason"]
 
 
-class CandidateForm(ReasonForm):
-    candidate_release = forms.IntegerField(
-        min_value=0, required=False, help_text="MAJOR version to try; empty clears the candidate."
+class ShadowForm(ReasonForm):
+    percentage = forms.IntegerField(
+        min_value=0, max_value=100, label="Shadow percentage",
+        help_text="The next people after the canary share get the candidate computed after their answer: "
+        "logged and compared on the same outcomes, never shown to them.",
     )
-    percentage = forms.IntegerField(min_value=0, max_value=100, initial=0)
-    field_order = ["candidate_release", "percentage", "reason"]
+    field_order = ["percentage", "reason"]
+
+
+class CandidateForm(ReasonForm):
+    percentage = forms.IntegerField(min_value=0, max_value=100, initial=0, label="Canary percentage")
+    shadow_percentage = forms.IntegerField(
+        min_value=0, max_value=100, initial=0, label="Shadow percentage",
+        help_text="Run the candidate in shadow for this share first (paired comparison, nothing shown).",
+    )
+    field_order = ["candidate_release", "percentage", "shadow_percentage", "reason"]
+
+    def __init__(self, *args, model_type=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["candidate_release"] = ReleaseChoiceField(
+            model_type=model_type, blank_label="— none (clear the candidate) —", required=False,
+            help_text="A release that exists: one this code can serve, or one people have versions of.",
+        )
+        self.order_fields(self.field_order)
 
 
 class AutoPromoteForm(ReasonForm):
@@ -71,11 +102,22 @@ class AutoPromoteForm(ReasonForm):
 
 
 class RolloutAddForm(forms.ModelForm):
+    """Model type and stable release are chosen from what exists (no free text)."""
+
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text=REASON_HELP)
 
     class Meta:
         model = Rollout
         fields = ["model_type", "stable_release"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        taken = set(Rollout.objects.values_list("model_type", flat=True))
+        self.fields["model_type"] = forms.ChoiceField(
+            choices=[(t, t) for t in model_types() if t not in taken],
+            help_text="One rollout per model type.",
+        )
+        self.fields["stable_release"] = ReleaseChoiceField(help_text="The release everyone else is served.")
 
 
 class ReasonActionForm(ActionForm):
@@ -161,6 +203,9 @@ class MLModelAdmin(admin.ModelAdmin):
     ]
     action_form = ReasonActionForm
     actions = ["activate", "rollback_to_previous", "archive", "pin"]
+
+    def has_add_permission(self, request):
+        return False  # versions are made by training and recalibration only
 
     mae_30 = _mae_column(30)
     mae_60 = _mae_column(60)
@@ -256,6 +301,9 @@ class TrainingJobAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     readonly_fields = ["task_id", "attempts", "detail", "error", "created_at", "started_at", "finished_at"]
 
+    def has_add_permission(self, request):
+        return False  # jobs are made by the triggers (API, page, schedules, outcome task, commands)
+
 
 # --- Rollouts ---------------------------------------------------------------------------------
 
@@ -284,11 +332,11 @@ class RolloutAdmin(admin.ModelAdmin):
     live comparison, the monitoring page); `comparison_for` is where it plugs in."""
 
     list_display = [
-        "model_type", "stable_release", "candidate_release", "canary_percentage", "status",
+        "model_type", "stable_release", "candidate_release", "canary_percentage", "shadow_percentage", "status",
         "status_reason_short", "auto_promote", "updated_at",
     ]
     readonly_fields = [
-        "model_type", "stable_release", "candidate_release", "canary_percentage",
+        "model_type", "stable_release", "candidate_release", "canary_percentage", "shadow_percentage",
         "previous_stable_release", "status", "status_reason", "auto_promote", "candidate_since",
         "created_at", "updated_at",
     ]
@@ -342,6 +390,7 @@ class RolloutAdmin(admin.ModelAdmin):
         return [
             path("<int:pk>/candidate/", wrap(self.candidate_view), name="mlmodels_rollout_candidate"),
             path("<int:pk>/percentage/", wrap(self.percentage_view), name="mlmodels_rollout_percentage"),
+            path("<int:pk>/shadow/", wrap(self.shadow_view), name="mlmodels_rollout_shadow"),
             path("<int:pk>/promote/", wrap(self.promote_view), name="mlmodels_rollout_promote"),
             path("<int:pk>/rollback/", wrap(self.rollback_view), name="mlmodels_rollout_rollback"),
             path("<int:pk>/auto-promote/", wrap(self.auto_promote_view), name="mlmodels_rollout_auto_promote"),
@@ -349,11 +398,11 @@ class RolloutAdmin(admin.ModelAdmin):
 
     # Each button: a form with a reason; the service validates, records and bumps the generation.
 
-    def _action(self, request, pk, form_class, title, apply, *, initial=None, explanation=""):
+    def _action(self, request, pk, form_class, title, apply, *, initial=None, explanation="", form_kwargs=None):
         rollout = get_object_or_404(Rollout, pk=pk)
         if not self.has_change_permission(request, rollout):
             raise PermissionDenied
-        form = form_class(request.POST or None, initial=initial or {})
+        form = form_class(request.POST or None, initial=initial or {}, **(form_kwargs or {}))
         if request.method == "POST" and form.is_valid():
             try:
                 apply(rollout, form.cleaned_data)
@@ -374,11 +423,24 @@ class RolloutAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/mlmodels/rollout/lifecycle_form.html", context)
 
     def candidate_view(self, request, pk):
+        rollout = get_object_or_404(Rollout, pk=pk)
         return self._action(
             request, pk, CandidateForm, "Set the candidate release",
             lambda r, d: set_candidate(r, d["candidate_release"], percentage=d["percentage"] or 0,
+                                       shadow_percentage=d["shadow_percentage"] or 0,
                                        actor=request.user, reason=d["reason"]),
             explanation="A new candidate starts a new comparison between the arms.",
+            form_kwargs={"model_type": rollout.model_type},
+        )
+
+    def shadow_view(self, request, pk):
+        rollout = get_object_or_404(Rollout, pk=pk)
+        return self._action(
+            request, pk, ShadowForm, "Run the candidate in shadow",
+            lambda r, d: set_shadow_percentage(r, d["percentage"], actor=request.user, reason=d["reason"]),
+            initial={"percentage": rollout.shadow_percentage},
+            explanation="Shadow forecasts are computed by the worker after each answer and scored against "
+            "the same readings as what was served (a paired comparison); 0 stops them.",
         )
 
     def percentage_view(self, request, pk):

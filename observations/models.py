@@ -33,6 +33,8 @@ class ImportBatch(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "import batch"
+        verbose_name_plural = "import batches"
 
     def __str__(self) -> str:
         return f"{self.source} {self.filename} ({self.n_created})".strip()

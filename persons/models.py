@@ -56,6 +56,8 @@ class Person(models.Model):
 
     class Meta:
         ordering = ["display_name"]
+        verbose_name = "person"
+        verbose_name_plural = "people"
 
     def __str__(self) -> str:
         return self.display_name

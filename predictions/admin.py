@@ -16,12 +16,15 @@ from django.db.models.functions import Cast
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from mlmodels.admin import MLModelAdmin, RolloutAdmin
 from mlmodels.models import MLModel, Rollout
 from persons.admin import ReadOnlyAdmin
 from predictions.models import ModelPerformance, PredictionLog
 from predictions.monitoring import arm_comparison, monitoring_overview
+from predictions.serving_now import serving_now
+from predictions.shadow import paired_comparison
 
 
 @admin.register(PredictionLog)
@@ -68,7 +71,42 @@ def _fmt(value, pattern="{:.1f}"):
     return "–" if value is None else pattern.format(value)
 
 
-def comparison_html(comparison: dict):
+def paired_html(paired: dict | None):
+    """The shadow run's paired comparison: same person, origin and outcome for both releases."""
+    if not paired or not paired["n_pairs"]:
+        return mark_safe("<p><strong>Paired (shadow) comparison:</strong> no paired outcomes yet.</p>")
+    rel, interval = paired["relative_difference"], paired["relative_interval"]
+    rows = format_html_join(
+        "", "<tr><th>{} min</th><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td></tr>",
+        ((h, f["n_pairs"], _fmt(f["mae_served"]), _fmt(f["mae_candidate"]),
+          _fmt(f["coverage_80_served"], "{:.0%}"), _fmt(f["coverage_80_candidate"], "{:.0%}"))
+         for h, f in paired["horizons"].items()),
+    )
+    evidence = (
+        format_html('<span style="color:#1a7f37">✔ enough evidence — the automated decisions use this</span>')
+        if paired["enough_evidence"] else format_html(
+            '<strong style="color:#9a6700">⚠ Not enough evidence yet</strong> ({} of {} paired points from {} of {} people)',
+            paired["n_pairs"], paired["min_outcomes"], paired["n_people"], paired["min_people"])
+    )
+    return format_html(
+        "<h4>Paired (shadow) comparison — release {} against what was served, same origins and outcomes</h4>"
+        '<table class="lifecycle-paired"><thead><tr><th>horizon</th><th>pairs</th><th>served MAE</th>'
+        "<th>candidate MAE</th><th>inside 80% (served / candidate)</th></tr></thead><tbody>{}</tbody></table>"
+        "<p>Paired MAE difference (candidate − served, 30+60 min): <strong>{} mg/dL ({})</strong>, 95% bootstrap "
+        "interval over people {} mg/dL ({}); shadow forecasts {} of which {} failed. {}</p>",
+        paired["candidate_release"], rows, _fmt(paired["difference"], "{:+.2f}"), _fmt(rel, "{:+.1%}"),
+        "–" if paired["difference_interval"] is None else
+        f"{paired['difference_interval'][0]:+.2f} to {paired['difference_interval'][1]:+.2f}",
+        "–" if interval is None else f"{interval[0]:+.1%} to {interval[1]:+.1%}",
+        paired["n_shadow_forecasts"], paired["n_shadow_errors"], evidence,
+    )
+
+
+def comparison_html(comparison: dict, paired: dict | None = None):
+    return format_html("{}{}", arm_table_html(comparison), paired_html(paired))
+
+
+def arm_table_html(comparison: dict):
     arms = comparison["arms"]
     rows = [
         ("Release", lambda a: _fmt(a["release"], "{}")),
@@ -159,14 +197,29 @@ class RolloutWithOutcomesAdmin(RolloutAdmin):
             return "–"
         if obj.candidate_release is None:
             return "No candidate release: only the stable release serves."
-        return comparison_html(arm_comparison(obj))
+        return comparison_html(arm_comparison(obj), paired_comparison(obj))
 
     def comparison_for(self, rollout):
-        return comparison_html(arm_comparison(rollout))
+        return comparison_html(arm_comparison(rollout), paired_comparison(rollout))
 
     def get_urls(self):
         monitoring = self.admin_site.admin_view(self.monitoring_view)
-        return [path("monitoring/", monitoring, name="mlmodels_rollout_monitoring")] + super().get_urls()
+        now = self.admin_site.admin_view(self.serving_now_view)
+        return [
+            path("monitoring/", monitoring, name="mlmodels_rollout_monitoring"),
+            path("serving-now/", now, name="mlmodels_rollout_serving_now"),
+        ] + super().get_urls()
+
+    def serving_now_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Serving now",
+            "opts": self.model._meta,
+            "now": serving_now(),
+        }
+        return TemplateResponse(request, "admin/predictions/serving_now.html", context)
 
     def monitoring_view(self, request):
         if not self.has_view_permission(request):
@@ -183,7 +236,7 @@ class RolloutWithOutcomesAdmin(RolloutAdmin):
             "overview": monitoring_overview(days=days, bucket=bucket),
             "days": days,
             "bucket": bucket,
-            "rollouts": [(r, arm_comparison(r) if r.candidate_release is not None else None)
+            "rollouts": [(r, (arm_comparison(r), paired_comparison(r)) if r.candidate_release is not None else None)
                          for r in Rollout.objects.all()],
         }
         for row in context["overview"]["serving"]:
@@ -193,5 +246,5 @@ class RolloutWithOutcomesAdmin(RolloutAdmin):
                 for h in context["overview"]["horizons"]
             ]
         for rollout, comparison in context["rollouts"]:
-            rollout.comparison_html = comparison_html(comparison) if comparison else None
+            rollout.comparison_html = comparison_html(*comparison) if comparison else None
         return TemplateResponse(request, "admin/predictions/rollout_monitoring.html", context)

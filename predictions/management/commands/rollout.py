@@ -6,6 +6,7 @@ reason and is recorded as a RolloutEvent with the actor "cli:<user>"). A predict
     manage.py rollout create MODEL_TYPE --stable 1 --reason "..."
     manage.py rollout candidate MODEL_TYPE 2 [--percentage 10] --reason "..."   (--clear to remove)
     manage.py rollout percentage MODEL_TYPE 20 --reason "..."
+    manage.py rollout shadow MODEL_TYPE 30 --reason "..."       candidate computed in shadow for 30%
     manage.py rollout promote MODEL_TYPE --reason "..."
     manage.py rollout rollback MODEL_TYPE --reason "..."        back to the previous stable release
     manage.py rollout stop MODEL_TYPE --reason "..."            canary to 0% (status rolled back)
@@ -26,6 +27,7 @@ from mlmodels.models import GLUCOSE_PREDICTION, MLModel, Rollout
 from persons.models import Person
 from predictions import decisions
 from predictions.monitoring import arm_comparison
+from predictions.shadow import paired_comparison
 
 
 class Command(BaseCommand):
@@ -42,10 +44,14 @@ class Command(BaseCommand):
         candidate.add_argument("model_type")
         candidate.add_argument("release", type=int, nargs="?")
         candidate.add_argument("--percentage", type=int, default=0)
+        candidate.add_argument("--shadow", type=int, default=0)
         candidate.add_argument("--clear", action="store_true")
         percentage = sub.add_parser("percentage")
         percentage.add_argument("model_type")
         percentage.add_argument("percentage", type=int)
+        shadow = sub.add_parser("shadow")
+        shadow.add_argument("model_type")
+        shadow.add_argument("percentage", type=int)
         for name in ("promote", "rollback", "stop"):
             sub.add_parser(name).add_argument("model_type")
         sub.add_parser("evaluate")
@@ -95,10 +101,14 @@ class Command(BaseCommand):
                     raise CommandError("Give the candidate release, or --clear.")
                 result = rollouts.set_candidate(
                     rollout_of(options["model_type"]), release, percentage=options["percentage"],
-                    actor=actor, reason=reason,
+                    shadow_percentage=options["shadow"], actor=actor, reason=reason,
                 )
             elif action == "percentage":
                 result = rollouts.set_canary_percentage(
+                    rollout_of(options["model_type"]), options["percentage"], actor=actor, reason=reason
+                )
+            elif action == "shadow":
+                result = rollouts.set_shadow_percentage(
                     rollout_of(options["model_type"]), options["percentage"], actor=actor, reason=reason
                 )
             elif action == "promote":
@@ -157,6 +167,14 @@ class Command(BaseCommand):
                     f"  {arm:7s} release {figures['release']}: {figures['n_forecasts']} forecasts, "
                     f"MAE {figures['mae']} mg/dL from {figures['n_matched']} outcomes, "
                     f"errors {figures['error_rate']}, fallbacks {figures['fallback_rate']} — {evidence}"
+                )
+            paired = paired_comparison(rollout)
+            if paired["n_pairs"]:
+                evidence = "enough evidence" if paired["enough_evidence"] else "NOT ENOUGH EVIDENCE YET"
+                self.stdout.write(
+                    f"  shadow  paired: candidate MAE {paired['mae_candidate']} vs served {paired['mae_served']} mg/dL, "
+                    f"difference {paired['difference']} (95% interval {paired['difference_interval']}) on "
+                    f"{paired['n_pairs']} pairs from {paired['n_people']} people — {evidence}"
                 )
         for event in rollout.events.all()[:5]:
             self.stdout.write(f"  {event.created_at:%Y-%m-%d %H:%M} {event.actor_name}: {event.action} — {event.reason}")
