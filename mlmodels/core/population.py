@@ -31,6 +31,10 @@ horizons: log residuals divided by the profile's q90/q10 spread. So an 80% band 
 80% of a new person's outcomes on average over people; per person it varies (bench/population.py
 reports the spread).
 
+Besides forecasts it offers `window_summary` (the GRU's last state: a learned, person-independent
+description of the window that a personal model can use as inputs) and `horizons_for` (where
+each variant beat the time-of-day median on validation people).
+
 The shipped artifact (`mlmodels/core/prior/`) is verified before use: SHA256SUMS lists every
 file's digest and `prior_pin.py` pins SHA256SUMS itself, so a changed file is refused with
 PriorIntegrityError rather than served. Runtime: numpy + onnxruntime (+ xgboost for that kind);
@@ -223,7 +227,10 @@ class _OnnxShort:
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         glob = ((inputs["glob"] - self.glob_mean) / self.glob_std).astype(np.float32)
-        out = self.session.run(None, {"seq": inputs["seq"], "glob": glob})[0].astype(np.float64)
+        outputs = self.session.run(None, {"seq": inputs["seq"], "glob": glob})
+        out = outputs[0].astype(np.float64)
+        # the GRU's last state, the network's summary of the window (older artifacts lack it)
+        inputs["summary"] = outputs[1].astype(np.float64) if len(outputs) > 1 else None
         scale = inputs["scale"][:, None]
         if out.ndim == 2:  # a median-only network
             return out * scale, None
@@ -399,6 +406,24 @@ class PopulationPrior:
         out = np.concatenate(parts, axis=1)
         out[~inputs["ok"]] = np.nan
         return out, inputs
+
+    def window_summary(self, windows: np.ndarray, times_ns: np.ndarray, tz: str) -> np.ndarray | None:
+        """(n, k) the sequence model's learned summary of each window (its GRU's last state).
+
+        Person-independent features a personal model may learn from beside the prior's
+        forecasts; None for a prior without a sequence model. NaN rows for NaN windows.
+        """
+        inputs = prior_inputs(windows, times_ns, tz, fixed_scale=self.fixed_scale)
+        if len(inputs["now"]) == 0 or self.kind != "onnx":
+            size = self.metadata["short"].get("summary_size")
+            return np.zeros((0, size)) if (size and self.kind == "onnx") else None
+        self._short_log_change(inputs)
+        summary = inputs.get("summary")
+        if summary is None:
+            return None
+        summary = summary.copy()
+        summary[~inputs["ok"]] = np.nan
+        return summary
 
     def predict(self, windows: np.ndarray, times_ns: np.ndarray, tz: str, *, profile=None) -> np.ndarray:
         """(n, len(horizons)) forecast glucose in mg/dL; rows whose window has a NaN are NaN.
