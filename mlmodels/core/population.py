@@ -31,6 +31,10 @@ horizons: log residuals divided by the profile's q90/q10 spread. So an 80% band 
 80% of a new person's outcomes on average over people; per person it varies (bench/population.py
 reports the spread).
 
+Besides forecasts it offers `window_summary` (the GRU's last state: a learned, person-independent
+description of the window that a personal model can use as inputs) and `horizons_for` (where
+each variant beat the time-of-day median on validation people).
+
 The shipped artifact (`mlmodels/core/prior/`) is verified before use: SHA256SUMS lists every
 file's digest and `prior_pin.py` pins SHA256SUMS itself, so a changed file is refused with
 PriorIntegrityError rather than served. Runtime: numpy + onnxruntime (+ xgboost for that kind);
@@ -60,7 +64,8 @@ CLAMP_LOW, CLAMP_HIGH = 40.0, 400.0
 SCALE_FLOOR = 0.005  # log units per 5 min: below this a window counts as flat
 # The sequence model sees log changes divided by one fixed scale (about a typical 5-minute log
 # change x 4). Dividing each window by its own variability instead was tried and learned slower
-# and worse on validation people (bench figures in the README).
+# and worse (after two epochs, MAE at 30/60 min on Weinstock validation people 15.7/26.9 against
+# 15.3/26.4 mg/dL with the fixed scale).
 DEFAULT_SEQ_SCALE = 0.02
 LEVELS = ("80", "95")
 GLOBAL_INPUTS = [
@@ -223,7 +228,10 @@ class _OnnxShort:
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         glob = ((inputs["glob"] - self.glob_mean) / self.glob_std).astype(np.float32)
-        out = self.session.run(None, {"seq": inputs["seq"], "glob": glob})[0].astype(np.float64)
+        outputs = self.session.run(None, {"seq": inputs["seq"], "glob": glob})
+        out = outputs[0].astype(np.float64)
+        # the GRU's last state, the network's summary of the window (older artifacts lack it)
+        inputs["summary"] = outputs[1].astype(np.float64) if len(outputs) > 1 else None
         scale = inputs["scale"][:, None]
         if out.ndim == 2:  # a median-only network
             return out * scale, None
@@ -399,6 +407,24 @@ class PopulationPrior:
         out = np.concatenate(parts, axis=1)
         out[~inputs["ok"]] = np.nan
         return out, inputs
+
+    def window_summary(self, windows: np.ndarray, times_ns: np.ndarray, tz: str) -> np.ndarray | None:
+        """(n, k) the sequence model's learned summary of each window (its GRU's last state).
+
+        Person-independent features a personal model may learn from beside the prior's
+        forecasts; None for a prior without a sequence model. NaN rows for NaN windows.
+        """
+        inputs = prior_inputs(windows, times_ns, tz, fixed_scale=self.fixed_scale)
+        if len(inputs["now"]) == 0 or self.kind != "onnx":
+            size = self.metadata["short"].get("summary_size")
+            return np.zeros((0, size)) if (size and self.kind == "onnx") else None
+        self._short_log_change(inputs)
+        summary = inputs.get("summary")
+        if summary is None:
+            return None
+        summary = summary.copy()
+        summary[~inputs["ok"]] = np.nan
+        return summary
 
     def predict(self, windows: np.ndarray, times_ns: np.ndarray, tz: str, *, profile=None) -> np.ndarray:
         """(n, len(horizons)) forecast glucose in mg/dL; rows whose window has a NaN are NaN.

@@ -304,21 +304,35 @@ def train_gru(fit: Samples, val: Samples, seed: int, epochs: int, hidden: int, m
             pred = net(vseq, vglob)[:, median].numpy().astype(np.float64) * scale
         log(f"  gru epoch {epoch + 1}/{epochs} ({time.perf_counter() - started:.0f}s): {fmt_score(score(val, pred))}")
 
-    # ONNX export (the legacy TorchScript exporter: no extra packages, a plain GRU op)
+    # ONNX export (the legacy TorchScript exporter: no extra packages, a plain GRU op). Besides
+    # the quantiles it returns the GRU's last state: the network's learned summary of the
+    # window, which a personal model may take as inputs.
     import io
+
+    class WithSummary(nn.Module):
+        def __init__(self, inner: PriorGRU):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, seq, glob):
+            _, state = self.inner.gru(seq)
+            out = self.inner.head(torch.cat([state[-1], glob], dim=1))
+            return out.view(-1, len(QUANTILE_LEVELS), len(SHORT_HORIZONS)), state[-1]
 
     buffer = io.BytesIO()
     net.eval()
     torch.onnx.export(
-        net, (vseq[:2], vglob[:2]), buffer, input_names=["seq", "glob"], output_names=["log_change"],
-        dynamic_axes={"seq": {0: "n"}, "glob": {0: "n"}, "log_change": {0: "n"}}, opset_version=17,
-        dynamo=False,
+        WithSummary(net), (vseq[:2], vglob[:2]), buffer, input_names=["seq", "glob"],
+        output_names=["log_change", "summary"],
+        dynamic_axes={"seq": {0: "n"}, "glob": {0: "n"}, "log_change": {0: "n"}, "summary": {0: "n"}},
+        opset_version=17, dynamo=False,
     )
     n_params = int(sum(p.numel() for p in net.parameters()))
     spec = {"kind": "onnx", "file": "model.onnx", "architecture": f"GRU({hidden}) + MLP(64)", "parameters": n_params,
             "epochs": epochs, "glob_mean": glob_mean.tolist(), "glob_std": glob_std.tolist(),
             "fixed_scale": scale, "output_scale": scale, "quantized": False,
-            "quantile_levels": list(QUANTILE_LEVELS), "loss": "pinball (quantile) loss on the log change"}
+            "quantile_levels": list(QUANTILE_LEVELS), "loss": "pinball (quantile) loss on the log change",
+            "summary_size": hidden}
     return {"spec": spec, "files": {"model.onnx": buffer.getvalue()}}
 
 

@@ -239,3 +239,13 @@ def test_far_horizons_are_offered_only_where_they_beat_the_median():
     last = str(max(h for h in with_profile))
     if last in report:
         assert report[last]["profile"] < report[last]["tod_median"]
+
+
+def test_window_summary_is_the_networks_state_per_row():
+    prior = shipped_prior()
+    windows, times = _windows(3)
+    windows[1, 0] = np.nan
+    summary = prior.window_summary(windows, times, "UTC")
+    assert summary.shape == (3, prior.metadata["short"]["summary_size"])
+    assert np.isnan(summary[1]).all() and np.isfinite(summary[[0, 2]]).all()
+    assert not np.allclose(summary[0], summary[2])
