@@ -166,6 +166,12 @@ STORAGES = {
 GLUCAST_MAX_UPLOAD_BYTES = env_int("GLUCAST_MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = GLUCAST_MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# The first handler counts each file's bytes as they stream in and stops it at the limit.
+FILE_UPLOAD_HANDLERS = [
+    "observations.bounds.BoundedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # --- REST API --------------------------------------------------------------------------------
 # Per-user throttle of the forecast endpoint (429 beyond).
@@ -178,6 +184,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON bodies bounded in size (413) and depth (400); see observations/bounds.py.
+    "DEFAULT_PARSER_CLASSES": [
+        "observations.bounds.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "config.api.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -369,3 +381,28 @@ GLUCAST_NIGHTSCOUT_PULL_BACKFILL_DAYS = env_int("GLUCAST_NIGHTSCOUT_PULL_BACKFIL
 GLUCAST_NIGHTSCOUT_PULL_PAGE_SIZE = env_int("GLUCAST_NIGHTSCOUT_PULL_PAGE_SIZE", 1000)
 # Pull: requests per run (a bigger catch-up continues on the next run).
 GLUCAST_NIGHTSCOUT_PULL_MAX_PAGES = env_int("GLUCAST_NIGHTSCOUT_PULL_MAX_PAGES", 10)
+
+# --- Trust: plausible input, bounded cost, shared throttles, login guessing -----------------
+# Reading times before this date (ISO 8601) are refused on every way in (no CGM existed).
+GLUCAST_READINGS_EARLIEST = env_str("GLUCAST_READINGS_EARLIEST", "1990-01-01")
+# Reading times more than this many minutes ahead of the server's clock are refused.
+GLUCAST_READINGS_MAX_FUTURE_MIN = env_int("GLUCAST_READINGS_MAX_FUTURE_MIN", 5)
+# JSON request bodies above this many bytes answer 413 (DRF reads the body itself).
+GLUCAST_MAX_JSON_BYTES = env_int("GLUCAST_MAX_JSON_BYTES", 32 * 1024 * 1024)
+# JSON nested deeper than this (bodies and uploaded files) is refused with 400.
+GLUCAST_MAX_JSON_DEPTH = env_int("GLUCAST_MAX_JSON_DEPTH", 64)
+# Readings (rows, entries) one request or file may bring; more answers 400 before any checks.
+GLUCAST_IMPORT_MAX_ROWS = env_int("GLUCAST_IMPORT_MAX_ROWS", 250_000)
+# Readings a forecast request may send in `history`.
+GLUCAST_FORECAST_MAX_HISTORY_ROWS = env_int("GLUCAST_FORECAST_MAX_HISTORY_ROWS", 5000)
+# Entries a forecast request's `horizons` may list (288 = every 5 minutes over 24 hours).
+GLUCAST_FORECAST_MAX_HORIZONS = env_int("GLUCAST_FORECAST_MAX_HORIZONS", 288)
+# Per-user rate (DRF syntax) of imports: REST readings, files, FHIR Bundles (429 beyond).
+GLUCAST_IMPORT_RATE = env_str("GLUCAST_IMPORT_RATE", "60/min")
+# Per-user rate of training requests (429 beyond).
+GLUCAST_TRAIN_RATE = env_str("GLUCAST_TRAIN_RATE", "10/min")
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update({"import": GLUCAST_IMPORT_RATE, "train": GLUCAST_TRAIN_RATE})
+# Failed logins (per account and, separately, per address) before login is refused.
+GLUCAST_LOGIN_FAILURE_LIMIT = env_int("GLUCAST_LOGIN_FAILURE_LIMIT", 5)
+# Minutes a locked account/address waits before it may try again (staff can unlock earlier).
+GLUCAST_LOGIN_COOLOFF_MIN = env_int("GLUCAST_LOGIN_COOLOFF_MIN", 15)

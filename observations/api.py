@@ -11,12 +11,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from observations import fhir
+from observations.bounds import BoundedFHIRJSONParser, BoundedJSONParser, upload_refused, upload_too_large_message
 from observations.models import ImportBatch, Observation
 from observations.serializers import (
     FileImportSerializer,
@@ -37,7 +38,13 @@ from observations.services import (
     import_raw_readings,
     schedule_window_refresh,
 )
-from observations.validation import ImportRejected, RawReading, RowError, parse_timestamp
+from observations.validation import (
+    ImportRejected,
+    RawReading,
+    RowError,
+    check_row_count,
+    parse_timestamp,
+)
 from persons.services import person_for
 
 REJECTED = OpenApiResponse(ImportErrorSerializer, description="Rejected; every bad row listed, nothing saved.")
@@ -45,10 +52,6 @@ REJECTED = OpenApiResponse(ImportErrorSerializer, description="Rejected; every b
 
 def rejected(exc: ImportRejected) -> Response:
     return Response(exc.as_payload(), status=status.HTTP_400_BAD_REQUEST)
-
-
-class FHIRJSONParser(JSONParser):
-    media_type = fhir.FHIR_JSON
 
 
 class FHIRJSONRenderer(JSONRenderer):
@@ -114,6 +117,10 @@ class ObservationListCreateView(generics.ListCreateAPIView):
         items = request.data if isinstance(request.data, list) else [request.data]
         if not items:
             return rejected(ImportRejected.file_error("no readings given", field="body"))
+        try:
+            check_row_count(len(items))
+        except ImportRejected as exc:
+            return rejected(exc)
         # Readings are always the caller's; naming someone else is answered like any other
         # access to another person's data.
         if any(isinstance(item, dict) and item.get("person") not in (None, person.pk) for item in items):
@@ -151,6 +158,9 @@ class ObservationImportView(APIView):
     def post(self, request):
         person = person_for(request.user)
         upload = request.FILES.get("file")
+        if upload_refused(request):
+            error = ImportRejected.file_error(upload_too_large_message())
+            return Response(error.as_payload(), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         fmt = request.data.get("format") or "auto"
         try:
             if upload is None:
@@ -192,7 +202,7 @@ class ImportDetailView(generics.RetrieveDestroyAPIView):
 class FHIRBundleView(APIView):
     """POST a FHIR R4 Bundle (collection or transaction) of glucose Observations."""
 
-    parser_classes = [FHIRJSONParser, JSONParser]
+    parser_classes = [BoundedFHIRJSONParser, BoundedJSONParser]
 
     @extend_schema(
         operation_id="fhir_bundle_create",
@@ -219,6 +229,26 @@ class FHIRBundleView(APIView):
 
 FHIR_PAGE_SIZE = 100
 FHIR_MAX_PAGE_SIZE = 1000
+FHIR_MAX_OFFSET = 10**12  # far beyond any row count, far below PostgreSQL's bigint
+
+
+def _bounded_int(params, name: str, default: int, maximum: int | None, errors: dict) -> int:
+    """A non-negative integer query parameter; above `maximum` is a 400 naming it (None: the
+    page size, lowered to FHIR_MAX_PAGE_SIZE as FHIR servers do)."""
+    raw = params.get(name)
+    if raw is None:
+        return default
+    if len(raw) > 20 or not (raw.isascii() and raw.isdigit()):
+        errors[name] = [f"{name} must be a non-negative integer"]
+        return default
+    value = int(raw)
+    if maximum is None:
+        return min(value, FHIR_MAX_PAGE_SIZE)
+    if value > maximum:
+        errors[name] = [f"{name} must be at most {maximum}"]
+        return default
+    return value
+
 
 
 class FHIRObservationSearchView(APIView):
@@ -254,14 +284,8 @@ class FHIRObservationSearchView(APIView):
             filters = fhir.date_filters(request.query_params.getlist("date"), person.tz)
         except ValueError as exc:
             errors["date"] = [str(exc)]
-        count, offset = FHIR_PAGE_SIZE, 0
-        try:
-            count = min(int(request.query_params.get("_count", FHIR_PAGE_SIZE)), FHIR_MAX_PAGE_SIZE)
-            offset = int(request.query_params.get("_offset", 0))
-            if count < 0 or offset < 0:
-                raise ValueError
-        except ValueError:
-            errors["_count"] = ["_count and _offset must be non-negative integers"]
+        count = _bounded_int(request.query_params, "_count", FHIR_PAGE_SIZE, None, errors)
+        offset = _bounded_int(request.query_params, "_offset", 0, FHIR_MAX_OFFSET, errors)
         if errors:
             raise ValidationError(errors)
         queryset = Observation.objects.for_user(request.user).filter(**filters).order_by("effective_at", "id")

@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from observations.importers import AUTO, FORMAT_NAMES, FORMATS
 from observations.pages import DEFAULT_PERIOD_DAYS, MAX_PERIOD_DAYS
+from observations.validation import earliest_reading_time
 
 
 class InsightsPeriodForm(forms.Form):
@@ -35,6 +36,11 @@ class InsightsPeriodForm(forms.Form):
             return cleaned
         end = end or today
         start = start or end - dt.timedelta(days=DEFAULT_PERIOD_DAYS - 1)
+        earliest = earliest_reading_time().date()
+        if start < earliest or end > today + dt.timedelta(days=1):
+            raise forms.ValidationError(
+                _("Choose dates between %(earliest)s and today.") % {"earliest": earliest.isoformat()}
+            )
         if end < start:
             raise forms.ValidationError(_("The end date must not be before the start date."))
         if (end - start).days + 1 > MAX_PERIOD_DAYS:

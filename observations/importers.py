@@ -35,6 +35,8 @@ from observations.validation import (
     ImportRejected,
     RawReading,
     RowError,
+    check_row_count,
+    load_json,
 )
 
 DEXCOM = "dexcom"
@@ -92,9 +94,9 @@ def detect_format(text: str) -> str:
     head = text.lstrip("\ufeff \t\r\n")
     if head[:1] in "[{":
         try:
-            document = json.loads(head)
-        except json.JSONDecodeError:
-            raise ImportRejected.file_error("the file looks like JSON but is not valid JSON") from None
+            document = load_json(head)
+        except ValueError as exc:
+            raise ImportRejected.file_error(f"the file looks like JSON but is not usable JSON: {exc}") from None
         if isinstance(document, dict) and document.get("resourceType") == "Bundle":
             return FHIR
         if isinstance(document, dict) and document.get("resourceType"):
@@ -139,11 +141,9 @@ def parse_bytes(data: bytes, *, fmt: str = AUTO) -> ParsedFile:
     }[detected]
     if detected in (NIGHTSCOUT, FHIR):
         try:
-            document = json.loads(text.lstrip("\ufeff"))
-        except json.JSONDecodeError as exc:
-            raise ImportRejected.file_error(
-                f"not valid JSON ({exc.msg} at line {exc.lineno}); expected {FORMAT_NAMES[detected]}"
-            ) from None
+            document = load_json(text.lstrip("\ufeff"))
+        except ValueError as exc:
+            raise ImportRejected.file_error(f"{exc}; expected {FORMAT_NAMES[detected]}") from None
         return parser(document)
     return parser(text)
 
@@ -538,6 +538,7 @@ def validate_fhir_bundle(document: object) -> None:
     entries = document.get("entry") or []
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise ImportRejected.file_error("Bundle.entry must be a list of objects", field="entry")
+    check_row_count(len(entries), field="entry")
     errors: list[RowError] = []
     try:
         Bundle.model_validate({k: v for k, v in document.items() if k != "entry"})
@@ -633,7 +634,14 @@ def parse_fhir_bundle(document: object) -> ParsedFile:
 
 
 # How the shared validation's field names read in a FHIR Observation.
-FHIR_FIELD_NAMES = {"time": "effectiveDateTime", "value": "valueQuantity.value", "unit": "valueQuantity.code"}
+FHIR_FIELD_NAMES = {
+    "time": "effectiveDateTime", "value": "valueQuantity.value", "unit": "valueQuantity.code",
+    "device": "device.display", "source_identifier": "id",
+}
+# ... and in a Nightscout entry.
+NIGHTSCOUT_FIELD_NAMES = {"source_identifier": "_id"}
+# The field names each format's rejections use (the shared validation's names otherwise).
+FIELD_NAMES = {FHIR: FHIR_FIELD_NAMES, NIGHTSCOUT: NIGHTSCOUT_FIELD_NAMES}
 
 
 # --- plain CSV --------------------------------------------------------------------------------

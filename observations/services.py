@@ -14,10 +14,10 @@ from django.utils import timezone
 
 from observations.codes import LOINC_SYSTEM
 from observations.episodes import forget_windows
-from observations.importers import FHIR, FHIR_FIELD_NAMES, ParsedFile, parse_bytes, parse_fhir_bundle
+from observations.importers import FIELD_NAMES, ParsedFile, parse_bytes, parse_fhir_bundle
 from observations.models import ImportBatch, Observation, ObservationStatus
 from observations.units import MG_DL
-from observations.validation import ImportRejected, RawReading, validate_readings
+from observations.validation import ImportRejected, RawReading, control_characters, validate_readings
 
 logger = logging.getLogger(__name__)
 
@@ -163,8 +163,8 @@ def _import_parsed(person, parsed: ParsedFile, *, filename: str = "") -> ParsedI
             person, parsed.readings, source=parsed.format, filename=filename, skipped=parsed.n_skipped
         )
     except ImportRejected as exc:
-        if parsed.format == FHIR:
-            raise exc.with_field_names(FHIR_FIELD_NAMES) from None
+        if parsed.format in FIELD_NAMES:
+            raise exc.with_field_names(FIELD_NAMES[parsed.format]) from None
         raise
     return ParsedImport(batch=batch, format=parsed.format, skipped_reasons=dict(parsed.skipped))
 
@@ -176,6 +176,9 @@ def import_file(person, data: bytes, *, fmt: str = "auto", filename: str = "") -
     is someone else); nothing is stored then.
     """
     check_upload_size(len(data))
+    reason = control_characters(filename)
+    if reason:
+        raise ImportRejected.file_error(reason, field="filename")
     return _import_parsed(person, parse_bytes(data, fmt=fmt), filename=filename)
 
 

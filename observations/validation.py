@@ -5,15 +5,23 @@ found); `validate_readings` turns those into `Reading`s ready to store, or raise
 `ImportRejected` listing every bad row (row, field, reason). A batch with any bad row is
 rejected whole, so callers never store half a file.
 
-Pure Python (no Django), so the rules can be tested and reused without a database.
+No database: the rules can be tested and reused without one. The plausibility limits (how early
+and how far ahead a reading may be, how many rows one input may bring, how deep JSON may nest)
+are settings (GLUCAST_READINGS_EARLIEST, GLUCAST_READINGS_MAX_FUTURE_MIN, GLUCAST_IMPORT_MAX_ROWS,
+GLUCAST_MAX_JSON_DEPTH), read here so every way in shares them: REST, files, FHIR, forecast
+`history`/`as_of` and query filters.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
+
+from django.conf import settings
 
 from observations.codes import GLUCOSE_CODES, KIND_BLOOD, KIND_CGM, GlucoseCode, default_code
 from observations.units import MG_DL, MMOL_L, mgdl_to_mmoll, to_mgdl
@@ -25,8 +33,9 @@ VALID_RANGE = {MG_DL: (20.0, 600.0), MMOL_L: (1.1, 33.3)}
 # with at_sensor_limit=True so models and statistics can treat them as censored values.
 SENSOR_LOW_MG_DL = 40.0
 SENSOR_HIGH_MG_DL = 400.0
-# Clocks drift; a reading a few minutes "ahead" is a phone clock, more is a wrong time zone/date.
-FUTURE_TOLERANCE = timedelta(minutes=5)
+# Text fields (device, identifiers, file names) may not hold control characters: PostgreSQL
+# refuses NUL in text, and the others only ever come from a broken or hostile source.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 # An error list longer than this helps nobody; the rest are counted.
 MAX_REPORTED_ERRORS = 100
 
@@ -130,6 +139,87 @@ def normalize_unit(unit: object) -> str | None:
     return _UNIT_ALIASES.get(unit.strip().lower().replace(" ", ""))
 
 
+# --- Plausibility: one rule for every way in ---------------------------------------------------
+
+
+def earliest_reading_time() -> datetime:
+    """Readings before this (GLUCAST_READINGS_EARLIEST, UTC midnight) are data errors."""
+    return datetime.combine(date.fromisoformat(str(settings.GLUCAST_READINGS_EARLIEST)), datetime.min.time(), tzinfo=timezone.utc)
+
+
+def max_future() -> timedelta:
+    """Clocks drift: a reading a few minutes "ahead" is a phone clock, more is a wrong date/zone."""
+    return timedelta(minutes=settings.GLUCAST_READINGS_MAX_FUTURE_MIN)
+
+
+def implausible_time(moment: datetime, *, now: datetime | None = None, future: bool = True) -> str | None:
+    """Why an aware time cannot be a reading's (None when it can): before the floor, or (with
+    `future`) more than GLUCAST_READINGS_MAX_FUTURE_MIN minutes ahead of `now`."""
+    earliest = earliest_reading_time()
+    if moment < earliest:
+        return f"{moment:%Y-%m-%dT%H:%M:%SZ} is before {earliest:%Y-%m-%d}, the earliest accepted time"
+    if future:
+        tolerance = max_future()
+        if moment > (now or datetime.now(timezone.utc)) + tolerance:
+            minutes = int(tolerance.total_seconds() // 60)
+            return f"{moment:%Y-%m-%dT%H:%M:%SZ} is more than {minutes} minutes in the future"
+    return None
+
+
+def control_characters(text: object) -> str | None:
+    """Why a text field is refused (None when it is fine)."""
+    if isinstance(text, str) and _CONTROL_CHARACTERS.search(text):
+        return "contains control characters (such as NUL); send plain text"
+    return None
+
+
+def check_row_count(n: int, *, field: str = "body") -> None:
+    """Refuse an input with more readings than GLUCAST_IMPORT_MAX_ROWS before any work on them."""
+    limit = settings.GLUCAST_IMPORT_MAX_ROWS
+    if n > limit:
+        raise ImportRejected.file_error(
+            f"{n} readings in one request; the limit is {limit} (split the file or the list)", field=field
+        )
+
+
+def json_too_deep(document: object, limit: int | None = None) -> bool:
+    """Whether decoded JSON nests deeper than `limit` (GLUCAST_MAX_JSON_DEPTH); iterative, so a
+    deep document cannot exhaust the stack here, and linear in its size."""
+    limit = settings.GLUCAST_MAX_JSON_DEPTH if limit is None else limit
+    stack = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def load_json(text: str | bytes) -> object:
+    """Decode JSON text safely: ValueError (with a message for people) for invalid JSON, JSON
+    nested deeper than GLUCAST_MAX_JSON_DEPTH (the decoder itself would raise RecursionError on
+    very deep input), and the non-standard NaN/Infinity constants."""
+
+    def refuse_constant(name):
+        raise ValueError(f"{name} is not a number JSON allows")
+
+    try:
+        document = json.loads(text, parse_constant=refuse_constant)
+    except RecursionError:
+        raise ValueError(f"JSON nested deeper than {settings.GLUCAST_MAX_JSON_DEPTH} levels") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if json_too_deep(document):
+        raise ValueError(f"JSON nested deeper than {settings.GLUCAST_MAX_JSON_DEPTH} levels")
+    return document
+
+
 def _as_datetime(raw: object) -> datetime:
     """A datetime (naive or aware) from ISO 8601 text or a datetime; ValueError says why not."""
     if isinstance(raw, datetime):
@@ -152,12 +242,21 @@ def parse_timestamp(value: object, tz: tzinfo) -> datetime:
     """An aware UTC datetime from ISO 8601 text or a datetime; naive times are read in `tz`.
 
     For single values such as query parameters; batches go through validate_readings, which
-    also resolves the repeated autumn hour from the order of the rows.
+    also resolves the repeated autumn hour from the order of the rows. A time before
+    GLUCAST_READINGS_EARLIEST, or one that cannot be represented in UTC, is a ValueError (a
+    filter bound may lie in the future).
     """
     moment = _as_datetime(value)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz)
-    return moment.astimezone(timezone.utc)
+    try:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=tz)
+        moment = moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"{str(value)[:40]!r} lies outside the representable dates") from None
+    reason = implausible_time(moment, future=False)
+    if reason:
+        raise ValueError(reason)
+    return moment
 
 
 class _LocalClock:
@@ -208,17 +307,25 @@ class _LocalClock:
 
 def _parse_time(raw: object, clock: _LocalClock) -> datetime:
     moment = _as_datetime(raw)
-    if moment.tzinfo is None:
-        return clock.to_utc(moment)
-    return moment.astimezone(timezone.utc)
+    try:
+        if moment.tzinfo is None:
+            return clock.to_utc(moment)
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # e.g. year 1 read in a zone east of UTC
+        raise ValueError(f"{str(raw)[:40]!r} lies outside the representable dates") from None
 
 
 def _parse_value(raw: object) -> tuple[float | None, str | None]:
     """(number, None) or (None, limit word) or raise ValueError."""
     if isinstance(raw, bool):
         raise ValueError(f"{raw!r} is not a number")
-    if isinstance(raw, (int, float)):
-        return float(raw), None
+    if isinstance(raw, int):
+        try:
+            return float(raw), None
+        except OverflowError:  # JSON allows integers of any length
+            raise ValueError(f"{str(raw)[:20]}… is not a finite number") from None
+    if isinstance(raw, float):
+        return raw, None
     if isinstance(raw, str):
         text = raw.strip()
         if not text:
@@ -257,7 +364,8 @@ def validate_readings(
     Every row is checked (not just up to the first error) so one answer lists all problems.
     """
     now = now or datetime.now(timezone.utc)
-    latest_allowed = now + FUTURE_TOLERANCE
+    raws = list(raws)
+    check_row_count(len(raws))
     clock = _LocalClock(tz)
     readings: list[Reading] = []
     errors: list[RowError] = []
@@ -275,15 +383,14 @@ def validate_readings(
             errors.append(RowError(raw.row, "time", str(exc)))
             effective_at = None
         else:
-            if effective_at > latest_allowed:
-                errors.append(
-                    RowError(
-                        raw.row,
-                        "time",
-                        f"{effective_at:%Y-%m-%dT%H:%M:%SZ} is more than "
-                        f"{int(FUTURE_TOLERANCE.total_seconds() // 60)} minutes in the future",
-                    )
-                )
+            reason = implausible_time(effective_at, now=now)
+            if reason:
+                errors.append(RowError(raw.row, "time", reason))
+
+        for name in ("device", "source_identifier"):
+            reason = control_characters(getattr(raw, name))
+            if reason:
+                errors.append(RowError(raw.row, name, reason))
 
         number: float | None = None
         limit = raw.limit

@@ -11,12 +11,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from observations import pages
+from observations.bounds import upload_refused, upload_too_large_message
 from observations.forms import InsightsPeriodForm, NightscoutSourceForm, UploadForm
 from observations.models import ImportBatch
 from observations.nightscout import outbound
 from observations.nightscout import pull as nightscout_pull
 from observations.nightscout import secrets as nightscout_secrets
 from observations.nightscout.models import NightscoutSource, NightscoutUploadSecret
+from observations.services import check_upload_size
 from observations.validation import ImportRejected
 from persons.services import person_for
 
@@ -90,6 +92,12 @@ def data(request):
 def upload(request):
     person = person_for(request.user)
     form = UploadForm(request.POST, request.FILES)
+    if upload_refused(request):  # the file was cut off while it streamed in: nothing was kept
+        payload = ImportRejected.file_error(upload_too_large_message()).as_payload()
+        if _wants_json(request):
+            return JsonResponse({"ok": False, **payload}, status=413)
+        with timezone.override(person.tz):
+            return render(request, "observations/data.html", _data_context(person, rejected=payload), status=413)
     if not form.is_valid():
         if _wants_json(request):
             return JsonResponse({"ok": False, "detail": _("Choose a file to upload."), "errors": []}, status=400)
@@ -97,6 +105,7 @@ def upload(request):
             return render(request, "observations/data.html", _data_context(person, request, upload_form=form), status=400)
     upload_file = form.cleaned_data["file"]
     try:
+        check_upload_size(upload_file.size)  # before the file is read into memory
         result = pages.upload_readings(
             person, upload_file.read(), filename=upload_file.name, fmt=form.cleaned_data["format"] or "auto"
         )

@@ -167,9 +167,13 @@ def test_missing_file(api):
 
 @override_settings(GLUCAST_MAX_UPLOAD_BYTES=1024)
 def test_file_over_the_size_limit(api, fixtures_dir):
+    """Cut off while it streams in (never read whole): 413 naming the file, nothing stored."""
     content = b"time,value\n" + b"2025-01-01T10:00:00,120\n" * 100
     response = post_file(api, "big.csv", content)
-    assert_rejected(response, 0, "file", "the limit is")
+    assert response.status_code == 413, response.data
+    assert response.data["errors"] == [{"row": 0, "field": "file", "reason": response.data["detail"]}]
+    assert "limit" in response.data["detail"]
+    assert not Observation.objects.exists() and not ImportBatch.objects.exists()
 
 
 def test_default_size_limit_is_50_mb(settings):

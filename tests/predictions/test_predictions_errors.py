@@ -177,6 +177,9 @@ def test_impossible_history_times_are_listed_not_500(api, person, moment):
     assert body["code"] == "invalid_history" and [r["index"] for r in body["rows"]] == [3]
 
 
-def test_a_forecast_time_in_the_future_is_refused_as_stale(api, person_with_readings):
+def test_a_forecast_time_in_the_future_is_refused(api, person_with_readings):
+    """as_of obeys the rule of every reading time: a few minutes ahead at most."""
     future = (timezone.now() + dt.timedelta(hours=2)).isoformat()
-    assert post(api, {"as_of": future}).json()["code"] == "stale_readings"
+    body = post(api, {"as_of": future}).json()
+    assert body["code"] == "invalid_request" and body["field"] == "as_of"
+    assert "in the future" in body["detail"]
