@@ -11,6 +11,7 @@ both directions).
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -66,6 +67,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "axes",
     "config",
     "persons",
     "observations",
@@ -83,6 +85,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # last, as django-axes requires: answers a locked-out login with its page (429)
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -125,6 +129,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# django-axes first: it refuses a locked-out account/address before any password is checked
+# (it needs the request, which Django's LoginView and the admin login pass to authenticate()).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
@@ -244,7 +254,24 @@ else:
     Q_CLUSTER["orm"] = "default"
 
 # --- Caches ----------------------------------------------------------------------------------
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Shared by every process and machine, so throttles count once: the database cache by default
+# (its table is created by config's migration), Redis when GLUCAST_REDIS_URL is set.
+if GLUCAST_REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": GLUCAST_REDIS_URL,
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "glucast_cache",
+            # culling drops throttle counters: keep room for every active user
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    }
 
 # --- Security (production) -------------------------------------------------------------------
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
@@ -406,3 +433,10 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].update({"import": GLUCAST_IMPORT_RATE, 
 GLUCAST_LOGIN_FAILURE_LIMIT = env_int("GLUCAST_LOGIN_FAILURE_LIMIT", 5)
 # Minutes a locked account/address waits before it may try again (staff can unlock earlier).
 GLUCAST_LOGIN_COOLOFF_MIN = env_int("GLUCAST_LOGIN_COOLOFF_MIN", 15)
+AXES_FAILURE_LIMIT = GLUCAST_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=GLUCAST_LOGIN_COOLOFF_MIN)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: per account, per address
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"  # attempts are rows: shared, in the admin
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "persons.lockout.locked_out"  # a page that says why and for how long
+AXES_RESET_ON_SUCCESS = False  # a success on one's own account must not clear an address's failures

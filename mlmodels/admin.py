@@ -207,6 +207,12 @@ class MLModelAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # versions are made by training and recalibration only
 
+    def get_readonly_fields(self, request, obj=None):
+        # Nothing of a trained version is edited by hand: its person above all (one person's
+        # model served to another), and status/activation only through the lifecycle actions,
+        # which record who and why.
+        return [field.name for field in self.model._meta.fields]
+
     mae_30 = _mae_column(30)
     mae_60 = _mae_column(60)
     baseline_mae_60 = _mae_column(60, baseline=True)
@@ -264,12 +270,22 @@ class MLModelAdmin(admin.ModelAdmin):
         for problem in refused:
             self.message_user(request, problem, messages.ERROR)
 
-    @admin.action(description="Activate the selected version (one per person)")
+    # Each action declares its permission; a view-only staff member sees none of them.
+    def has_activate_permission(self, request):
+        return request.user.has_perm("mlmodels.activate_mlmodel")
+
+    def has_archive_permission(self, request):
+        return request.user.has_perm("mlmodels.archive_mlmodel")
+
+    def has_pin_permission(self, request):
+        return request.user.has_perm("mlmodels.pin_mlmodel")
+
+    @admin.action(description="Activate the selected version (one per person)", permissions=["activate"])
     def activate(self, request, queryset):
         self._each(request, queryset, "Activated",
                    lambda m, reason: activate_model(m, actor=request.user, reason=reason))
 
-    @admin.action(description="Roll the person back to the version before the active one")
+    @admin.action(description="Roll the person back to the version before the active one", permissions=["activate"])
     def rollback_to_previous(self, request, queryset):
         people = {(m.person_id, m.model_type): m for m in queryset.select_related("person")}
         self._each(
@@ -277,12 +293,12 @@ class MLModelAdmin(admin.ModelAdmin):
             lambda m, reason: rollback_person_model(m.person, m.model_type, actor=request.user, reason=reason),
         )
 
-    @admin.action(description="Archive (remove the files; never the active, previous or pinned one)")
+    @admin.action(description="Archive (remove the files; never the active, previous or pinned one)", permissions=["archive"])
     def archive(self, request, queryset):
         self._each(request, queryset, "Archived",
                    lambda m, reason: archive_model(m, actor=request.user, reason=reason))
 
-    @admin.action(description="Pin the person to the selected version")
+    @admin.action(description="Pin the person to the selected version", permissions=["pin"])
     def pin(self, request, queryset):
         self._each(request, queryset, "Pinned",
                    lambda m, reason: pin_person(m, actor=request.user, reason=reason))
@@ -503,7 +519,10 @@ class ModelPinAdmin(ReadOnlyAdmin):
 
     action_form = ReasonActionForm
 
-    @admin.action(description="Remove the pin (the rollout decides again)")
+    def has_pin_permission(self, request):
+        return request.user.has_perm("mlmodels.pin_mlmodel")
+
+    @admin.action(description="Remove the pin (the rollout decides again)", permissions=["pin"])
     def unpin(self, request, queryset):
         reason = request.POST.get("reason", "").strip()
         if not reason:

@@ -12,10 +12,14 @@ from rest_framework.views import APIView
 from mlmodels.models import MLModel, TrainingJob
 from mlmodels.serializers import MLModelSerializer, TrainingJobSerializer, TrainRequestResponseSerializer
 from mlmodels.services import request_training
+from observations.bounds import SettingsRateThrottle
 from persons.services import person_for
 
 
 class TrainView(APIView):
+    throttle_classes = [SettingsRateThrottle]
+    throttle_scope = "train"
+
     @extend_schema(
         operation_id="models_train",
         request=None,
@@ -25,7 +29,8 @@ class TrainView(APIView):
                 description="Training is queued. The job URL is in the Location header and in "
                 "`url`. While a job is queued or running, every further request answers 202 "
                 "with that same job (`created` false) instead of starting another.",
-            )
+            ),
+            429: OpenApiResponse(description="Too many training requests (GLUCAST_TRAIN_RATE)"),
         },
         summary="Train a new version of my model in the background",
     )

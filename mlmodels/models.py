@@ -110,6 +110,12 @@ class MLModel(models.Model):
     class Meta:
         ordering = ["person_id", "-version_major", "-version_minor", "-version_patch"]
         verbose_name = "ML model"
+        # The lifecycle's admin actions, each its own permission (the "Model operators" group).
+        permissions = [
+            ("activate_mlmodel", "Can activate a model version or roll a person back"),
+            ("archive_mlmodel", "Can archive a model version (removes its files)"),
+            ("pin_mlmodel", "Can pin a person to a model version or remove the pin"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["person", "model_type", "version"], name="mlmodel_unique_version"

@@ -17,7 +17,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from observations import fhir
-from observations.bounds import BoundedFHIRJSONParser, BoundedJSONParser, upload_refused, upload_too_large_message
+from observations.bounds import (
+    BoundedFHIRJSONParser,
+    BoundedJSONParser,
+    SettingsRateThrottle,
+    upload_refused,
+    upload_too_large_message,
+)
 from observations.models import ImportBatch, Observation
 from observations.serializers import (
     FileImportSerializer,
@@ -73,6 +79,9 @@ def _raw_from_item(row: int, item: object) -> RawReading | RowError:
 
 class ObservationListCreateView(generics.ListCreateAPIView):
     """The caller's readings: list (paged, `start`/`end` filter) and add one or many."""
+
+    throttle_classes = [SettingsRateThrottle]  # POST only: imports
+    throttle_scope = "import"
 
     serializer_class = ObservationSerializer
 
@@ -149,6 +158,9 @@ class ObservationDetailView(generics.RetrieveAPIView):
 class ObservationImportView(APIView):
     """Upload a file: Dexcom Clarity, LibreView, Nightscout entries, FHIR Bundle or plain CSV."""
 
+    throttle_classes = [SettingsRateThrottle]  # POST only: imports
+    throttle_scope = "import"
+
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(
@@ -201,6 +213,9 @@ class ImportDetailView(generics.RetrieveDestroyAPIView):
 
 class FHIRBundleView(APIView):
     """POST a FHIR R4 Bundle (collection or transaction) of glucose Observations."""
+
+    throttle_classes = [SettingsRateThrottle]  # POST only: imports
+    throttle_scope = "import"
 
     parser_classes = [BoundedFHIRJSONParser, BoundedJSONParser]
 

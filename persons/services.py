@@ -17,12 +17,21 @@ def create_person(
     time_zone: str = "Europe/Berlin",
     preferred_unit: str = "mg/dL",
     is_staff: bool = False,
+    is_superuser: bool = False,
 ) -> tuple[Person, str, str]:
-    """Create a user with their Person and API token. Returns (person, password, token key)."""
+    """Create a user with their Person and API token. Returns (person, password, token key).
+
+    `is_staff`: a model operator (staff, in the "Model operators" group, see persons.roles);
+    `is_superuser`: every permission (also staff).
+    """
+    from persons.roles import model_operators_group
+
     password = password or secrets.token_urlsafe(12)
     user = get_user_model().objects.create_user(
-        username=username, password=password, is_staff=is_staff, is_superuser=is_staff
+        username=username, password=password, is_staff=is_staff or is_superuser, is_superuser=is_superuser
     )
+    if is_staff:
+        user.groups.add(model_operators_group())
     person = Person(
         owner=user,
         display_name=display_name or username,

@@ -1,6 +1,5 @@
 """Forecast API: thin views over predictions.services (always the caller's own data)."""
 
-from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -12,10 +11,10 @@ from drf_spectacular.utils import (
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from mlmodels.models import MLModel
+from observations.bounds import SettingsRateThrottle
 from persons.services import person_for
 from predictions import wording
 from predictions.errors import BadForecastRequest, ForecastError
@@ -33,13 +32,7 @@ from predictions.services import forecast_for_person, prediction_payload
 REQUEST_FIELDS = {"horizons", "range", "history", "unit", "as_of"}
 
 
-class ForecastRateThrottle(ScopedRateThrottle):
-    """ScopedRateThrottle that reads the rate when a request comes, not at import time, so a
-    changed setting (GLUCAST_FORECAST_RATE, a test's override) takes effect."""
-
-    def get_rate(self):
-        rates = settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {})
-        return rates.get(self.scope) or super().get_rate()
+ForecastRateThrottle = SettingsRateThrottle
 
 
 def forecast_arguments(data) -> dict:

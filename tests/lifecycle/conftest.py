@@ -5,7 +5,6 @@ staff and non-staff users."""
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
@@ -47,7 +46,6 @@ def give_readings(person, *, hours: float = 4, seed: int = 1):
 def _fresh_process_state():
     reset_forecaster_cache()
     forget_serving_config()
-    cache.clear()
     yield
     reset_forecaster_cache()
     forget_serving_config()

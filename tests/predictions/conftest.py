@@ -8,7 +8,6 @@ import datetime as dt
 
 import pandas as pd
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from mlmodels.models import MLModel, ModelStatus
@@ -112,9 +111,9 @@ def history_rows(frame: pd.DataFrame, unit: str = "mg/dL") -> list[dict]:
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
-    """Each test starts with an empty model cache and empty throttle counters."""
+    """Each test starts with an empty model cache (throttle counters live in the database
+    cache, rolled back with each test)."""
     reset_forecaster_cache()
-    cache.clear()
     yield
     reset_forecaster_cache()
 

@@ -15,12 +15,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("username")
-        parser.add_argument("--staff", action="store_true", help="staff + superuser (admin access)")
+        parser.add_argument(
+            "--staff", action="store_true",
+            help="a model operator: admin access with the lifecycle's permissions (group 'Model operators')",
+        )
+        parser.add_argument("--superuser", action="store_true", help="every permission (use sparingly)")
         parser.add_argument("--display-name", default="")
         parser.add_argument("--time-zone", default="Europe/Berlin")
         parser.add_argument("--unit", default="mg/dL", choices=["mg/dL", "mmol/L"])
 
-    def handle(self, *args, username, staff, display_name, time_zone, unit, **options):
+    def handle(self, *args, username, staff, superuser, display_name, time_zone, unit, **options):
         if get_user_model().objects.filter(username=username).exists():
             raise CommandError(f"user {username!r} already exists")
         given_password = os.environ.get("GLUCAST_PASSWORD")
@@ -32,10 +36,12 @@ class Command(BaseCommand):
                 time_zone=time_zone,
                 preferred_unit=unit,
                 is_staff=staff,
+                is_superuser=superuser,
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
-        self.stdout.write(f"created {'staff ' if staff else ''}person {person.display_name!r} (user {username})")
+        role = "superuser " if superuser else "staff (model operator) " if staff else ""
+        self.stdout.write(f"created {role}person {person.display_name!r} (user {username})")
         if not given_password:
             self.stdout.write(f"password: {password}")
         self.stdout.write(token)
