@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from observations.codes import CGM_READING_PROFILES, KIND_CGM, LOINC_SYSTEM, UCUM_SYSTEM
 from observations.models import Observation
-from observations.validation import SENSOR_HIGH_MG_DL, parse_timestamp
+from observations.validation import SENSOR_HIGH_MG_DL, implausible_time, parse_timestamp
 
 OBSERVATION_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
 FHIR_JSON = "application/fhir+json"
@@ -90,8 +90,14 @@ def date_filters(values: list[str], tz: tzinfo) -> dict:
                 day = date.fromisoformat(text)
             except ValueError:
                 raise ValueError(f"{raw!r} is not a FHIR date (YYYY-MM-DD or a full date-time)") from None
-            low = datetime.combine(day, time.min, tzinfo=tz).astimezone(timezone.utc)
-            high = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz).astimezone(timezone.utc)
+            try:
+                low = datetime.combine(day, time.min, tzinfo=tz).astimezone(timezone.utc)
+                high = datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz).astimezone(timezone.utc)
+            except OverflowError:
+                raise ValueError(f"{raw!r} lies outside the representable dates") from None
+            reason = implausible_time(low, future=False)
+            if reason:
+                raise ValueError(f"{raw!r}: {reason}")
         else:
             try:
                 low = high = parse_timestamp(text, tz)

@@ -167,9 +167,30 @@ def implausible_time(moment: datetime, *, now: datetime | None = None, future: b
 
 
 def control_characters(text: object) -> str | None:
-    """Why a text field is refused (None when it is fine)."""
+    """Why a text field is refused for control characters (None when it has none)."""
     if isinstance(text, str) and _CONTROL_CHARACTERS.search(text):
         return "contains control characters (such as NUL); send plain text"
+    return None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def text_problem(text: object) -> str | None:
+    """Why a stored text field (device, source identifier) is refused: control characters, or
+    the start of a spreadsheet formula (=, +, -, @ — CSV injection once anyone exports the
+    readings to a spreadsheet); a signed number such as -12 is fine. None when it is fine."""
+    reason = control_characters(text)
+    if reason or not isinstance(text, str):
+        return reason
+    stripped = text.strip()
+    if stripped[:1] in ("=", "+", "-", "@") and not _is_number(stripped):
+        return f"{stripped[:20]!r} starts like a spreadsheet formula (=, +, -, @); send plain text"
     return None
 
 
@@ -226,6 +247,8 @@ def _as_datetime(raw: object) -> datetime:
         return raw
     if isinstance(raw, str) and raw.strip():
         text = raw.strip()
+        if _CONTROL_CHARACTERS.search(text):  # fromisoformat reads "10:00:00\x00Z" as a time
+            raise ValueError("contains control characters (such as NUL); send an ISO 8601 date and time")
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
@@ -388,7 +411,7 @@ def validate_readings(
                 errors.append(RowError(raw.row, "time", reason))
 
         for name in ("device", "source_identifier"):
-            reason = control_characters(getattr(raw, name))
+            reason = text_problem(getattr(raw, name))
             if reason:
                 errors.append(RowError(raw.row, name, reason))
 
