@@ -61,7 +61,12 @@ def setup_django() -> None:
     django.setup()
     from django.core.management import call_command
 
+    from persons.row_security import everyone
+
     call_command("migrate", verbosity=0)
+    # The benchmark sets up and inspects many people's rows: the explicit context for everyone,
+    # for the whole process (the servers it starts set each request's own context).
+    everyone("benchmark set-up").__enter__()
 
 
 # --- Data ---------------------------------------------------------------------------------------
@@ -173,9 +178,11 @@ def free_port() -> int:
 class Server:
     """gunicorn with the same worker model as `manage.py serve`, stopped on exit."""
 
-    def __init__(self, workers: int = 2, threads: int = 4):
+    def __init__(self, workers: int = 2, threads: int = 4, settings_module: str | None = None):
         self.port = free_port()
         env = {**os.environ, **{k: os.environ.get(k, v) for k, v in BENCH_ENV.items()}, "PYTHONWARNINGS": "ignore"}
+        if settings_module:
+            env["DJANGO_SETTINGS_MODULE"] = settings_module
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(workers), "--threads", str(threads), "--graceful-timeout", "10",

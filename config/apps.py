@@ -2,7 +2,15 @@ from django.apps import AppConfig
 
 
 class ConfigConfig(AppConfig):
-    """Project-level operations (the `serve` supervisor); holds no models."""
+    """Project-level operations (the `serve` supervisor, row-level security); holds no models."""
 
     name = "config"
     verbose_name = "glucast"
+
+    def ready(self):
+        from django.db.models.signals import post_migrate
+
+        from config.rls import apply_after_migrate
+
+        # every migrate leaves every per-person table under row-level security
+        post_migrate.connect(apply_after_migrate, dispatch_uid="glucast-row-level-security")

@@ -85,6 +85,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # each request in one transaction whose row-security context is its person (config/rls.py)
+    "config.rls.RowSecurityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # last, as django-axes requires: answers a locked-out login with its page (429)
@@ -192,7 +194,7 @@ GLUCAST_FORECAST_RATE = env_str("GLUCAST_FORECAST_RATE", "120/min")
 GLUCAST_NIGHTSCOUT_RATE = env_str("GLUCAST_NIGHTSCOUT_RATE", "60/min")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "config.rls.PersonTokenAuthentication",  # a token's person becomes the row-security context
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

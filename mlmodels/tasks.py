@@ -20,6 +20,7 @@ from mlmodels.lifecycle import (
 from mlmodels.models import OPEN_JOB_STATUSES, JobStatus, JobTrigger, TrainingJob
 from mlmodels.recalibration import run_recalibration
 from mlmodels.services import train_person
+from persons.row_security import everyone, for_person
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,16 @@ def run_training_job(job_id: int) -> str:
     A redelivered task (worker died, broker retry) finds the job running and runs it again,
     counting the attempt; a job that already finished is left alone.
     """
+    with everyone("find a training job's person"):
+        person_id = TrainingJob.objects.filter(pk=job_id).values_list("person_id", flat=True).first()
+    if person_id is None:
+        logger.warning("Training job %s no longer exists", job_id)
+        return "missing"
+    with for_person(person_id):  # the job sees and writes only its person's rows
+        return _run_training_job(job_id)
+
+
+def _run_training_job(job_id: int) -> str:
     with transaction.atomic():
         job = (
             TrainingJob.objects.select_for_update().select_related("person").filter(pk=job_id).first()
@@ -52,16 +63,20 @@ def run_training_job(job_id: int) -> str:
 
 
 def retrain_scheduled_task() -> dict:
-    return retrain_scheduled()
+    with everyone("retrain scheduled"):  # works over many people
+        return retrain_scheduled()
 
 
 def retrain_on_new_data_task() -> dict:
-    return retrain_on_new_data()
+    with everyone("retrain on new data"):  # works over many people
+        return retrain_on_new_data()
 
 
 def recover_stalled_jobs_task() -> dict:
-    return recover_stalled_jobs()
+    with everyone("recover stalled jobs"):  # works over many people
+        return recover_stalled_jobs()
 
 
 def cleanup_old_versions_task() -> dict:
-    return cleanup_old_versions()
+    with everyone("cleanup old versions"):  # works over many people
+        return cleanup_old_versions()

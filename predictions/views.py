@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from persons.row_security import use_everyone_for_request
 from persons.services import person_for
 from predictions import pages
 from predictions.monitoring import prometheus_text
@@ -71,6 +72,7 @@ def metrics(request):
         response = HttpResponse("Staff or a bearer token only.\n", status=401, content_type="text/plain")
         response["WWW-Authenticate"] = 'Bearer realm="glucast metrics"'
         return response
+    use_everyone_for_request("metrics")  # figures over everyone, for staff or the metrics token
     response = HttpResponse(prometheus_text(), content_type=PROMETHEUS_CONTENT_TYPE)
     response["Cache-Control"] = "no-store"
     return response

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db.backends.signals import connection_created
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -9,6 +10,20 @@ from tests.factories import PersonFactory
 
 BROLL_CSV = Path(settings.GLUCAST_SHARED_DATA) / "broll2021_cgm.csv"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def _test_harness_sees_everyone(sender, connection, **kwargs):
+    """Row-level security binds the test process's role too. Set-up and assertions in tests
+    read and write many people's rows, so each test connection starts in the explicit context
+    for everyone (session-level). Requests through the test client set their own person's
+    context in their transaction (and put this one back after); the row-security tests clear
+    it to check what a connection without context sees; workers set their own."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('glucast.scope', 'all', false)")
+
+
+connection_created.connect(_test_harness_sees_everyone, dispatch_uid="glucast-test-harness-everyone")
 
 
 @pytest.fixture

@@ -3,9 +3,10 @@ from django.core.management.base import BaseCommand
 from mlmodels.models import JobTrigger
 from mlmodels.services import active_model, request_training
 from config.demo import load_demo
+from persons.row_security import EveryoneCommand
 
 
-class Command(BaseCommand):
+class Command(EveryoneCommand, BaseCommand):
     help = (
         "Create or refresh the five demo people (the shared Broll 2021 data where it exists, "
         "synthetic CGM otherwise), shifted so their readings end now, and queue their training."

@@ -10,9 +10,10 @@ from tqdm import tqdm
 from mlmodels.models import JobTrigger, metric_value
 from mlmodels.services import train_person
 from persons.models import Person
+from persons.row_security import EveryoneCommand
 
 
-class Command(BaseCommand):
+class Command(EveryoneCommand, BaseCommand):
     help = "Train per-person glucose models; a new version is activated only if it beats the active one."
 
     def add_arguments(self, parser):

@@ -9,9 +9,10 @@ from observations.importers import FORMAT_CHOICES
 from observations.services import import_file
 from observations.validation import ImportRejected
 from persons.models import Person
+from persons.row_security import EveryoneCommand
 
 
-class Command(BaseCommand):
+class Command(EveryoneCommand, BaseCommand):
     help = (
         "Import a CGM export for one person: Dexcom Clarity CSV, LibreView CSV, Nightscout "
         "entries JSON, FHIR Bundle JSON or plain CSV (time,value[,unit]). Naive times are read "

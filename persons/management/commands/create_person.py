@@ -5,9 +5,10 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from persons.services import create_person
+from persons.row_security import EveryoneCommand
 
 
-class Command(BaseCommand):
+class Command(EveryoneCommand, BaseCommand):
     help = (
         "Create a user with their Person and API token. The password comes from "
         "GLUCAST_PASSWORD or is generated and printed; the token is the last line of output."

@@ -4,9 +4,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from persons.models import Person
 from predictions.batch import predict_batch
+from persons.row_security import EveryoneCommand
 
 
-class Command(BaseCommand):
+class Command(EveryoneCommand, BaseCommand):
     help = "Forecast every person with a reading in the last 30 minutes (--all) or the named users."
 
     def add_arguments(self, parser):

@@ -28,9 +28,10 @@ from persons.models import Person
 from predictions import decisions
 from predictions.monitoring import arm_comparison
 from predictions.shadow import paired_comparison
+from persons.row_security import EveryoneCommand
 
 
-class Command(BaseCommand):
+class Command(EveryoneCommand, BaseCommand):
     help = "Show and change model rollouts, pins and per-person versions (every change needs --reason)."
 
     def add_arguments(self, parser):

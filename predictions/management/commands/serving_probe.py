@@ -12,13 +12,14 @@ import json
 import sys
 
 from django.core.management.base import BaseCommand
+from persons.row_security import EveryoneCommand
 
 from persons.models import Person
 from predictions.errors import ForecastError
 from predictions.services import forecast_for_person
 
 
-class Command(BaseCommand):
+class Command(EveryoneCommand, BaseCommand):
     help = "Forecast the person ids read from stdin and print what served each (JSON lines)."
 
     def handle(self, *args, **options):
