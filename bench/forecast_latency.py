@@ -53,6 +53,9 @@ BENCH_ENV = {
 }
 
 
+_CONTEXT = None
+
+
 def setup_django() -> None:
     for key, value in BENCH_ENV.items():
         os.environ.setdefault(key, value)
@@ -66,7 +69,9 @@ def setup_django() -> None:
     call_command("migrate", verbosity=0)
     # The benchmark sets up and inspects many people's rows: the explicit context for everyone,
     # for the whole process (the servers it starts set each request's own context).
-    everyone("benchmark set-up").__enter__()
+    global _CONTEXT
+    _CONTEXT = everyone("benchmark set-up")  # kept: a collected context manager would end
+    _CONTEXT.__enter__()
 
 
 # --- Data ---------------------------------------------------------------------------------------

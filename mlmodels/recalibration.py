@@ -23,6 +23,7 @@ from mlmodels.core.recalibration import rescaled
 from mlmodels.rollouts import actor_fields, bump_generation
 from mlmodels.services import enqueue_training_job, open_job, to_jsonable
 from mlmodels.storage import delete_artifacts, load_forecaster, save_artifacts
+from persons.erasure import PersonErased, check_not_erased, erasure_mark
 
 logger = logging.getLogger(__name__)
 
@@ -55,8 +56,24 @@ def request_recalibration(mlmodel: MLModel, *, factors: dict, evidence: dict) ->
     return job
 
 
-def run_recalibration(job: TrainingJob) -> TrainingJob:
-    """Store the PATCH version the job asks for; the job ends succeeded (`recalibrated`) or failed."""
+def _save_job_unless_erased(job: TrainingJob, mark) -> None:
+    """Never re-create a job row that an erasure deleted (a plain save would)."""
+    with transaction.atomic():
+        try:
+            check_not_erased(job.person_id, mark)
+        except PersonErased:
+            return
+        job.save(force_update=True)
+
+
+def run_recalibration(job: TrainingJob, *, mark=None) -> TrainingJob:
+    """Store the PATCH version the job asks for; the job ends succeeded (`recalibrated`) or failed.
+
+    `mark` (the person's erasure count when the job began): each write re-checks it in its own
+    transaction, so a "delete all my data" meanwhile leaves nothing of the job (persons/erasure.py).
+    """
+    if mark is None:
+        mark = erasure_mark(job.person_id)
     patch = None
     try:
         parent = MLModel.objects.select_related("person").get(pk=job.detail["model_id"])
@@ -66,6 +83,7 @@ def run_recalibration(job: TrainingJob) -> TrainingJob:
         forecaster.conformal = rescaled(forecaster.conformal, job.detail["factors"])
         major, minor, patch_no = next_patch(parent)
         with transaction.atomic():
+            check_not_erased(job.person_id, mark)
             patch = MLModel.objects.create(
                 person=parent.person, model_type=parent.model_type,
                 version=f"{major}.{minor}.{patch_no}", version_major=major, version_minor=minor,
@@ -81,6 +99,7 @@ def run_recalibration(job: TrainingJob) -> TrainingJob:
         save_artifacts(patch, forecaster.to_files(), to_jsonable(metadata),
                        f"PATCH of {parent.version}: bands rescaled by {job.detail['factors']}\n")
         with transaction.atomic():
+            check_not_erased(job.person_id, mark)
             parent = MLModel.objects.select_for_update().get(pk=parent.pk)
             patch.status = ModelStatus.READY
             if parent.is_active:
@@ -97,6 +116,11 @@ def run_recalibration(job: TrainingJob) -> TrainingJob:
                 evidence=job.detail.get("evidence", {}), person=patch.person, ml_model=patch, **actor_fields(None),
             )
             bump_generation()
+    except PersonErased:
+        if patch is not None and patch.pk:
+            delete_artifacts(patch)  # its row went with the erasure
+        logger.info("Recalibration job %s: the person's data was deleted meanwhile; nothing kept", job.pk)
+        return job
     except Exception as exc:  # noqa: BLE001 - the job records why
         logger.exception("Recalibration job %s failed", job.pk)
         if patch is not None and patch.pk:
@@ -106,12 +130,12 @@ def run_recalibration(job: TrainingJob) -> TrainingJob:
                                                        error=f"{exc.__class__.__name__}: {exc}")
         job.status, job.reason, job.error = JobStatus.FAILED, "error", f"{exc.__class__.__name__}: {exc}"
         job.finished_at = timezone.now()
-        job.save()
+        _save_job_unless_erased(job, mark)
         return job
     job.model = patch
     job.status, job.reason = JobStatus.SUCCEEDED, "recalibrated"
     job.detail = {**job.detail, "patch_version": patch.version}
     job.finished_at = timezone.now()
-    job.save()
+    _save_job_unless_erased(job, mark)
     logger.info("Recalibrated %s -> %s for person %s", parent.version, patch.version, patch.person_id)
     return job

@@ -37,6 +37,7 @@ from mlmodels.models import (
     TrainingJob,
     metric_value,
 )
+from persons.erasure import PersonErased, check_not_erased, erasure_mark
 from mlmodels.storage import (
     ArtifactIntegrityError,
     delete_artifacts,
@@ -50,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 DEPLOY_HORIZONS = (30, 60)
 TASK_PATH = "mlmodels.tasks.run_training_job"
+ERASED_HOOK = "persons.erasure.forget_erased_result"
 
 
 def training_prior():
@@ -160,7 +162,9 @@ def enqueue_training_job(job_id: int) -> None:
     from django_q.tasks import async_task
 
     try:
-        task_id = async_task(TASK_PATH, job_id, task_name=f"train-job-{job_id}", group="training")
+        task_id = async_task(
+            TASK_PATH, job_id, task_name=f"train-job-{job_id}", group="training", hook=ERASED_HOOK
+        )
     except Exception as exc:  # the broker is unreachable: nobody would ever run this job
         logger.exception("Could not enqueue training job %s", job_id)
         TrainingJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
@@ -214,6 +218,41 @@ def train_person(
                 finished_at=timezone.now(),
             )
 
+    # Taken before any reading is read: every write below re-checks it in its own transaction,
+    # so a "delete all my data" meanwhile leaves nothing of this job behind.
+    mark = erasure_mark(person.pk)
+    try:
+        return _train(person, job, model_type, time_budget_s, mark)
+    except PersonErased:
+        logger.info("Training job %s: person %s's data was deleted meanwhile; nothing kept", job.pk, person.pk)
+        _forget_erased(person, job)
+        return job
+
+
+def _forget_erased(person, job: TrainingJob) -> None:
+    """After an erasure overtook the job: its rows went with the erasure and a version's files
+    with the failed write (_store); empty folders it made are removed too."""
+    import os
+
+    from mlmodels.storage import artifact_storage
+
+    try:
+        root = artifact_storage().path(f"models/{person.pk}")
+    except NotImplementedError:  # storages without folders
+        return
+    for directory, _subdirectories, files in os.walk(root, topdown=False):
+        if not files and not os.listdir(directory):
+            os.rmdir(directory)
+
+
+def _save_job(job: TrainingJob, mark) -> None:
+    """Save a job's final state unless its person's data was erased (never re-create the row)."""
+    with transaction.atomic():
+        check_not_erased(job.person_id, mark)
+        job.save(force_update=True)
+
+
+def _train(person, job, model_type, time_budget_s, mark) -> TrainingJob:
     mlmodel = None
     try:
         from mlmodels.core import training  # XGBoost and scikit-learn load on the first training
@@ -225,20 +264,22 @@ def train_person(
                 readings, tz=person.time_zone, time_budget_s=budget, prior=training_prior()
             )
         except training.InsufficientData as exc:  # the core may raise it ...
-            return _finish_skipped(job, exc)
+            return _finish_skipped(job, exc, mark)
         if isinstance(result, training.InsufficientData):  # ... or return it
-            return _finish_skipped(job, result)
+            return _finish_skipped(job, result, mark)
 
-        mlmodel = _create_version(person, model_type, result)
-        _store(mlmodel, result)
+        mlmodel = _create_version(person, model_type, result, mark)
+        _store(mlmodel, result, mark)
         # A retirement retrain moves the person off a schema that is going away: its active
         # version is not the reference to beat (the baseline is), or nobody could ever leave it.
         comparison = compare_with_reference(
             mlmodel, result, readings, use_active=job.trigger != JobTrigger.RETIREMENT
         )
-        _decide(mlmodel, comparison)
+        _decide(mlmodel, comparison, mark)
+    except PersonErased:
+        raise
     except Exception as exc:
-        _finish_failed(job, mlmodel, exc)
+        _finish_failed(job, mlmodel, exc, mark)
         return job
 
     job.model = mlmodel
@@ -246,17 +287,18 @@ def train_person(
     job.reason = "deployed" if mlmodel.is_active else "not_better"
     job.detail = {"version": mlmodel.version, "decision": comparison.get("decision")}
     job.finished_at = timezone.now()
-    job.save()
+    _save_job(job, mark)
     logger.info("Trained %s for person %s: %s", mlmodel.version, person.pk, job.reason)
     return job
 
 
-def _create_version(person, model_type: str, result) -> MLModel:
+def _create_version(person, model_type: str, result, mark) -> MLModel:
     # Retried on a unique-version clash: two trainings of one person racing for a number.
     for _ in range(3):
         major, minor, patch = next_version(person, model_type, int(result.feature_schema["version"]))
         try:
             with transaction.atomic():
+                check_not_erased(person.pk, mark)
                 return MLModel.objects.create(
                     person=person,
                     model_type=model_type,
@@ -280,7 +322,7 @@ def _create_version(person, model_type: str, result) -> MLModel:
     raise RuntimeError("could not reserve a version number for the new model")
 
 
-def _store(mlmodel: MLModel, result) -> None:
+def _store(mlmodel: MLModel, result, mark) -> None:
     files = result.forecaster.to_files()
     metadata = {
         "person_id": mlmodel.person_id,
@@ -302,8 +344,10 @@ def _store(mlmodel: MLModel, result) -> None:
     log_text = result.log if isinstance(result.log, str) else "\n".join(map(str, result.log or []))
     try:
         save_artifacts(mlmodel, files, metadata, log_text)
-        mlmodel.save(update_fields=["storage_path", "artifact_manifest", "artifact_sha256"])
-    except Exception:
+        with transaction.atomic():
+            check_not_erased(mlmodel.person_id, mark)
+            mlmodel.save(update_fields=["storage_path", "artifact_manifest", "artifact_sha256"])
+    except BaseException:
         delete_artifacts(mlmodel)
         raise
 
@@ -454,9 +498,10 @@ def _test_period(result) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _decide(mlmodel: MLModel, comparison: dict) -> None:
+def _decide(mlmodel: MLModel, comparison: dict, mark) -> None:
     """Record the comparison and switch the active version atomically if the new one won."""
     with transaction.atomic():
+        check_not_erased(mlmodel.person_id, mark)
         current = (
             MLModel.objects.select_for_update()
             .for_person(mlmodel.person).of_type(mlmodel.model_type).active()
@@ -486,12 +531,12 @@ def _decide(mlmodel: MLModel, comparison: dict) -> None:
 # --- Outcomes ---------------------------------------------------------------------------------
 
 
-def _finish_skipped(job: TrainingJob, insufficient) -> TrainingJob:
+def _finish_skipped(job: TrainingJob, insufficient, mark) -> TrainingJob:
     job.status = JobStatus.SKIPPED
     job.reason = str(getattr(insufficient, "reason", "insufficient_data") or "insufficient_data")
     job.detail = to_jsonable(_insufficient_detail(insufficient))
     job.finished_at = timezone.now()
-    job.save()
+    _save_job(job, mark)
     return job
 
 
@@ -505,7 +550,7 @@ def _insufficient_detail(insufficient) -> dict:
     return {"message": str(insufficient)}
 
 
-def _finish_failed(job: TrainingJob, mlmodel: MLModel | None, exc: Exception) -> None:
+def _finish_failed(job: TrainingJob, mlmodel: MLModel | None, exc: Exception, mark) -> None:
     logger.exception("Training job %s for person %s failed", job.pk, job.person_id)
     error = f"{exc.__class__.__name__}: {exc}"
     if mlmodel is not None and mlmodel.pk is not None:
@@ -523,7 +568,7 @@ def _finish_failed(job: TrainingJob, mlmodel: MLModel | None, exc: Exception) ->
     job.error = error
     job.model_id = mlmodel.pk if mlmodel is not None and mlmodel.pk else None
     job.finished_at = timezone.now()
-    job.save()
+    _save_job(job, mark)
 
 
 def to_jsonable(value):

@@ -20,6 +20,7 @@ from mlmodels.lifecycle import (
 from mlmodels.models import OPEN_JOB_STATUSES, JobStatus, JobTrigger, TrainingJob
 from mlmodels.recalibration import run_recalibration
 from mlmodels.services import train_person
+from persons.erasure import ERASED, erasure_mark
 from persons.row_security import everyone, for_person
 
 logger = logging.getLogger(__name__)
@@ -56,9 +57,13 @@ def _run_training_job(job_id: int) -> str:
         job.started_at = timezone.now()
         job.attempts += 1
         job.save(update_fields=["status", "started_at", "attempts"])
+    mark = erasure_mark(job.person_id)
     if job.trigger == JobTrigger.CALIBRATION:  # a PATCH: bands only, no training
-        return run_recalibration(job).status
+        status = run_recalibration(job, mark=mark).status
+        return ERASED if erasure_mark(job.person_id) != mark else status
     job = train_person(job.person, job=job, trigger=job.trigger, model_type=job.model_type)
+    if erasure_mark(job.person_id) != mark:
+        return ERASED  # "delete all my data" overtook the job: its result row goes too (the hook)
     return job.status
 
 

@@ -37,6 +37,7 @@ from observations.insights.embedding import (
 )
 from observations.models import GlucoseWindow
 from observations.readings import readings_frame
+from persons.erasure import PersonErased, check_not_erased, erasure_mark
 
 STEP_MINUTES = 30
 WINDOW_SPAN = timedelta(minutes=GRID_MINUTES * (WINDOW_READINGS - 1))  # first to last value
@@ -135,6 +136,7 @@ def refresh_windows(person, *, start: datetime | None = None, end: datetime | No
     One INSERT ... SELECT FROM unnest(...) per chunk (ON CONFLICT DO NOTHING on the person's end
     time): no per-row ORM work, and concurrent refreshes cannot store a window twice.
     """
+    mark = erasure_mark(person.pk)  # before the readings are read: see persons/erasure.py
     ends, values, vectors = _windows(person, start, end)
     if not len(ends):
         return 0
@@ -150,6 +152,10 @@ def refresh_windows(person, *, start: datetime | None = None, end: datetime | No
     created = 0
     now = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
+        try:
+            check_not_erased(person.pk, mark)
+        except PersonErased:  # "delete all my data" ran meanwhile: the windows go unwritten
+            return 0
         for first in range(0, len(ends), BULK_BATCH):
             chunk = slice(first, first + BULK_BATCH)
             cursor.execute(

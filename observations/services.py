@@ -240,6 +240,7 @@ def schedule_window_refresh(person, span) -> None:
                 span[0].isoformat(),
                 span[1].isoformat(),
                 group="windows",
+                hook="persons.erasure.forget_erased_result",  # no result row outlives an erasure
             )
         except Exception:  # broker down: the dashboard refreshes recent windows itself
             logger.exception("Could not enqueue the window refresh of person %s", person.pk)

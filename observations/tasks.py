@@ -5,11 +5,12 @@ from datetime import datetime
 from observations.episodes import WINDOW_SPAN, refresh_windows
 from observations.nightscout.models import NightscoutSource
 from observations.nightscout.pull import pull_due_sources, pull_source
+from persons.erasure import ERASED, erasure_mark
 from persons.models import Person
 from persons.row_security import everyone, for_person
 
 
-def refresh_windows_task(person_id: int, start: str, end: str) -> int:
+def refresh_windows_task(person_id: int, start: str, end: str) -> int | str:
     """Embed the similar-episode windows over [start, end] (ISO instants) of one person.
 
     Runs in the worker because a year of readings takes tens of seconds to embed. Idempotent:
@@ -18,10 +19,14 @@ def refresh_windows_task(person_id: int, start: str, end: str) -> int:
     with for_person(person_id):  # sees and writes only this person's rows
         person = Person.objects.filter(pk=person_id).first()
         if person is None:  # deleted meanwhile
-            return 0
-        return refresh_windows(
+            return ERASED
+        mark = person.erasures
+        created = refresh_windows(
             person, start=datetime.fromisoformat(start), end=datetime.fromisoformat(end) + WINDOW_SPAN
         )
+        if erasure_mark(person_id) != mark:
+            return ERASED  # the person's data was deleted meanwhile: no result row names them
+        return created
 
 
 def pull_nightscout_sites_task() -> int:

@@ -24,6 +24,7 @@ from django.utils import timezone
 from mlmodels.core.forecaster import ForecastInputError
 from mlmodels.storage import load_forecaster
 from observations.models import Observation
+from persons.erasure import erasure_marks, not_erased
 from persons.models import Person
 from predictions import fastpath
 from predictions.cache import forecaster_cache
@@ -113,6 +114,9 @@ def predict_batch(persons=None, *, now=None, horizons=None) -> BatchResult:
     person_ids = None if persons is None else [getattr(p, "pk", p) for p in persons]
 
     t = time.perf_counter()
+    # Before the readings are read: a person whose data is deleted meanwhile is left out of the
+    # stored forecasts (checked again in the write's transaction, persons/erasure.py).
+    marks = erasure_marks(person_ids) if person_ids is not None else dict(Person.objects.values_list("id", "erasures"))
     readings = _readings_by_person(person_ids, now - READINGS_LOOKBACK, now)
     fresh_after_ns = to_ns(now - timedelta(minutes=STALE_AFTER_MIN))
     fresh = {pid: r for pid, r in readings.items() if r.times_ns[-1] >= fresh_after_ns}
@@ -166,6 +170,8 @@ def predict_batch(persons=None, *, now=None, horizons=None) -> BatchResult:
     for log in logs:
         log.latency_ms = per_log_ms
     with transaction.atomic():
+        current = not_erased({log.person_id: marks.get(log.person_id, -1) for log in logs})
+        logs = [log for log in logs if log.person_id in current]
         PredictionLog.objects.bulk_create(logs, batch_size=BULK_CREATE_BATCH)
     result.timings["store_s"] = round(time.perf_counter() - t, 3)
     result.n_forecasts = len(logs)

@@ -24,6 +24,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from observations.models import Observation
+from persons.erasure import lock_people
 from predictions.models import ModelPerformance, PredictionLog, Source
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,10 @@ def fill_outcomes(now=None, *, batch_size: int = BATCH_SIZE) -> dict:
             )
             if not logs:
                 break
-            counts = _resolve(logs, now)
+            # People being erased right now are left for the next run (their logs go with the
+            # erasure); the others' rows stay locked FOR SHARE until this commits.
+            present = lock_people([log.person_id for log in logs], skip_locked=True)
+            counts = _resolve([log for log in logs if log.person_id in present], now)
         for key in totals:
             totals[key] += counts[key]
         if len(logs) < batch_size:
