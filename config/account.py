@@ -1,16 +1,60 @@
 """Whole-account deletion: everything stored for a person in every app, keeping only the login.
 
-It spans every app (readings, models and their files, forecasts, feedback), so it lives in the
-site layer, which may import them all.
+It spans every app (readings, models and their files, forecasts, feedback, the task queue), so
+it lives in the site layer, which may import them all.
+
+Deletion stays deleted: the deletion first bumps Person.erasures with the person's row locked
+(persons/erasure.py), so every background writer that began before it either finishes first
+(and its rows are deleted here) or finds the count changed and writes nothing. The person's
+queued tasks and their django-q result rows go in the same transaction, so open training jobs
+are cancelled (their rows deleted, their queue entries gone).
 """
 
 from __future__ import annotations
 
-from django.db import transaction
+import logging
 
-from mlmodels.models import MLModel
+from django.db import transaction
+from django_q.models import OrmQ, Task
+from django_q.signing import SignedPackage
+
+from mlmodels.models import MLModel, TrainingJob
 from mlmodels.storage import delete_person_artifacts
+from persons.erasure import begin_erasure
 from persons.models import Person
+
+logger = logging.getLogger(__name__)
+
+# django-q2 tasks about one person: function path -> whether a task's args name them
+# (person id, or one of their training jobs' ids).
+PER_PERSON_TASKS = {
+    "mlmodels.tasks.run_training_job": lambda args, person_id, job_ids: bool(args) and args[0] in job_ids,
+    "observations.tasks.refresh_windows_task": lambda args, person_id, job_ids: bool(args) and args[0] == person_id,
+}
+
+
+def _names_person(func, args, person_id: int, job_ids: set[int]) -> bool:
+    belongs = PER_PERSON_TASKS.get(func if isinstance(func, str) else "")
+    return bool(belongs and belongs(tuple(args or ()), person_id, job_ids))
+
+
+def forget_tasks(person_id: int, job_ids: set[int]) -> int:
+    """Remove the person's queued tasks (ORM broker) and task result rows; returns how many.
+    With Redis as the broker, queued messages stay there, and find their job gone when run."""
+    removed = 0
+    for row in OrmQ.objects.all():
+        try:
+            task = SignedPackage.loads(row.payload)
+        except Exception:  # noqa: BLE001 - another secret key or a broken row: not ours to judge
+            continue
+        if _names_person(task.get("func"), task.get("args"), person_id, job_ids):
+            row.delete()
+            removed += 1
+    for task in Task.objects.filter(func__in=list(PER_PERSON_TASKS)).only("id", "func", "args"):
+        if _names_person(task.func, task.args, person_id, job_ids):
+            task.delete()
+            removed += 1
+    return removed
 
 
 def person_related_models():
@@ -32,13 +76,18 @@ def delete_all_my_data(person) -> dict[str, int]:
     Rows go in one transaction; model files are removed once it has committed (a rollback leaves
     them with their rows). Returns {model label: rows deleted}.
     """
-    models_to_clean = list(MLModel.objects.for_person(person))
     deleted: dict[str, int] = {}
     with transaction.atomic():
+        begin_erasure(person)  # first: from here on no background writer adds anything
+        models_to_clean = list(MLModel.objects.for_person(person))
+        job_ids = set(TrainingJob.objects.for_person(person).values_list("id", flat=True))
+        n_tasks = forget_tasks(person.pk, job_ids)
         for model, field_name in person_related_models():
             _, per_model = model._base_manager.filter(**{field_name: person}).delete()
             for label, count in per_model.items():
                 deleted[label] = deleted.get(label, 0) + count
-
-    transaction.on_commit(lambda: delete_person_artifacts(person.pk, models_to_clean))
+        if n_tasks:
+            deleted["django_q.tasks"] = n_tasks
+        transaction.on_commit(lambda: delete_person_artifacts(person.pk, models_to_clean))
+    logger.info("Deleted all data of person %s: %s", person.pk, deleted)
     return deleted

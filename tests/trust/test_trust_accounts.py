@@ -18,7 +18,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from mlmodels.lifecycle_models import ModelPin
+from mlmodels.models import ModelPin
 from mlmodels.models import MLModel
 from persons.roles import MODEL_OPERATOR_PERMISSIONS, MODEL_OPERATORS
 from tests.factories import PersonFactory, UserFactory

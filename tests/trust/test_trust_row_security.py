@@ -17,11 +17,11 @@ from mlmodels.rollouts import pin_person
 from observations.episodes import refresh_windows
 from persons.models import Person
 from persons.row_security import everyone, for_person
-from predictions.feedback_models import PredictionFeedback
+from predictions.models import PredictionFeedback
 from predictions.models import ModelPerformance
 from predictions.services import forecast_for_person
 from tests.factories import PersonFactory
-from tests.mlmodels_django.conftest import store_readings
+from tests.mlmodels.conftest import store_readings
 from tests.predictions.conftest import recent_readings, register_model
 
 pytestmark = pytest.mark.django_db
