@@ -80,19 +80,16 @@ def everyone(reason: str):
 
 def use_person_of(user) -> None:
     """In the request's transaction: the logged-in account's person (and nothing else) from now
-    to the end of the transaction. Two statements: the account first, which the policy on
-    persons_person needs to find the account's own person row."""
+    to the end of the transaction. One statement: PostgreSQL evaluates the select list in order,
+    so the account is set before the subquery (an init plan, run when first needed) reads the
+    account's own person row, which the policy on persons_person admits by that account."""
     from persons.models import Person
 
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT set_config(%s, '', true), set_config(%s, '', true), set_config(%s, %s, true)",
-            [SCOPE_SETTING, PERSON_SETTING, USER_SETTING, str(user.pk)],
-        )
-        cursor.execute(
-            f"SELECT set_config(%s, COALESCE((SELECT id::text FROM {Person._meta.db_table} "
-            "WHERE owner_id = %s), ''), true)",
-            [PERSON_SETTING, user.pk],
+            "SELECT set_config(%s, '', true), set_config(%s, %s, true), "
+            f"set_config(%s, COALESCE((SELECT id::text FROM {Person._meta.db_table} WHERE owner_id = %s), ''), true)",
+            [SCOPE_SETTING, USER_SETTING, str(user.pk), PERSON_SETTING, user.pk],
         )
 
 
