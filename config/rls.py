@@ -24,11 +24,13 @@ Where the settings come from:
 
 from __future__ import annotations
 
-import logging
 from contextlib import nullcontext
 
-from django.db import connection, transaction
+from django.apps import apps
+from django.db import connection, connections, transaction
 from rest_framework.authentication import TokenAuthentication
+
+from persons.models import Person
 
 from persons.row_security import (
     EVERYONE,
@@ -41,8 +43,6 @@ from persons.row_security import (
     use_person_of,
 )
 
-logger = logging.getLogger(__name__)
-
 POLICY = "glucast_person_rows"
 
 
@@ -51,10 +51,6 @@ POLICY = "glucast_person_rows"
 
 def per_person_tables() -> list[tuple[str, str]]:
     """(table, person column) of every table with per-person rows, from the installed models."""
-    from django.apps import apps
-
-    from persons.models import Person
-
     tables = [(Person._meta.db_table, "id")]
     for model in apps.get_models():
         if model._meta.proxy or not model._meta.managed:
@@ -76,8 +72,6 @@ def _admits(table: str, column: str) -> str:
 
 def apply_row_level_security(using: str = "default") -> list[str]:
     """Enable, force and (re)create the policy on every per-person table; idempotent."""
-    from django.db import connections
-
     conn = connections[using]
     done = []
     with conn.cursor() as cursor:
@@ -99,8 +93,6 @@ def apply_after_migrate(sender, using="default", **kwargs) -> None:
 
     Django sends post_migrate once per app with models, after all migrations ran; acting on the
     last of them does the work once."""
-    from django.apps import apps
-
     with_models = [config for config in apps.get_app_configs() if config.models_module is not None]
     if with_models and sender.label == with_models[-1].label:
         apply_row_level_security(using)

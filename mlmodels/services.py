@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import traceback
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
@@ -37,14 +38,15 @@ from mlmodels.models import (
     TrainingJob,
     metric_value,
 )
-from persons.erasure import PersonErased, check_not_erased, erasure_mark
 from mlmodels.storage import (
     ArtifactIntegrityError,
+    artifact_storage,
     delete_artifacts,
     library_versions,
     load_forecaster,
     save_artifacts,
 )
+from persons.erasure import PersonErased, check_not_erased, erasure_mark
 from observations.readings import readings_frame
 
 logger = logging.getLogger(__name__)
@@ -232,10 +234,6 @@ def train_person(
 def _forget_erased(person, job: TrainingJob) -> None:
     """After an erasure overtook the job: its rows went with the erasure and a version's files
     with the failed write (_store); empty folders it made are removed too."""
-    import os
-
-    from mlmodels.storage import artifact_storage
-
     try:
         root = artifact_storage().path(f"models/{person.pk}")
     except NotImplementedError:  # storages without folders

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 
 from django.db import connection
 
+from persons.models import Person
+
 logger = logging.getLogger(__name__)
 
 PERSON_SETTING = "glucast.person_id"
@@ -83,8 +85,6 @@ def use_person_of(user) -> None:
     to the end of the transaction. One statement: PostgreSQL evaluates the select list in order,
     so the account is set before the subquery (an init plan, run when first needed) reads the
     account's own person row, which the policy on persons_person admits by that account."""
-    from persons.models import Person
-
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT set_config(%s, '', true), set_config(%s, %s, true), "

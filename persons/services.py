@@ -6,6 +6,7 @@ from django.http import Http404
 from rest_framework.authtoken.models import Token
 
 from persons.models import Person
+from persons.roles import model_operators_group
 
 
 @transaction.atomic
@@ -24,8 +25,6 @@ def create_person(
     `is_staff`: a model operator (staff, in the "Model operators" group, see persons.roles);
     `is_superuser`: every permission (also staff).
     """
-    from persons.roles import model_operators_group
-
     password = password or secrets.token_urlsafe(12)
     user = get_user_model().objects.create_user(
         username=username, password=password, is_staff=is_staff or is_superuser, is_superuser=is_superuser

@@ -74,7 +74,6 @@ BAD_HISTORY = _(
     "listed below need fixing."
 )
 HISTORY_TOO_LONG = _("`history` may hold at most %(max)d readings; send only the last hours.")
-HISTORY_ROW_TIME = _("effective_at: the time must lie between 1970 and 2200.")
 HISTORY_ROW_SHAPE = _('each reading must be an object with "effective_at", "value" and optionally "unit".')
 HISTORY_ROW_FUTURE = _("`effective_at` lies after the forecast time `as_of`.")
 UNKNOWN_FIELDS = _("Unknown field(s): %(fields)s. Allowed: horizons, range, history, unit, as_of.")
