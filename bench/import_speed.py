@@ -104,6 +104,12 @@ def main() -> None:
     import django
 
     django.setup()
+    from persons.row_security import everyone  # noqa: E402
+
+    # Set-up and checks over many people: the explicit row-security context for everyone, for the
+    # whole process (kept referenced: a collected context manager would end).
+    BENCH_CONTEXT = everyone("benchmark")
+    BENCH_CONTEXT.__enter__()
     from django.core.files.uploadedfile import SimpleUploadedFile
     from django.core.management import call_command
     from django.db import connection

@@ -36,6 +36,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 import django  # noqa: E402
 
 django.setup()
+from persons.row_security import everyone  # noqa: E402
+
+# Set-up and checks over many people: the explicit row-security context for everyone, for the
+# whole process (kept referenced: a collected context manager would end).
+BENCH_CONTEXT = everyone("benchmark")
+BENCH_CONTEXT.__enter__()
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402

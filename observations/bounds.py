@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from rest_framework import status
@@ -82,6 +84,11 @@ class SettingsRateThrottle(ScopedRateThrottle):
         if request.method != "POST":
             return True
         return super().allow_request(request, view)
+
+
+def page_rate_exceeded(request, scope: str) -> bool:
+    """The same per-user rate for a page's POST (the web upload, "retrain") as for the API."""
+    return not SettingsRateThrottle().allow_request(request, SimpleNamespace(throttle_scope=scope))
 
 
 class BoundedUploadHandler(FileUploadHandler):

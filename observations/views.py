@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from observations import pages
-from observations.bounds import upload_refused, upload_too_large_message
+from observations.bounds import page_rate_exceeded, upload_refused, upload_too_large_message
 from observations.forms import InsightsPeriodForm, NightscoutSourceForm, UploadForm
 from observations.models import ImportBatch
 from observations.nightscout import outbound
@@ -92,6 +92,12 @@ def data(request):
 def upload(request):
     person = person_for(request.user)
     form = UploadForm(request.POST, request.FILES)
+    if page_rate_exceeded(request, "import"):
+        payload = ImportRejected.file_error(_("Too many uploads in a short time; try again in a minute.")).as_payload()
+        if _wants_json(request):
+            return JsonResponse({"ok": False, **payload}, status=429)
+        with timezone.override(person.tz):
+            return render(request, "observations/data.html", _data_context(person, rejected=payload), status=429)
     if upload_refused(request):  # the file was cut off while it streamed in: nothing was kept
         payload = ImportRejected.file_error(upload_too_large_message()).as_payload()
         if _wants_json(request):

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from observations.bounds import page_rate_exceeded
 from persons.row_security import use_everyone_for_request
 from persons.services import person_for
 from predictions import pages
@@ -33,6 +34,9 @@ def dashboard(request):
 @require_POST
 def retrain(request):
     person = person_for(request.user)
+    if page_rate_exceeded(request, "train"):
+        messages.error(request, _("Too many retraining requests in a short time; try again in a minute."))
+        return redirect("dashboard")
     job, created = pages.ask_for_retraining(person)
     if created:
         messages.success(request, _("Retraining is queued. It runs in the background; this page shows its status."))

@@ -207,3 +207,19 @@ def test_a_model_versions_person_is_read_only(person, other_person):
     assert model.person_id == person.pk and model.is_active
     assert client.get(reverse("admin:mlmodels_mlmodel_add")).status_code == 403
     assert MLModel.objects.count() == 1
+
+
+def test_the_pages_upload_and_retrain_share_the_rates(person, settings):
+    rates(settings, **{"import": "1/min", "train": "1/min"})
+    client = logged_in(person.owner)
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    def upload():
+        file = SimpleUploadedFile("r.csv", b"time,value\n2025-03-01T08:00:00Z,120\n")
+        return client.post("/data/upload/", {"file": file})
+
+    assert upload().status_code == 302
+    assert upload().status_code == 429
+    assert client.post("/retrain/").status_code == 302
+    page = client.post("/retrain/", follow=True)
+    assert "Too many retraining requests" in page.content.decode()
