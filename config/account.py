@@ -20,38 +20,42 @@ from django_q.signing import SignedPackage
 
 from mlmodels.models import MLModel, TrainingJob
 from mlmodels.storage import delete_person_artifacts
+from observations.nightscout.models import NightscoutSource
 from persons.erasure import begin_erasure
 from persons.models import Person
 
 logger = logging.getLogger(__name__)
 
-# django-q2 tasks about one person: function path -> whether a task's args name them
-# (person id, or one of their training jobs' ids).
+# django-q2 tasks about one person: function path -> what their first argument is (the person,
+# one of their training jobs, one of their Nightscout sites).
 PER_PERSON_TASKS = {
-    "mlmodels.tasks.run_training_job": lambda args, person_id, job_ids: bool(args) and args[0] in job_ids,
-    "observations.tasks.refresh_windows_task": lambda args, person_id, job_ids: bool(args) and args[0] == person_id,
+    "mlmodels.tasks.run_training_job": "jobs",
+    "observations.tasks.refresh_windows_task": "person",
+    "observations.tasks.pull_nightscout_source_task": "sources",
 }
 
 
-def _names_person(func, args, person_id: int, job_ids: set[int]) -> bool:
-    belongs = PER_PERSON_TASKS.get(func if isinstance(func, str) else "")
-    return bool(belongs and belongs(tuple(args or ()), person_id, job_ids))
+def _names_person(func, args, ids: dict[str, set[int]]) -> bool:
+    kind = PER_PERSON_TASKS.get(func if isinstance(func, str) else "")
+    args = tuple(args or ())
+    return bool(kind and args and args[0] in ids[kind])
 
 
-def forget_tasks(person_id: int, job_ids: set[int]) -> int:
-    """Remove the person's queued tasks (ORM broker) and task result rows; returns how many.
-    With Redis as the broker, queued messages stay there, and find their job gone when run."""
+def forget_tasks(ids: dict[str, set[int]]) -> int:
+    """Remove the queued tasks (ORM broker) and task result rows naming a person, their jobs or
+    their sites (`ids` by kind, see PER_PERSON_TASKS); returns how many. With Redis as the
+    broker, queued messages stay there, and find their job or site gone when run."""
     removed = 0
     for row in OrmQ.objects.all():
         try:
             task = SignedPackage.loads(row.payload)
         except Exception:  # noqa: BLE001 - another secret key or a broken row: not ours to judge
             continue
-        if _names_person(task.get("func"), task.get("args"), person_id, job_ids):
+        if _names_person(task.get("func"), task.get("args"), ids):
             row.delete()
             removed += 1
     for task in Task.objects.filter(func__in=list(PER_PERSON_TASKS)).only("id", "func", "args"):
-        if _names_person(task.func, task.args, person_id, job_ids):
+        if _names_person(task.func, task.args, ids):
             task.delete()
             removed += 1
     return removed
@@ -80,8 +84,11 @@ def delete_all_my_data(person) -> dict[str, int]:
     with transaction.atomic():
         begin_erasure(person)  # first: from here on no background writer adds anything
         models_to_clean = list(MLModel.objects.for_person(person))
-        job_ids = set(TrainingJob.objects.for_person(person).values_list("id", flat=True))
-        n_tasks = forget_tasks(person.pk, job_ids)
+        n_tasks = forget_tasks({
+            "person": {person.pk},
+            "jobs": set(TrainingJob.objects.for_person(person).values_list("id", flat=True)),
+            "sources": set(NightscoutSource.objects.filter(person=person).values_list("id", flat=True)),
+        })
         for model, field_name in person_related_models():
             _, per_model = model._base_manager.filter(**{field_name: person}).delete()
             for label, count in per_model.items():

@@ -35,7 +35,7 @@ def pull_nightscout_sites_task() -> int:
         return pull_due_sources()
 
 
-def pull_nightscout_source_task(source_id: int) -> dict:
+def pull_nightscout_source_task(source_id: int) -> dict | str:
     """Pull one person's Nightscout site (its status fields record the outcome)."""
     with everyone("find a Nightscout site's person"):
         person_id = NightscoutSource.objects.filter(pk=source_id).values_list("person_id", flat=True).first()
@@ -45,4 +45,5 @@ def pull_nightscout_source_task(source_id: int) -> dict:
         source = NightscoutSource.objects.select_related("person").filter(pk=source_id, enabled=True).first()
         if source is None:  # removed or disabled meanwhile
             return {"ok": False, "error": "removed"}
-        return pull_source(source)
+        outcome = pull_source(source)
+        return ERASED if outcome.get("error") == ERASED else outcome

@@ -82,16 +82,16 @@ def _entry_time(entry: dict, position: int, errors: list[RowError]) -> object:
         raw = entry[name]
         if isinstance(raw, str) and _DIGITS.match(raw.strip()):
             raw = int(raw.strip())
-        if not _is_number(raw) or not math.isfinite(raw):
+        if not _is_number(raw) or isinstance(raw, float) and not math.isfinite(raw):
             errors.append(RowError(position, name, f"{str(raw)[:40]!r} is not epoch milliseconds"))
             return None
         if raw < _MIN_EPOCH_MS:
-            errors.append(RowError(position, name, f"{raw:g} looks like epoch seconds; Nightscout dates are epoch milliseconds"))
+            errors.append(RowError(position, name, f"{str(raw)[:20]} looks like epoch seconds; Nightscout dates are epoch milliseconds"))
             return None
         try:
             return datetime.fromtimestamp(raw / 1000.0, tz=timezone.utc)
         except (OverflowError, OSError, ValueError):
-            errors.append(RowError(position, name, f"{raw:g} is not a possible date"))
+            errors.append(RowError(position, name, f"{str(raw)[:20]} is not a possible date"))
             return None
     for name in ("dateString", "sysTime"):
         if isinstance(entry.get(name), str) and entry[name].strip():
@@ -161,7 +161,8 @@ def parse_entries(document: object, *, max_entries: int | None = None) -> Parsed
         if row_errors:
             errors.extend(row_errors)
             continue
-        if _is_number(value) and float(value).is_integer():
+        # A whole number (JSON integers have no size limit: compare, never convert to float).
+        if isinstance(value, int) and not isinstance(value, bool) or isinstance(value, float) and value.is_integer():
             if int(value) in STATUS_CODES:
                 parsed.skip(position, SKIP_REASONS["status"])
                 continue

@@ -24,6 +24,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -32,6 +33,7 @@ from observations.nightscout.models import NightscoutSource
 from observations.nightscout.secrets import sha1_hex
 from observations.nightscout.services import PULL, from_epoch_ms, store_entries
 from observations.validation import ImportRejected
+from persons.erasure import ERASED, PersonErased, check_not_erased, erasure_mark
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +112,26 @@ def _entry_ms(entry) -> int | None:
     return None
 
 
+def _save_source(source: NightscoutSource, mark) -> None:
+    """Save the site's status unless the person's data was erased meanwhile (which deleted the
+    site's row: a plain save would re-create it)."""
+    with transaction.atomic():
+        check_not_erased(source.person_id, mark)
+        source.save(force_update=True)
+
+
 def pull_source(source: NightscoutSource, *, now: datetime | None = None) -> dict:
-    """One run: fetch new entries page by page, store them, update the status fields."""
+    """One run: fetch new entries page by page, store them, update the status fields. When the
+    person's data is deleted meanwhile, nothing more is written and the answer says `erased`."""
+    mark = erasure_mark(source.person_id)  # before anything is written: persons/erasure.py
+    try:
+        return _pull(source, now=now, mark=mark)
+    except PersonErased:
+        logger.info("Nightscout pull of person %s stopped: their data was deleted meanwhile", source.person_id)
+        return {"ok": False, "error": ERASED}
+
+
+def _pull(source: NightscoutSource, *, now, mark) -> dict:
     now = now or timezone.now()
     source.last_attempt_at = now
     person = source.person
@@ -127,7 +147,9 @@ def pull_source(source: NightscoutSource, *, now: datetime | None = None) -> dic
             stamps = [ms for ms in map(_entry_ms, entries) if ms is not None]
             if entries:
                 try:
-                    summary = store_entries(person, entries, channel=PULL, now=now)
+                    with transaction.atomic():
+                        check_not_erased(person.pk, mark)
+                        summary = store_entries(person, entries, channel=PULL, now=now)
                 except ImportRejected as exc:
                     first = exc.errors[0] if exc.errors else None
                     where = f" (entry {first.row}, {first.field}: {first.reason})" if first else ""
@@ -148,7 +170,7 @@ def pull_source(source: NightscoutSource, *, now: datetime | None = None) -> dic
         source.last_error = str(exc)
         source.last_error_at = now
         source.next_attempt_at = now + timedelta(minutes=backoff_minutes(source.consecutive_failures))
-        source.save()
+        _save_source(source, mark)
         logger.info("Nightscout pull of person %s failed: %s", person.pk, exc)
         return {**totals, "ok": False, "error": str(exc)}
     if complete:
@@ -161,7 +183,7 @@ def pull_source(source: NightscoutSource, *, now: datetime | None = None) -> dic
     source.last_success_at = now
     source.last_n_created = totals["created"]
     source.next_attempt_at = now + timedelta(minutes=settings.GLUCAST_NIGHTSCOUT_PULL_INTERVAL_MIN)
-    source.save()
+    _save_source(source, mark)
     return {**totals, "ok": True, "complete": complete}
 
 
@@ -174,5 +196,8 @@ def pull_due_sources(*, now: datetime | None = None) -> int:
     hold = now + timedelta(minutes=settings.GLUCAST_NIGHTSCOUT_PULL_INTERVAL_MIN)
     NightscoutSource.objects.filter(pk__in=due).update(next_attempt_at=hold)
     for pk in due:
-        async_task("observations.tasks.pull_nightscout_source_task", pk, group="nightscout-pull")
+        async_task(
+            "observations.tasks.pull_nightscout_source_task", pk, group="nightscout-pull",
+            hook="persons.erasure.forget_erased_result",  # no result row outlives an erasure
+        )
     return len(due)

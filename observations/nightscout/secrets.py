@@ -23,6 +23,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
 from observations.nightscout.models import NightscoutUploadSecret
+from persons.row_security import clear_for_request, use_everyone_for_request, use_person_of
 
 _SHA1_HEX = re.compile(r"^[0-9a-fA-F]{40}$")
 SECRET_BYTES = 24  # 32 URL-safe characters, usable as the user part of a URL
@@ -80,15 +81,20 @@ class NightscoutSecretAuthentication(BaseAuthentication):
             return None
         if len(presented) > 200:
             raise exceptions.AuthenticationFailed("api-secret is not a valid upload secret")
+        # Whose secret this is, is only known after looking among everyone's secrets: the
+        # explicit row-security context for that one query, then the secret's person.
+        use_everyone_for_request("Nightscout upload secret lookup")
         row = (
             NightscoutUploadSecret.objects.select_related("person__owner")
             .filter(lookup=lookup_for(presented))
             .first()
         )
         if row is None or not row.person.owner.is_active:
+            clear_for_request()
             raise exceptions.AuthenticationFailed(
                 "Unknown upload secret: create one on your glucast data page and use it as the API secret"
             )
+        use_person_of(row.person.owner)
         now = timezone.now()
         # Written at most once a minute, so a busy uploader does not update the row on every post.
         if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:

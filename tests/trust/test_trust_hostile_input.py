@@ -475,3 +475,58 @@ def test_property_file_import_never_5xx_nor_junk(api, content):
         assert response.status_code < 500, response.content[:300]
         for obs in Observation.objects.all():
             assert 20 <= obs.value_mg_dl <= 600 and obs.effective_at.year >= 1990
+
+
+# --- Nightscout upload surface (/ns/) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"type": "sgv", "sgv": 120, "date": -62135596800000},  # year 1
+        {"type": "sgv", "sgv": 120, "date": 32503680000000},  # year 3000
+        {"type": "sgv", "sgv": 120, "dateString": "0001-01-01T00:30:00"},
+        {"type": "sgv", "sgv": 10**400, "date": 1740816000000},
+        {"type": "sgv", "sgv": 120, "date": 10**400},
+        {"type": "sgv", "sgv": 120, "date": -(10**400)},
+        {"type": "sgv", "sgv": 120, "date": 1740816000000.5e300},
+        {"type": "sgv", "sgv": 120, "date": 1740816000000, "device": "xDrip\x00"},
+        {"type": "sgv", "sgv": 120, "date": 1740816000000, "_id": "=HYPERLINK(1)"},
+    ],
+    ids=repr,
+)
+def test_nightscout_upload_corpus(person, entry):
+    import hashlib
+
+    from observations.nightscout.secrets import issue_secret
+
+    secret = issue_secret(person=person)
+    client = Client()
+    response = client.post(
+        "/ns/api/v1/entries", json.dumps([entry]), content_type="application/json",
+        HTTP_API_SECRET=hashlib.sha1(secret.encode()).hexdigest(),
+    )
+    assert 400 <= response.status_code < 500, (response.status_code, response.content[:300])
+    assert not Observation.objects.exists()
+
+
+@PROPERTY_SETTINGS
+@given(entries=st.lists(st.fixed_dictionaries(
+    {"type": st.sampled_from(["sgv", "mbg", "cal", "\x00"])},
+    optional={"sgv": JSON_VALUES, "mbg": JSON_VALUES, "date": JSON_VALUES, "dateString": JSON_VALUES,
+              "device": JSON_VALUES, "_id": JSON_VALUES, "noise": JSON_VALUES},
+), min_size=1, max_size=4))
+def test_property_nightscout_upload_never_5xx_nor_junk(person, entries):
+    import hashlib
+
+    from observations.nightscout.secrets import issue_secret
+
+    with rolled_back():
+        secret = issue_secret(person=person)
+        response = Client().post(
+            "/ns/api/v1/entries", json.dumps(entries), content_type="application/json",
+            HTTP_API_SECRET=hashlib.sha1(secret.encode()).hexdigest(),
+        )
+        assert response.status_code < 500, response.content[:300]
+        for obs in Observation.objects.all():
+            assert 20 <= obs.value_mg_dl <= 600 and obs.effective_at.year >= 1990 and "\x00" not in obs.device
