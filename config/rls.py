@@ -1,7 +1,7 @@
 """PostgreSQL row-level security: the second wall behind the ownership querysets.
 
 Every table with per-person rows (found from the models: Person itself and every table with a
-foreign key to it, so a new table is covered by the next `migrate`) has ENABLE and FORCE ROW
+foreign key or one-to-one link to it, so a new table is covered by the next `migrate`) has ENABLE and FORCE ROW
 LEVEL SECURITY and one policy, `glucast_person_rows`, that admits a row only when
 
 - its person is the one set for the current transaction (`glucast.person_id`), or
@@ -56,7 +56,7 @@ def per_person_tables() -> list[tuple[str, str]]:
         if model._meta.proxy or not model._meta.managed:
             continue
         for field in model._meta.concrete_fields:
-            if field.many_to_one and field.related_model is Person:
+            if (field.many_to_one or field.one_to_one) and field.related_model is Person:
                 tables.append((model._meta.db_table, field.column))
     return sorted(set(tables))
 

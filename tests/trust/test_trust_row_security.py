@@ -15,6 +15,8 @@ from mlmodels.lifecycle import activate_model  # noqa: F401  (the lifecycle app 
 from mlmodels.models import TrainingJob
 from mlmodels.rollouts import pin_person
 from observations.episodes import refresh_windows
+from observations.nightscout.models import NightscoutSource
+from observations.nightscout.secrets import issue_secret
 from persons.models import Person
 from persons.row_security import everyone, for_person
 from predictions.models import PredictionFeedback
@@ -31,8 +33,8 @@ def models_with_person_rows() -> list[tuple[str, str]]:
     """Independently of config.rls: (table, column) of Person and every FK to it."""
     found = [(Person._meta.db_table, "id")]
     for model in apps.get_models():
-        for field in model._meta.concrete_fields:
-            if field.many_to_one and field.related_model is Person:
+        for field in model._meta.concrete_fields:  # ForeignKey and OneToOneField alike
+            if field.is_relation and field.related_model is Person:
                 found.append((model._meta.db_table, field.column))
     return sorted(set(found))
 
@@ -47,6 +49,8 @@ def populate(person) -> None:
     PredictionFeedback.objects.create(person=person, prediction=log, helpful=True)
     ModelPerformance.objects.create(person=person, ml_model=model, model_version=model.version, horizon_min=30)
     pin_person(model, actor="test", reason="row security test")
+    issue_secret(person=person)  # a Nightscout upload secret
+    NightscoutSource.objects.create(person=person, url="https://ns.example.org/", access_token="t" * 16)
 
 
 @pytest.fixture
