@@ -444,3 +444,8 @@ AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"  # attempts are rows
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_CALLABLE = "persons.lockout.locked_out"  # a page that says why and for how long
 AXES_RESET_ON_SUCCESS = False  # a success on one's own account must not clear an address's failures
+# Reverse proxies in front of the web server (0: clients connect directly); the client address
+# for login lockouts and throttles is then taken from X-Forwarded-For, counted from the right.
+GLUCAST_TRUSTED_PROXY_COUNT = env_int("GLUCAST_TRUSTED_PROXY_COUNT", 0)
+AXES_CLIENT_IP_CALLABLE = "persons.lockout.client_address"
+REST_FRAMEWORK["NUM_PROXIES"] = GLUCAST_TRUSTED_PROXY_COUNT  # 0: REMOTE_ADDR, never a client-written header

@@ -223,3 +223,24 @@ def test_the_pages_upload_and_retrain_share_the_rates(person, settings):
     assert client.post("/retrain/").status_code == 302
     page = client.post("/retrain/", follow=True)
     assert "Too many retraining requests" in page.content.decode()
+
+
+def test_behind_a_proxy_addresses_come_from_x_forwarded_for_and_cannot_be_forged(alice, settings):
+    """With one trusted proxy the client is the right-most X-Forwarded-For entry: clients
+    behind the same proxy are told apart, and what a client writes there itself is ignored."""
+    settings.GLUCAST_TRUSTED_PROXY_COUNT = 1
+
+    def login_via_proxy(forwarded, password):
+        return Client(REMOTE_ADDR="10.0.0.254").post(
+            "/login/", {"username": "alice", "password": password}, HTTP_X_FORWARDED_FOR=forwarded
+        )
+
+    for attempt in range(settings.AXES_FAILURE_LIMIT):  # one client guessing, forging a new address each time
+        login_via_proxy(f"1.2.3.{attempt}, 203.0.113.9", "wrong-" + str(attempt))
+    response = Client(REMOTE_ADDR="10.0.0.254").post(
+        "/login/", {"username": f"other{attempt}", "password": "x"}, HTTP_X_FORWARDED_FOR="203.0.113.9"
+    )
+    assert response.status_code == 429  # the guessing address is locked, forged prefixes or not
+    assert AccessAttempt.objects.filter(ip_address="203.0.113.9").exists()
+    settings.GLUCAST_TRUSTED_PROXY_COUNT = 0
+    assert login("/login/", "bob", "x", address="10.0.0.7").status_code == 200  # directly: REMOTE_ADDR
