@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mlmodels', '0002_lifecycle'),
+        ('mlmodels', '0003_releases_side_by_side'),
     ]
 
     operations = [
