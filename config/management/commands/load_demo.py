@@ -22,4 +22,4 @@ class Command(EveryoneCommand, BaseCommand):
                 f"  {row['username']:<10} password {row['password']:<14} token {row['token']}  "
                 f"({row['readings']} readings, {row['origin']})"
             )
-        self.stdout.write("Models train in the background worker; forecasts use the AR2 baseline until then.")
+        self.stdout.write("Models train in the background worker; forecasts come from the population prior until then.")
