@@ -370,6 +370,8 @@ GLUCAST_OUTCOME_GRACE_MIN = env_int("GLUCAST_OUTCOME_GRACE_MIN", 360)
 GLUCAST_PREDICTION_RETENTION_DAYS = env_int("GLUCAST_PREDICTION_RETENTION_DAYS", 180)
 # Days batch forecasts stay in the prediction log.
 GLUCAST_BATCH_PREDICTION_RETENTION_DAYS = env_int("GLUCAST_BATCH_PREDICTION_RETENTION_DAYS", 30)
+# People per chunk of the 5-minute batch and outcome matching (one id range each; a few seconds of work).
+GLUCAST_BATCH_CHUNK_SIZE = env_int("GLUCAST_BATCH_CHUNK_SIZE", 250)
 # Bearer token for /metrics (staff sessions work without it); empty: staff only.
 GLUCAST_METRICS_TOKEN = env_str("GLUCAST_METRICS_TOKEN", "")
 

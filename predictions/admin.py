@@ -21,7 +21,7 @@ from django.utils.safestring import mark_safe
 from mlmodels.admin import MLModelAdmin, RolloutAdmin
 from mlmodels.models import MLModel, Rollout
 from persons.admin import ReadOnlyAdmin
-from predictions.models import ModelPerformance, PredictionLog
+from predictions.models import BatchChunk, ModelPerformance, PredictionLog
 from predictions.monitoring import arm_comparison, monitoring_overview
 from predictions.serving_now import serving_now
 from predictions.shadow import paired_comparison
@@ -36,6 +36,15 @@ class PredictionLogAdmin(ReadOnlyAdmin):
     date_hierarchy = "issued_at"
     list_select_related = ["person"]
     raw_id_fields = ["person", "ml_model"]
+
+
+@admin.register(BatchChunk)
+class BatchChunkAdmin(ReadOnlyAdmin):
+    """Claim rows of the sharded 5-minute work: which chunks ran, were skipped or still wait."""
+
+    list_display = ["cycle_at", "kind", "slot", "chunk_size", "status", "started_at", "finished_at", "result"]
+    list_filter = ["kind", "status"]
+    date_hierarchy = "cycle_at"
 
 
 @admin.register(ModelPerformance)

@@ -195,3 +195,45 @@ class PredictionFeedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.person} on forecast {self.prediction_id}: {'helpful' if self.helpful else 'not helpful'}"
+
+
+class ChunkKind(models.TextChoices):
+    FORECASTS = "forecasts", _("batch forecasts")
+    OUTCOMES = "outcomes", _("outcome matching")
+
+
+class ChunkStatus(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    DONE = "done", _("done")
+    SKIPPED = "skipped", _("skipped")
+
+
+class BatchChunk(models.Model):
+    """The claim row of one chunk of scheduled work: one kind of work, for one 5-minute cycle, on
+    the people whose ids fall in one slot (predictions/sharding.py).
+
+    Unique per (kind, cycle, slot), so dispatching a cycle twice creates no second chunk; the
+    worker that runs a chunk holds this row locked and writes its results and `done` in the same
+    transaction, so a retried or double-enqueued chunk either finds it done or redoes all of it.
+    Not per-person data (it names an id range), so it has no person.
+    """
+
+    kind = models.CharField(max_length=16, choices=ChunkKind.choices)
+    cycle_at = models.DateTimeField(help_text="Start of the 5-minute cycle that dispatched it")
+    slot = models.PositiveIntegerField(help_text="People with slot * chunk_size <= id < (slot + 1) * chunk_size")
+    chunk_size = models.PositiveIntegerField()
+    status = models.CharField(max_length=8, choices=ChunkStatus.choices, default=ChunkStatus.QUEUED)
+    result = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-cycle_at", "kind", "slot"]
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "cycle_at", "slot"], name="batchchunk_unique_per_cycle"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="batchchunk_created")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.cycle_at:%Y-%m-%d %H:%M} slot {self.slot} ({self.status})"

@@ -86,16 +86,19 @@ def _readings_by_person(person_ids, start, end) -> dict[int, tuple[np.ndarray, n
     return out
 
 
-def fill_outcomes(now=None, *, batch_size: int = BATCH_SIZE) -> dict:
-    """Resolve every forecast point that is due; update realized performance. Idempotent and
-    safe to run concurrently (rows being processed elsewhere are skipped). Returns counts."""
+def fill_outcomes(now=None, *, batch_size: int = BATCH_SIZE, person_ids=None) -> dict:
+    """Resolve every forecast point that is due (of these people, or everyone's); update realized
+    performance. Idempotent and safe to run concurrently (rows being processed elsewhere are
+    skipped). Returns counts. The scheduled run goes by chunks of people (predictions/sharding.py)."""
     now = now or timezone.now()
     totals = {"logs": 0, "matched": 0, "missing": 0}
+    due = PredictionLog.objects.awaiting_outcomes(now)
+    if person_ids is not None:
+        due = due.filter(person_id__in=list(person_ids))
     while True:
         with transaction.atomic():
             logs = list(
-                PredictionLog.objects.awaiting_outcomes(now)
-                .select_for_update(skip_locked=True, of=("self",))
+                due.select_for_update(skip_locked=True, of=("self",))
                 .order_by("outcomes_next_at", "id")
                 .only("id", "person_id", "ml_model_id", "model_version", "points", "from_history")[:batch_size]
             )

@@ -13,6 +13,9 @@ to the interval survives unless it is a deliberate reset with `reset=True`).
 | glucast: retrain on performance drop   | hourly        | realized MAE (24 h) >> validation MAE |
 | glucast: pull Nightscout sites         | every 5 min   | new readings from people's own sites  |
 | glucast: shadow forecasts              | every minute  | the candidate on shadow people's origins |
+
+The two 5-minute schedules run dispatchers that enqueue chunks of people for any worker
+(predictions/sharding.py), so the work spreads over every worker process and machine.
 """
 
 from django.conf import settings
@@ -21,8 +24,8 @@ from mlmodels.schedules import ensure_lifecycle_schedules, install_schedules
 
 SCHEDULES = [
     # (name, function, schedule type, minutes)
-    ("glucast: fill forecast outcomes", "predictions.tasks.fill_outcomes_task", "I", 5),
-    ("glucast: batch forecasts", "predictions.tasks.predict_batch_task", "I", 5),
+    ("glucast: fill forecast outcomes", "predictions.tasks.dispatch_outcomes_task", "I", 5),
+    ("glucast: batch forecasts", "predictions.tasks.dispatch_batch_forecasts_task", "I", 5),
     ("glucast: prune prediction log", "predictions.tasks.prune_prediction_log_task", "D", None),
     ("glucast: evaluate rollouts", "predictions.tasks.evaluate_rollouts_task", "I", 15),
     ("glucast: retrain on performance drop", "predictions.tasks.retrain_on_performance_task", "I", 60),

@@ -130,7 +130,7 @@ def test_schedules_are_created_once_and_keep_an_operators_changes():
     assert Schedule.objects.count() == len(rows)  # nothing created twice
     outcomes = rows["glucast: fill forecast outcomes"]
     assert (outcomes.func, outcomes.schedule_type, outcomes.minutes) == (
-        "predictions.tasks.fill_outcomes_task", "I", 5)
+        "predictions.tasks.dispatch_outcomes_task", "I", 5)
     assert rows["glucast: batch forecasts"].minutes == 5
     assert rows["glucast: prune prediction log"].schedule_type == "D"
 
