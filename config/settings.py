@@ -338,10 +338,12 @@ GLUCAST_TRAINING_QUEUED_STALL_S = env_int("GLUCAST_TRAINING_QUEUED_STALL_S", 6 *
 GLUCAST_TRAINING_MAX_ATTEMPTS = env_int("GLUCAST_TRAINING_MAX_ATTEMPTS", 3)
 # Versions per person and model type that keep their files (beyond active, previous, pinned).
 GLUCAST_KEEP_VERSIONS = env_int("GLUCAST_KEEP_VERSIONS", 5)
-# Weekly retraining of everyone active (cron, UTC).
-GLUCAST_RETRAIN_CRON = env_str("GLUCAST_RETRAIN_CRON", "0 3 * * 1")
 # Weekly retraining: people with readings within this many days.
 GLUCAST_RETRAIN_SCHEDULE_ACTIVE_DAYS = env_int("GLUCAST_RETRAIN_SCHEDULE_ACTIVE_DAYS", 7)
+# Training jobs handed to the broker at once; the rest wait by priority (mlmodels/training_queue.py).
+GLUCAST_TRAINING_IN_FLIGHT = env_int("GLUCAST_TRAINING_IN_FLIGHT", 2 * GLUCAST_Q_WORKERS)
+# Automatic retrains (schedule, new data, performance) that may wait; beyond it they wait for the next run.
+GLUCAST_RETRAIN_MAX_WAITING = env_int("GLUCAST_RETRAIN_MAX_WAITING", 1000)
 # Retrain a person after this many new readings since their last job (288 = one day).
 GLUCAST_RETRAIN_NEW_READINGS = env_int("GLUCAST_RETRAIN_NEW_READINGS", 288)
 # Retrain when realized MAE (24 h) exceeds validation MAE by this share.

@@ -7,12 +7,14 @@ Staff actions (each one transaction, a RolloutEvent and a serving-generation bum
     archive_model(mlmodel, *, actor, reason) -> MLModel      (files removed, the row stays)
 
 Retraining triggers (django-q2 schedules call these; each returns what it started):
-    retrain_scheduled(now=None)       weekly: everyone with readings in the last week
+    retrain_scheduled(now=None)       weekly for everyone with readings in the last week, each person
+                                      in their own hour of the week (hourly schedule, flat load)
     retrain_on_new_data(now=None)     N new readings (default 288 = one day) since the last job
     (the performance-triggered retrain judges outcomes: predictions.decisions)
     (on request: POST /api/models/train/ -> mlmodels.services.request_training)
 Every trigger goes through request_trainings -> request_training, so two triggers at once make one job, and the
-trigger is recorded on the job. Deploy-only-if-better is the registry's (train_person).
+trigger is recorded on the job. Jobs wait in the training queue by priority (mlmodels/training_queue.py);
+automatic triggers keep its backlog bounded (GLUCAST_RETRAIN_MAX_WAITING). Deploy-only-if-better is the registry's (train_person).
 
 Housekeeping:
     recover_stalled_jobs(now=None)    re-queue a crashed job, or fail it after MAX attempts
@@ -21,6 +23,7 @@ Housekeeping:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import timedelta
 
@@ -52,8 +55,9 @@ from mlmodels.rollouts import (
     require_reason,
     usable,
 )
-from mlmodels.services import enqueue_training_job, request_training
+from mlmodels.services import request_training
 from mlmodels.storage import ArtifactIntegrityError, delete_artifacts, read_verified_files
+from mlmodels.training_queue import dispatch_training_jobs
 from observations.models import Observation
 from persons.models import Person
 
@@ -250,36 +254,81 @@ def cleanup_old_versions(keep: int | None = None) -> dict:
 # --- Retraining triggers ----------------------------------------------------------------------
 
 
+AUTOMATIC_TRIGGERS = (JobTrigger.SCHEDULE, JobTrigger.DATA, JobTrigger.PERFORMANCE)
+
+
 def request_trainings(person_ids, trigger: str, model_type: str = GLUCOSE_PREDICTION) -> list[int]:
     """request_training for each person (the path of every retraining trigger); the ids of the
-    jobs it newly created."""
+    jobs it newly created.
+
+    The training queue's backlog stays bounded for the automatic triggers (schedule, new data,
+    performance): at most GLUCAST_RETRAIN_MAX_WAITING jobs wait to be handed out. People beyond
+    that are left for the trigger's next run (they stay due: their new readings, their drop in
+    accuracy or their hour of the week are still there). An operator's run (a schema
+    retirement) is not held back.
+    """
     started = []
-    for person in Person.objects.filter(pk__in=list(person_ids)).order_by("pk"):
+    person_ids = list(person_ids)
+    if trigger in AUTOMATIC_TRIGGERS:
+        room = int(settings.GLUCAST_RETRAIN_MAX_WAITING) - TrainingJob.objects.waiting().count()
+    else:
+        room = len(person_ids)
+    people = Person.objects.filter(pk__in=person_ids).order_by("pk")
+    deferred = 0
+    for person in people:
+        if room <= 0:
+            deferred += 1
+            continue
         job, created = request_training(person, trigger=trigger, model_type=model_type)
         if created:
             started.append(job.pk)
+            room -= 1
+    if deferred:
+        logger.warning("Training queue full: %d %s retrains left for the next run", deferred, trigger)
     return started
 
 
+HOURS_PER_WEEK = 7 * 24
+SCHEDULE_CATCH_UP = timedelta(hours=24)
+
+
+def retrain_hour_of_week(person_id: int) -> int:
+    """The person's hour of the week for the scheduled retrain (0 = Monday 00:00 UTC): a stable
+    hash of the person's id, so the same on every machine and spread evenly over the week."""
+    digest = hashlib.blake2b(str(int(person_id)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % HOURS_PER_WEEK
+
+
+def retrain_slot_start(person_id: int, now):
+    """The latest start of the person's retrain hour at or before `now`."""
+    week_start = (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = week_start + timedelta(hours=retrain_hour_of_week(person_id))
+    return start if start <= now else start - timedelta(days=7)
+
+
 def retrain_scheduled(now=None, model_type: str = GLUCOSE_PREDICTION) -> dict:
-    """Weekly retraining of everyone with readings in the last week.
+    """Weekly retraining of everyone with readings in the last week, spread over the week: the
+    hourly schedule takes the people whose hour of the week (retrain_hour_of_week) began within
+    the last 24 hours (a missed run or a full queue catches up the next hour), so about 1/168
+    of the active people each hour instead of everyone on Monday morning.
 
     Once per week per person even if the schedule fires twice: people with a schedule-triggered
     job in the last 6 days are left out.
     """
     now = now or timezone.now()
     recent = now - timedelta(days=int(settings.GLUCAST_RETRAIN_SCHEDULE_ACTIVE_DAYS))
-    people = set(
+    active = set(
         Observation.objects.filter(kind=Observation.Kind.CGM, effective_at__gte=recent)
         .usable().values_list("person_id", flat=True).distinct()
     )
+    people = {pid for pid in active if now - retrain_slot_start(pid, now) < SCHEDULE_CATCH_UP}
     already = set(
         TrainingJob.objects.filter(
             model_type=model_type, trigger=JobTrigger.SCHEDULE, created_at__gte=now - timedelta(days=6)
         ).values_list("person_id", flat=True)
     )
     started = request_trainings(people - already, JobTrigger.SCHEDULE, model_type)
-    return {"trigger": "schedule", "candidates": len(people), "started": started}
+    return {"trigger": "schedule", "active": len(active), "candidates": len(people), "started": started}
 
 
 def new_readings_since_last_job(model_type: str = GLUCOSE_PREDICTION) -> dict[int, int]:
@@ -363,8 +412,10 @@ def recover_stalled_jobs(now=None) -> dict:
             .filter(status__in=OPEN_JOB_STATUSES)
             .filter(
                 Q(status=JobStatus.RUNNING, started_at__lt=cutoff)
-                | Q(status=JobStatus.QUEUED, started_at__isnull=True, created_at__lt=queued_cutoff)
-                | Q(status=JobStatus.QUEUED, started_at__lt=queued_cutoff)
+                # queued: only what was handed to the broker (a job waiting in the training
+                # queue has lost nothing, however long the backlog)
+                | Q(status=JobStatus.QUEUED, started_at__isnull=True, dispatched_at__lt=queued_cutoff)
+                | Q(status=JobStatus.QUEUED, dispatched_at__isnull=False, started_at__lt=queued_cutoff)
             )
         )
         for job in stalled:
@@ -373,9 +424,11 @@ def recover_stalled_jobs(now=None) -> dict:
                 continue
             job.status = JobStatus.QUEUED
             job.started_at = now  # the stall clock restarts from the re-queue
-            job.save(update_fields=["status", "started_at"])
+            job.dispatched_at = None  # back into the training queue, with its priority
+            job.save(update_fields=["status", "started_at", "dispatched_at"])
             requeued.append(job.pk)
-            transaction.on_commit(lambda pk=job.pk: enqueue_training_job(pk))
+        if requeued:
+            transaction.on_commit(dispatch_training_jobs)
     if requeued or failed:
         logger.warning("Stalled training jobs: re-queued %s, failed %s", requeued, failed)
     return {"requeued": requeued, "failed": failed}

@@ -169,9 +169,31 @@ class JobTrigger(models.TextChoices):
     RETIREMENT = "retirement", _("schema retirement")
 
 
+# Who waits least: django-q2 has no priorities, so jobs wait as rows and the training queue
+# (mlmodels/training_queue.py) hands the highest first to the broker, a few at a time.
+TRIGGER_PRIORITY = {
+    JobTrigger.API: 100,  # the person asked
+    JobTrigger.PAGE: 100,
+    JobTrigger.OPERATOR: 80,
+    JobTrigger.RETIREMENT: 70,  # people on a schema being retired
+    JobTrigger.CALIBRATION: 60,  # bands only: seconds, and the bands are off now
+    JobTrigger.PERFORMANCE: 50,  # the model got worse in practice
+    JobTrigger.DATA: 30,  # a day of new readings
+    JobTrigger.SCHEDULE: 10,  # the weekly refresh
+}
+
+
 class TrainingJobQuerySet(PersonOwnedQuerySet):
     def open(self):
         return self.filter(status__in=OPEN_JOB_STATUSES)
+
+    def waiting(self):
+        """Queued and not yet handed to the broker (the training queue's backlog)."""
+        return self.filter(status=JobStatus.QUEUED, dispatched_at__isnull=True)
+
+    def in_flight(self):
+        """Handed to the broker and not finished."""
+        return self.filter(status__in=OPEN_JOB_STATUSES, dispatched_at__isnull=False)
 
 
 class TrainingJob(models.Model):
@@ -186,6 +208,12 @@ class TrainingJob(models.Model):
     detail = models.JSONField(default=dict, blank=True, help_text="Numbers behind the reason.")
     trigger = models.CharField(max_length=16, choices=JobTrigger.choices, default=JobTrigger.API)
     task_id = models.CharField(max_length=64, blank=True)
+    priority = models.PositiveSmallIntegerField(
+        default=0, help_text="Higher is handed to a worker first (from the trigger; raised when the person asks)."
+    )
+    dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the training queue handed it to the broker; empty while it waits."
+    )
     attempts = models.PositiveIntegerField(default=0)
     model = models.ForeignKey(
         MLModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_jobs"
@@ -205,6 +233,13 @@ class TrainingJob(models.Model):
                 fields=["person", "model_type"],
                 condition=Q(status__in=["queued", "running"]),
                 name="trainingjob_one_open_per_type",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["-priority", "created_at"],
+                name="trainingjob_waiting",
+                condition=Q(status="queued", dispatched_at__isnull=True),
             ),
         ]
 

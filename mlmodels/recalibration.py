@@ -18,11 +18,21 @@ import logging
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from mlmodels.models import EventAction, JobStatus, JobTrigger, MLModel, ModelStatus, RolloutEvent, TrainingJob
+from mlmodels.models import (
+    TRIGGER_PRIORITY,
+    EventAction,
+    JobStatus,
+    JobTrigger,
+    MLModel,
+    ModelStatus,
+    RolloutEvent,
+    TrainingJob,
+)
 from mlmodels.core.recalibration import rescaled
 from mlmodels.rollouts import actor_fields, bump_generation
-from mlmodels.services import enqueue_training_job, open_job, to_jsonable
+from mlmodels.services import open_job, to_jsonable
 from mlmodels.storage import delete_artifacts, load_forecaster, save_artifacts
+from mlmodels.training_queue import dispatch_training_jobs
 from persons.erasure import PersonErased, check_not_erased, erasure_mark
 
 logger = logging.getLogger(__name__)
@@ -46,13 +56,13 @@ def request_recalibration(mlmodel: MLModel, *, factors: dict, evidence: dict) ->
         with transaction.atomic():
             job = TrainingJob.objects.create(
                 person_id=mlmodel.person_id, model_type=mlmodel.model_type, trigger=JobTrigger.CALIBRATION,
-                status=JobStatus.QUEUED,
+                status=JobStatus.QUEUED, priority=TRIGGER_PRIORITY[JobTrigger.CALIBRATION],
                 detail=to_jsonable({"model_id": mlmodel.pk, "version": mlmodel.version, "factors": factors,
                                     "evidence": evidence}),
             )
     except IntegrityError:  # another job opened in between
         return None
-    transaction.on_commit(lambda: enqueue_training_job(job.pk))
+    transaction.on_commit(dispatch_training_jobs)  # waits in the training queue by priority
     return job
 
 

@@ -6,7 +6,8 @@ together with its own. An operator's edit in the admin survives unless `reset=Tr
 
 | schedule                               | when                 | what                                  |
 | -------------------------------------- | -------------------- | ------------------------------------- |
-| glucast: weekly retraining             | cron Mon 03:00 (UTC) | retrain everyone active this week     |
+| glucast: weekly retraining             | hourly               | the active people whose hour it is    |
+| glucast: dispatch training queue       | every minute         | hand waiting jobs out by priority     |
 | glucast: retrain on new data           | hourly               | >= N new readings since the last job  |
 | glucast: recover stalled training jobs | every 10 min         | re-queue or fail crashed jobs         |
 | glucast: clean up old model versions   | daily                | archive + remove files beyond K       |
@@ -15,53 +16,37 @@ The schedules that judge outcomes (rollout decisions, the performance-triggered 
 predictions' (predictions/schedules.py).
 """
 
-from datetime import timedelta
-
-from django.conf import settings
 from django.utils import timezone
 
-CRON = "cron"  # stands for settings.GLUCAST_RETRAIN_CRON in a schedule's timing
-
 SCHEDULES = [
-    # (name, function, schedule type, minutes or CRON)
-    ("glucast: weekly retraining", "mlmodels.tasks.retrain_scheduled_task", "C", CRON),
+    # (name, function, schedule type, minutes)
+    # Weekly per person, but each in their own hour of the week (mlmodels.lifecycle.retrain_scheduled).
+    ("glucast: weekly retraining", "mlmodels.tasks.retrain_scheduled_task", "I", 60),
+    ("glucast: dispatch training queue", "mlmodels.tasks.dispatch_training_jobs_task", "I", 1),
     ("glucast: retrain on new data", "mlmodels.tasks.retrain_on_new_data_task", "I", 60),
     ("glucast: recover stalled training jobs", "mlmodels.tasks.recover_stalled_jobs_task", "I", 10),
     ("glucast: clean up old model versions", "mlmodels.tasks.cleanup_old_versions_task", "D", None),
 ]
 
 
-def cron_available() -> bool:
-    """django-q2 needs the croniter package for cron schedules."""
-    from django_q.conf import croniter
-
-    return croniter is not None
-
-
 def _timing(schedule_type, value) -> dict:
-    if schedule_type == "C":
-        if cron_available():
-            return {"schedule_type": "C", "cron": settings.GLUCAST_RETRAIN_CRON}
-        # Without croniter a weekly schedule still retrains once a week.
-        return {"schedule_type": "W", "cron": None}
     timing = {"schedule_type": schedule_type}
     if value is not None:
         timing["minutes"] = value
     return timing
 
 
-def _first_run(schedule_type: str, schedule):
-    now = timezone.now()
-    if schedule_type == "C":
-        return schedule.calculate_next_run(now)
-    if schedule_type == "W":  # not everyone at once the moment the server first starts
-        return now + timedelta(days=7)
-    return now
+# The weekly retrain was once one Monday cron ("C", or "W" without croniter): such a row
+# becomes the hourly schedule of today's code, however it was installed.
+SUPERSEDED_TYPES = {"C", "W"}
 
 
 def install_schedules(schedules, *, reset: bool = False) -> list:
     """Create the schedule rows that are missing; keep an operator's timing unless `reset`.
-    `schedules`: (name, dotted task path, schedule type, minutes | CRON | None) rows."""
+    `schedules`: (name, dotted task path, schedule type, minutes | None) rows.
+
+    A row whose task changed in the code is updated, and the old Monday cron of the weekly retrain
+    becomes the hourly schedule; an operator's own timing survives otherwise."""
     from django_q.models import Schedule
 
     rows = []
@@ -70,10 +55,16 @@ def install_schedules(schedules, *, reset: bool = False) -> list:
         schedule = Schedule.objects.filter(name=name).first()
         if schedule is None:
             schedule = Schedule(name=name, **defaults)
-            schedule.next_run = _first_run(defaults["schedule_type"], schedule)
+            schedule.next_run = timezone.now()
             schedule.save()
         else:
             changed = schedule.func != func
+            if schedule.schedule_type in SUPERSEDED_TYPES and defaults["schedule_type"] not in SUPERSEDED_TYPES:
+                for field, item in defaults.items():
+                    setattr(schedule, field, item)
+                schedule.cron = None
+                schedule.next_run = timezone.now()
+                changed = True
             schedule.func = func
             if reset:
                 for field, item in defaults.items():

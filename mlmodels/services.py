@@ -1,7 +1,8 @@
 """Training, versioning and deployment of per-person models (the Django side of mlmodels).
 
-Flow: request_training() records a TrainingJob and, once the surrounding transaction commits,
-hands its id to a django-q2 worker, which calls train_person(). The management command
+Flow: request_training() records a TrainingJob with its trigger's priority and, once the
+surrounding transaction commits, runs the training queue (mlmodels/training_queue.py), which hands
+the highest-priority waiting jobs to django-q2 workers; a worker calls train_person(). The management command
 `train_models` calls train_person() directly. Web requests never train.
 
 Deploy only if better: a new version becomes active only when it beats the reference on the
@@ -33,6 +34,7 @@ from mlmodels.models import (
     OPEN_JOB_STATUSES,
     JobStatus,
     JobTrigger,
+    TRIGGER_PRIORITY,
     MLModel,
     ModelStatus,
     TrainingJob,
@@ -46,14 +48,13 @@ from mlmodels.storage import (
     load_forecaster,
     save_artifacts,
 )
+from mlmodels.training_queue import dispatch_training_jobs
 from persons.erasure import PersonErased, check_not_erased, erasure_mark
 from observations.readings import readings_frame
 
 logger = logging.getLogger(__name__)
 
 DEPLOY_HORIZONS = (30, 60)
-TASK_PATH = "mlmodels.tasks.run_training_job"
-ERASED_HOOK = "persons.erasure.forget_erased_result"
 
 
 def training_prior():
@@ -119,21 +120,28 @@ def request_training(
     (created=False). Two concurrent calls cannot both create one: a partial unique constraint
     refuses the second insert, which then returns the winner's job. The django-q2 task is only
     enqueued after the transaction commits, so a worker never looks for an uncommitted job.
+
+    The job waits in the training queue with its trigger's priority; an open job that still
+    waits gets the higher priority of a new request (the person asked: they wait least).
     """
+    priority = TRIGGER_PRIORITY.get(trigger, 0)
     existing = open_job(person, model_type)
     if existing is not None and not fail_if_stale(existing):
+        if TrainingJob.objects.filter(pk=existing.pk, priority__lt=priority).update(priority=priority):
+            transaction.on_commit(dispatch_training_jobs)
         return existing, False
     try:
         with transaction.atomic():
             job = TrainingJob.objects.create(
-                person=person, model_type=model_type, trigger=trigger, status=JobStatus.QUEUED
+                person=person, model_type=model_type, trigger=trigger, status=JobStatus.QUEUED,
+                priority=priority,
             )
     except IntegrityError:
         existing = open_job(person, model_type)
         if existing is None:  # the other job finished in between: try once more
             return request_training(person, trigger=trigger, model_type=model_type)
         return existing, False
-    transaction.on_commit(lambda: enqueue_training_job(job.pk))
+    transaction.on_commit(dispatch_training_jobs)
     return job, True
 
 
@@ -144,9 +152,10 @@ def stale_after_s() -> float:
 
 
 def fail_if_stale(job: TrainingJob) -> bool:
-    """Mark a lost open job failed (reason `stale`) so the person can train again; True if so."""
-    since = job.started_at or job.created_at
-    if (timezone.now() - since).total_seconds() <= stale_after_s():
+    """Mark a lost open job failed (reason `stale`) so the person can train again; True if so.
+    A job still waiting in the training queue was never handed out, so it cannot be lost."""
+    since = job.started_at or job.dispatched_at
+    if since is None or (timezone.now() - since).total_seconds() <= stale_after_s():
         return False
     updated = TrainingJob.objects.filter(pk=job.pk, status__in=OPEN_JOB_STATUSES).update(
         status=JobStatus.FAILED,
@@ -157,26 +166,6 @@ def fail_if_stale(job: TrainingJob) -> bool:
     if updated:
         logger.warning("Training job %s of person %s marked stale", job.pk, job.person_id)
     return True
-
-
-def enqueue_training_job(job_id: int) -> None:
-    """Hand a job to django-q2; if the broker refuses, fail the job instead of leaving it queued."""
-    from django_q.tasks import async_task
-
-    try:
-        task_id = async_task(
-            TASK_PATH, job_id, task_name=f"train-job-{job_id}", group="training", hook=ERASED_HOOK
-        )
-    except Exception as exc:  # the broker is unreachable: nobody would ever run this job
-        logger.exception("Could not enqueue training job %s", job_id)
-        TrainingJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-            status=JobStatus.FAILED,
-            reason="enqueue_failed",
-            error=f"{exc.__class__.__name__}: {exc}",
-            finished_at=timezone.now(),
-        )
-        return
-    TrainingJob.objects.filter(pk=job_id).update(task_id=str(task_id or ""))
 
 
 # --- Training ---------------------------------------------------------------------------------

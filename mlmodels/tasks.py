@@ -20,6 +20,7 @@ from mlmodels.lifecycle import (
 from mlmodels.models import OPEN_JOB_STATUSES, JobStatus, JobTrigger, TrainingJob
 from mlmodels.recalibration import run_recalibration
 from mlmodels.services import train_person
+from mlmodels.training_queue import dispatch_training_jobs
 from persons.erasure import ERASED, erasure_mark
 from persons.row_security import everyone, for_person
 
@@ -58,13 +59,20 @@ def _run_training_job(job_id: int) -> str:
         job.attempts += 1
         job.save(update_fields=["status", "started_at", "attempts"])
     mark = erasure_mark(job.person_id)
-    if job.trigger == JobTrigger.CALIBRATION:  # a PATCH: bands only, no training
-        status = run_recalibration(job, mark=mark).status
-        return ERASED if erasure_mark(job.person_id) != mark else status
-    job = train_person(job.person, job=job, trigger=job.trigger, model_type=job.model_type)
+    try:
+        if job.trigger == JobTrigger.CALIBRATION:  # a PATCH: bands only, no training
+            status = run_recalibration(job, mark=mark).status
+            return ERASED if erasure_mark(job.person_id) != mark else status
+        job = train_person(job.person, job=job, trigger=job.trigger, model_type=job.model_type)
+    finally:
+        dispatch_training_jobs()  # the next waiting job starts now, not at the next minute
     if erasure_mark(job.person_id) != mark:
         return ERASED  # "delete all my data" overtook the job: its result row goes too (the hook)
     return job.status
+
+
+def dispatch_training_jobs_task() -> list:
+    return dispatch_training_jobs()
 
 
 def retrain_scheduled_task() -> dict:

@@ -14,6 +14,7 @@ from mlmodels.lifecycle import (
     recover_stalled_jobs,
     retrain_on_new_data,
     retrain_scheduled,
+    retrain_slot_start,
 )
 from mlmodels.models import JobStatus, TrainingJob
 from mlmodels.schedules import ensure_lifecycle_schedules
@@ -40,15 +41,18 @@ def finish(job):
 @pytest.mark.django_db
 def test_weekly_schedule_trains_active_people_once_per_week(person, other_person):
     give_readings(person)  # other_person has no readings this week
+    # In the person's own hour of the week (the schedule spreads people over the week).
+    now = retrain_slot_start(person.pk, timezone.now()) + dt.timedelta(minutes=10)
 
-    first = retrain_scheduled()
+    first = retrain_scheduled(now=now)
     assert len(first["started"]) == 1
     job = jobs(person, "schedule").get()
     assert job.status == JobStatus.QUEUED and not jobs(other_person).exists()
 
     finish(job)
-    assert retrain_scheduled()["started"] == []  # the schedule fired twice in a week: no second job
-    next_week = timezone.now() + dt.timedelta(days=6, hours=12)
+    TrainingJob.objects.filter(pk=job.pk).update(created_at=now)  # made at that hour
+    assert retrain_scheduled(now=now)["started"] == []  # fired twice in its hour: no second job
+    next_week = now + dt.timedelta(days=7)
     assert len(retrain_scheduled(now=next_week)["started"]) == 1
 
 
@@ -177,9 +181,14 @@ def test_a_crashed_job_is_requeued_then_failed_after_the_maximum_attempts(person
     job.refresh_from_db()
     assert job.status == JobStatus.QUEUED
     assert recover_stalled_jobs() == {"requeued": [], "failed": []}  # just re-queued: not stalled
-    # A queued job waits hours (a backlog of trainings) before it counts as lost.
+    # A queued job handed to the broker waits hours (a backlog) before it counts as lost; one
+    # still waiting in the training queue is never lost, however old.
     waiting = TrainingJob.objects.create(person=other_person, status=JobStatus.QUEUED)
-    TrainingJob.objects.filter(pk=waiting.pk).update(created_at=long_ago)
+    TrainingJob.objects.filter(pk=waiting.pk).update(created_at=long_ago - dt.timedelta(days=2))
+    settings.GLUCAST_TRAINING_QUEUED_STALL_S = 1800
+    assert recover_stalled_jobs() == {"requeued": [], "failed": []}
+    settings.GLUCAST_TRAINING_QUEUED_STALL_S = 6 * 3600
+    TrainingJob.objects.filter(pk=waiting.pk).update(dispatched_at=long_ago)
     assert recover_stalled_jobs() == {"requeued": [], "failed": []}
     settings.GLUCAST_TRAINING_QUEUED_STALL_S = 1800
     assert recover_stalled_jobs() == {"requeued": [waiting.pk], "failed": []}
@@ -201,7 +210,7 @@ def test_a_redelivered_task_past_the_maximum_attempts_fails_without_training(per
 
 
 @pytest.mark.django_db
-def test_schedules_are_created_once_with_a_weekly_cron():
+def test_schedules_are_created_once_and_the_weekly_retrain_runs_hourly():
     from django_q.models import Schedule
 
     ensure_schedules()
@@ -211,8 +220,13 @@ def test_schedules_are_created_once_with_a_weekly_cron():
             "glucast: retrain on performance drop", "glucast: recover stalled training jobs",
             "glucast: clean up old model versions"} <= names
     weekly = Schedule.objects.get(name="glucast: weekly retraining")
-    assert weekly.schedule_type in ("C", "W")
-    if weekly.schedule_type == "C":
-        assert weekly.cron == "0 3 * * 1" and weekly.next_run.weekday() == 0
+    assert (weekly.schedule_type, weekly.minutes) == ("I", 60)
     assert Schedule.objects.filter(name="glucast: weekly retraining").count() == 1
-    assert len(ensure_lifecycle_schedules()) + len(SCHEDULES) == 11  # registry's + serving/judging + Nightscout pull + shadows
+    # registry's (with the training queue's dispatcher) + serving/judging + Nightscout pull + shadows
+    assert len(ensure_lifecycle_schedules()) + len(SCHEDULES) == 12
+
+    # An installation that still has the old Monday cron gets the hourly schedule.
+    Schedule.objects.filter(pk=weekly.pk).update(schedule_type="C", cron="0 3 * * 1", minutes=None)
+    ensure_schedules()
+    weekly.refresh_from_db()
+    assert (weekly.schedule_type, weekly.minutes, weekly.cron) == ("I", 60, None)
