@@ -92,6 +92,17 @@ MIDDLEWARE = [
     # last, as django-axes requires: answers a locked-out login with its page (429)
     "axes.middleware.AxesMiddleware",
 ]
+# Token-authenticated API calls (config/lean_wsgi.py) skip what only browsers use: static files,
+# sessions, CSRF tokens (DRF checks CSRF itself where a session authenticates), the session login
+# (DRF authenticates the token) and flash messages. Everything else runs on both paths.
+BROWSER_ONLY_MIDDLEWARE = {
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+}
+TOKEN_API_MIDDLEWARE = [name for name in MIDDLEWARE if name not in BROWSER_ONLY_MIDDLEWARE]
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

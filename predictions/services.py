@@ -30,7 +30,7 @@ from datetime import timezone as dt_timezone
 
 import pandas as pd
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -600,8 +600,32 @@ def forecast_for_person(
     )
     record_choice(log, choice)
     log.latency_ms = round((time.perf_counter() - started) * 1000, 2)
-    log.save()
+    store_log(log)
     return log
+
+
+def store_log(log: PredictionLog) -> None:
+    """Insert a forecast's log row with an asynchronous commit.
+
+    A synchronous commit waits for PostgreSQL to flush its write-ahead log to disk: measured on
+    this machine 4.0 ms p50 against 0.2 ms asynchronously (bench/forecast_latency.py, README), the
+    largest single cost of a warm forecast. With `synchronous_commit` off for this transaction
+    only (SET LOCAL: no other write of the request or the connection is affected) the row is
+    committed and visible at once, and durable within 3 x wal_writer_delay (0.6 s by default):
+    if the DATABASE SERVER crashes, the forecasts logged in that last moment can be lost; it
+    never corrupts anything and an application crash loses nothing. README says so.
+    """
+    if connection.in_atomic_block:  # inside the request's transaction: no savepoint needed
+        _insert_without_waiting_for_disk(log)
+        return
+    with transaction.atomic():
+        _insert_without_waiting_for_disk(log)
+
+
+def _insert_without_waiting_for_disk(log: PredictionLog) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit TO off")
+    log.save()
 
 
 def _iso(moment) -> str:
