@@ -6,8 +6,8 @@
   the limit otherwise (413 either way), and decodes with `validation.load_json` (no NaN/Infinity,
   depth-limited: 100,000 nested brackets used to end in a RecursionError, a 500).
 - Rates (`SettingsRateThrottle`): forecasts, imports and training requests are counted per
-  user in Django's default cache, which is shared by every process and machine (the database
-  cache, or Redis with GLUCAST_REDIS_URL), so a limit means the same with 1 or 20 workers.
+  user with one statement in PostgreSQL (or Redis with GLUCAST_REDIS_URL), shared by every
+  process and machine (persons.throttling), so a limit means the same with 1 or 20 workers.
 - File uploads (API and pages): `BoundedUploadHandler` counts a file's bytes as they stream in
   and skips the rest of a file past GLUCAST_MAX_UPLOAD_BYTES (read and discarded, never held);
   the view then answers 413 (`upload_refused`). Other form fields (the CSRF token) still arrive.
@@ -22,10 +22,10 @@ from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
-from rest_framework.throttling import ScopedRateThrottle
 
 from observations.fhir import FHIR_JSON
 from observations.validation import load_json
+from persons.throttling import SharedRateThrottle
 
 _TOO_LARGE_FLAG = "glucast_upload_too_large"
 
@@ -71,14 +71,11 @@ class BoundedFHIRJSONParser(BoundedJSONParser):
     media_type = FHIR_JSON
 
 
-class SettingsRateThrottle(ScopedRateThrottle):
-    """ScopedRateThrottle that reads the rate when a request comes, not at import time, so a
-    changed setting (GLUCAST_FORECAST_RATE, ..._IMPORT_RATE, ..._TRAIN_RATE, a test's override)
-    takes effect. Only POST is counted: reading one's own data is not what the rates protect."""
-
-    def get_rate(self):
-        rates = settings.REST_FRAMEWORK.get("DEFAULT_THROTTLE_RATES", {})
-        return rates.get(self.scope) or super().get_rate()
+class SettingsRateThrottle(SharedRateThrottle):
+    """The shared per-user rate (persons.throttling: read when a request comes, so a changed
+    GLUCAST_FORECAST_RATE, ..._IMPORT_RATE, ..._TRAIN_RATE or a test's override takes effect;
+    counted with one statement in PostgreSQL or Redis). Only POST is counted: reading one's own
+    data is not what the rates protect."""
 
     def allow_request(self, request, view):
         if request.method != "POST":

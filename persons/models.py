@@ -67,3 +67,16 @@ class Person(models.Model):
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.time_zone)
+
+
+class RateCounter(models.Model):
+    """One fixed-window request counter per throttle key (persons.throttling): shared by every
+    web process and machine, updated with one statement per request. Not per-person data (the
+    key names a user and a scope), and one row per key however long it is used."""
+
+    key = models.CharField(max_length=200, primary_key=True)
+    window_index = models.BigIntegerField(help_text="Index of the current window (epoch seconds // window length)")
+    count = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.count} in window {self.window_index}"

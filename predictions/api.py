@@ -32,6 +32,7 @@ from predictions.services import forecast_for_person, prediction_payload
 REQUEST_FIELDS = {"horizons", "range", "history", "unit", "as_of"}
 
 
+# Counted per user with one statement, shared by every process (persons.throttling).
 ForecastRateThrottle = SettingsRateThrottle
 
 

@@ -1,6 +1,6 @@
 """Accounts that resist guessing and roles that mean what they say.
 
-- Throttles count in the shared (database) cache: the counter is a row every process sees.
+- Throttles count in the shared database (persons.throttling): the counter is a row every process sees.
 - Logins (/login/ and /admin/login/) lock after GLUCAST_LOGIN_FAILURE_LIMIT failures per account
   and, separately, per address, answer 429 with a page that says why, and staff unlock them.
 - `create_person --staff` is a model operator, not a superuser; a view-only staff member runs no
@@ -38,14 +38,14 @@ def rates(settings, **scopes):
 # --- Throttles -------------------------------------------------------------------------------
 
 
-def test_throttle_counters_live_in_the_shared_database_cache(api, settings):
-    assert caches["default"].__class__.__name__ == "DatabaseCache"
+def test_throttle_counters_live_in_the_shared_database(api, settings):
+    assert caches["default"].__class__.__name__ == "DatabaseCache"  # not Redis: PostgreSQL counts
     rates(settings, forecast="2/min")
     codes = [api.post("/api/predictions/glucose/", {}, format="json").status_code for _ in range(3)]
     assert codes[:2] == [422, 422] and codes[2] == 429  # 422: no readings yet; then throttled
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM glucast_cache WHERE cache_key LIKE %s", ["%throttle_forecast%"])
-        assert cursor.fetchone()[0] == 1  # one row, seen by every process and machine
+        cursor.execute("SELECT count(*), max(count) FROM persons_ratecounter WHERE key LIKE %s", ["%throttle_forecast%"])
+        assert cursor.fetchone() == (1, 3)  # one row, seen by every process and machine
 
 
 def test_imports_are_throttled_reading_is_not(api, settings):
