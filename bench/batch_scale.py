@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import numpy as np  # noqa: E402
 
-from forecast_latency import BENCH_ENV, row_fields, setup_django, trained_files  # noqa: E402
+from forecast_latency import BENCH_ENV, _children, cpu_seconds, row_fields, setup_django, trained_files  # noqa: E402
 
 PREFIX = "bench-scale-"
 ROWS_PER_INSERT = 50_000
@@ -226,6 +226,22 @@ def warm_up(cluster: Cluster, workers: int) -> None:
     wait_for(lambda: Task.objects.filter(id__in=ids).count() == len(ids), 180, "the cluster to start", cluster)
 
 
+def descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        children = _children(todo.pop())
+        out += children
+        todo += children
+    return out
+
+
+def cpu_now(cluster: Cluster) -> dict[str, float]:
+    """CPU seconds so far of the cluster's processes and of the database server's backends."""
+    postmaster = int((Path(os.environ["GLUCAST_PGDATA"]) / "postmaster.pid").read_text().split()[0])
+    return {"workers": cpu_seconds([cluster.process.pid, *descendants(cluster.process.pid)]),
+            "db": cpu_seconds(_children(postmaster))}
+
+
 def time_cycle(kind: str, person_ids: list[int], cluster: Cluster) -> dict:
     from django.db.models import Max, Sum
     from django.utils import timezone
@@ -234,12 +250,15 @@ def time_cycle(kind: str, person_ids: list[int], cluster: Cluster) -> dict:
     from predictions.models import BatchChunk, ChunkStatus
 
     BatchChunk.objects.all().delete()
+    cpu_before = cpu_now(cluster)
     t0 = timezone.now()
     started = time.perf_counter()
     dispatched = sharding.dispatch(kind, now=t0)
     chunks = BatchChunk.objects.filter(kind=kind, cycle_at=sharding.cycle_of(t0))
     wait_for(lambda: not chunks.filter(status=ChunkStatus.QUEUED).exists(), 1800, f"the {kind} cycle", cluster)
     wall = time.perf_counter() - started
+    cpu_after = cpu_now(cluster)
+    cpu = {k: cpu_after[k] - cpu_before[k] for k in cpu_after}
     last = chunks.aggregate(t=Max("finished_at"))["t"]
     seconds = (last - t0).total_seconds()
     per_chunk = [c.result.get("seconds", 0.0) for c in chunks]
@@ -248,7 +267,7 @@ def time_cycle(kind: str, person_ids: list[int], cluster: Cluster) -> dict:
     else:
         done = sum(c.result.get("logs", 0) for c in chunks)
     statuses = {s: chunks.filter(status=s).count() for s in (ChunkStatus.DONE, ChunkStatus.SKIPPED)}
-    return {"seconds": seconds, "wall": wall, "items": done, "chunks": dispatched["created"],
+    return {"seconds": seconds, "wall": wall, "items": done, "chunks": dispatched["created"], "cpu": cpu,
             "chunk_median_s": statistics.median(per_chunk) if per_chunk else 0.0, "statuses": statuses}
 
 
@@ -293,13 +312,16 @@ def run(person_ids: list[int], workers: int, redis: str | None, repeats: int) ->
     for name, runs in (("forecasts", forecasts), ("outcomes", outcomes)):
         seconds = statistics.median(r["seconds"] for r in runs)
         items = statistics.median(r["items"] for r in runs)
+        cpu_ms = {k: statistics.median(1000 * r["cpu"][k] / max(r["items"], 1) for r in runs) for k in ("workers", "db")}
         out[name] = {"seconds": seconds, "items": items, "per_s": items / seconds, "per_worker_s": items / seconds / workers,
+                     "cpu_ms": cpu_ms,
                      "chunks": runs[-1]["chunks"], "chunk_median_s": statistics.median(r["chunk_median_s"] for r in runs),
                      "statuses": runs[-1]["statuses"]}
         print(f"  {label:5} {workers} worker{'s' if workers > 1 else ' '} {name:9}: cycle {seconds:7.1f} s for "
               f"{items:,.0f} {'forecasts' if name == 'forecasts' else 'forecasts scored'} in {out[name]['chunks']} chunks "
               f"(median chunk {out[name]['chunk_median_s']:.2f} s) -> {out[name]['per_s']:,.0f}/s, "
-              f"{out[name]['per_worker_s']:,.0f}/s per worker  {runs[-1]['statuses']}", flush=True)
+              f"{out[name]['per_worker_s']:,.0f}/s per worker; CPU per item: workers {cpu_ms['workers']:.2f} ms + "
+              f"database {cpu_ms['db']:.2f} ms  {dict((str(k), v) for k, v in runs[-1]['statuses'].items())}", flush=True)
     return out
 
 
