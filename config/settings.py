@@ -136,7 +136,11 @@ else:
 
     DATABASES = {"default": embedded_database_settings(GLUCAST_PGDATA)}
     DATABASES["default"]["CONN_MAX_AGE"] = 60
-DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# No ping before each request's first query: it was one of the few database round trips of every
+# API call. A connection that broke (the server restarted) fails the one query that finds out —
+# an OperationalError, so that request answers an error — and Django closes it at the end of that
+# request (a connection with errors that is no longer usable), so the next one reconnects.
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
