@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mlmodels', '0003_releases_side_by_side'),
+        ('mlmodels', '0004_lifecycle_permissions'),
         ('persons', '0001_initial'),
     ]
 

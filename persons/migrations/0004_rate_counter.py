@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('persons', '0002_people_plural'),
+        ('persons', '0003_person_erasures'),
     ]
 
     operations = [
