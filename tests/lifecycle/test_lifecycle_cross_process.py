@@ -11,10 +11,8 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.db import connection
 
 from mlmodels.lifecycle import activate_model, rollback_person_model
 from mlmodels.rollouts import (
@@ -27,16 +25,10 @@ from mlmodels.rollouts import (
     unpin_person,
 )
 from tests.lifecycle.conftest import give_readings, make_model
+from tests.workers import database_url
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    host = quote(str(db["HOST"] or "localhost"), safe="")
-    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 class Probe:

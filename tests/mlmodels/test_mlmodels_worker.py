@@ -1,60 +1,24 @@
 """A training job run by a REAL django-q2 worker (`manage.py qcluster`) on the test database."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.parse
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from mlmodels.models import JobStatus, ModelStatus, TrainingJob
 from mlmodels.storage import load_forecaster
 from tests.mlmodels.conftest import store_readings, synthetic_readings
+from tests.workers import running_qcluster
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 JOB_TIMEOUT_S = 240
-
-
-def database_url() -> str:
-    """The test database (test_glucast) as a DATABASE_URL the worker's settings understand."""
-    db = connection.settings_dict
-    host = urllib.parse.quote(db["HOST"] or "localhost", safe="")
-    password = f":{urllib.parse.quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    return f"postgres://{db['USER']}{password}@{host}{port}/{db['NAME']}"
 
 
 @pytest.fixture
 def worker(artifact_root, tmp_path):
-    """Start qcluster against the test database; stop it with SIGTERM (its graceful shutdown)."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "GLUCAST_ARTIFACT_ROOT": str(artifact_root),
-        "GLUCAST_Q_WORKERS": "1",
-        "GLUCAST_Q_LOG_LEVEL": "INFO",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
+    """A real qcluster against the test database."""
     log_path = tmp_path / "qcluster.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
-            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
+    with running_qcluster(artifact_root=artifact_root, log_path=log_path) as process:
         yield process, log_path
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)  # only the group this fixture started
-                process.wait(timeout=10)
 
 
 def wait_for_final_status(job_id: int, process, log_path: Path) -> TrainingJob:

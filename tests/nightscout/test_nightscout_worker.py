@@ -6,12 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -21,37 +16,19 @@ from observations.models import GlucoseWindow, Observation
 from observations.nightscout.models import NightscoutSource
 from observations.nightscout.pull import pull_due_sources, save_source
 from observations.nightscout.secrets import issue_secret
-from tests.mlmodels.test_mlmodels_worker import database_url
+from tests.workers import running_qcluster
 from tests.nightscout.conftest import SITE_TOKEN
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 120
 
 
 @pytest.fixture
 def loopback_worker(artifact_root, tmp_path):
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "GLUCAST_ARTIFACT_ROOT": str(artifact_root),
-        "GLUCAST_Q_WORKERS": "1",
-        "GLUCAST_NIGHTSCOUT_ALLOW_NETWORKS": "127.0.0.0/8",  # the operator setting, this test only
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
     log_path = tmp_path / "qcluster.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=REPO_ROOT, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    # the operator setting that lets the pull reach loopback, for this test's worker only
+    with running_qcluster(artifact_root=artifact_root, log_path=log_path,
+                          GLUCAST_NIGHTSCOUT_ALLOW_NETWORKS="127.0.0.0/8") as process:
         yield process, log_path
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
 
 
 def wait_until(check, process, log_path, what):

@@ -3,14 +3,9 @@ any worker takes, idempotent, safe to retry, no double work when cycles overlap 
 with a REAL django-q2 cluster of two worker processes."""
 
 import datetime as dt
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from django.db import connection, connections
@@ -20,10 +15,8 @@ from predictions import sharding
 from predictions.batch import predict_batch
 from predictions.models import BatchChunk, ChunkKind, ChunkStatus, PredictionLog
 from tests.factories import PersonFactory
-from tests.mlmodels.test_mlmodels_worker import database_url
+from tests.workers import running_qcluster
 from tests.predictions.conftest import recent_readings, register_model, store_readings
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -176,31 +169,10 @@ def test_outcome_matching_goes_by_chunks_of_people_with_lookups_due(small_chunks
 @pytest.fixture
 def cluster(artifact_root, tmp_path):
     """`manage.py qcluster` with TWO worker processes on the test database."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "GLUCAST_ARTIFACT_ROOT": str(artifact_root),
-        "GLUCAST_Q_WORKERS": "2",
-        "GLUCAST_BATCH_CHUNK_SIZE": "2",
-        "GLUCAST_Q_LOG_LEVEL": "INFO",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
     log_path = tmp_path / "qcluster.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
-            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
+    with running_qcluster(artifact_root=artifact_root, log_path=log_path,
+                          GLUCAST_Q_WORKERS="2", GLUCAST_BATCH_CHUNK_SIZE="2") as process:
         yield process, log_path
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)  # only the group this fixture started
-                process.wait(timeout=10)
 
 
 def _wait_until_finished(kind, process, log_path, timeout_s=180) -> list[BatchChunk]:
