@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO))
 
 from mlmodels.core.coldstart import PopulationForecaster, ShortHistoryForecaster  # noqa: E402
 from mlmodels.core.estimators import RidgeForecaster  # noqa: E402
+from mlmodels.core.evaluation import DEPLOY_HORIZONS, FAR_TIEBREAK_HORIZONS, decide  # noqa: E402
 from mlmodels.core.features import HORIZONS, build_targets  # noqa: E402
 from mlmodels.core.forecaster import BaselineForecaster  # noqa: E402
 from mlmodels.core.population import shipped_prior  # noqa: E402
@@ -66,6 +67,9 @@ from mlmodels.core.training import InsufficientData, evaluate_on, train_forecast
 TRAIN_FRACTION = 0.70
 SHORT = (30, 60)
 FAR = (240, 720, 1440)
+EXTRA = (120,)  # scored for coverage (per glucose range) beside SHORT and FAR
+RANGES = (("below 70", -np.inf, 70.0), ("70-180", 70.0, 180.0), ("above 180", 180.0, np.inf))
+SENSOR_LOW, SENSOR_HIGH = 40.0, 400.0
 SIMPLE = ("persistence", "ar2", "ridge")
 METHODS = ("persistence", "ar2", "ridge", "prior", "release_1", "release_2")
 TZ = "UTC"  # the corpora hold local clock times, read as UTC (as in bench/population.py)
@@ -81,17 +85,17 @@ def ridge_baseline(X1: np.ndarray, Y: np.ndarray, past: np.ndarray) -> RidgeFore
 
 
 def served(result, readings, reference, fallback_name: str, tz: str):
-    """What glucast serves after deploy-if-better: the trained model if it beats `reference` on
-    its own held-out part (mean MAE at 30/60 min), else the reference."""
+    """What glucast serves after deploy-if-better (the rule of mlmodels.core.evaluation.decide, as
+    the training job applies it): the trained model if it beats `reference` on its own held-out
+    part, else the reference."""
     if result is None:
         return reference, fallback_name
     start, end = result.test_period
-    ref = evaluate_on(reference, readings, start, end, tz=tz, horizons=[30, 60])["summary"]["model"]
-    own = result.metrics["summary"]["model"]
-    if own.get("mae_30") is not None and ref.get("mae_30") is not None and (
-        own["mae_30"] + own["mae_60"] < ref["mae_30"] + ref["mae_60"]
-    ):
-        return result.forecaster, "model"
+    horizons = list(DEPLOY_HORIZONS) + list(FAR_TIEBREAK_HORIZONS)
+    own = evaluate_on(result.evaluated_forecaster, readings, start, end, tz=tz, horizons=horizons)
+    ref = evaluate_on(reference, readings, start, end, tz=tz, horizons=horizons)
+    if decide(own, ref)["better"]:
+        return result.forecaster, "model" if result.algorithm != "prior_with_profile" else "prior+profile"
     return reference, fallback_name
 
 
@@ -108,6 +112,7 @@ class Tally:
     def __init__(self):
         self.err = defaultdict(list)
         self.hit = defaultdict(list)
+        self.range_hit = defaultdict(list)
         self.person_cov = defaultdict(list)
         self.chosen = defaultdict(lambda: defaultdict(int))
 
@@ -115,12 +120,19 @@ class Tally:
         ok = np.isfinite(actual) & np.isfinite(value)
         self.err[key + (horizon,)].append(value[ok] - actual[ok])
         if bands is not None:
-            inside80 = (actual[ok] >= bands["lower_80"][ok]) & (actual[ok] <= bands["upper_80"][ok])
-            inside95 = (actual[ok] >= bands["lower_95"][ok]) & (actual[ok] <= bands["upper_95"][ok])
-            self.hit[key + (horizon, 80)].append(inside80)
-            self.hit[key + (horizon, 95)].append(inside95)
-            if ok.sum() >= 10:
-                self.person_cov[key + (horizon, 80)].append(float(inside80.mean()))
+            a = actual[ok]
+            for level in (80, 95):
+                lo, hi = bands[f"lower_{level}"][ok], bands[f"upper_{level}"][ok]
+                # A reading at the sensor's limit is censored (the truth is at or beyond it): it
+                # counts as covered when the band reaches that limit (as in bench/population.py).
+                inside = ((a >= lo) | ((a <= SENSOR_LOW) & (lo <= SENSOR_LOW))) & (
+                    (a <= hi) | ((a >= SENSOR_HIGH) & (hi >= SENSOR_HIGH)))
+                self.hit[key + (horizon, level)].append(inside)
+                for name, low, high in RANGES:
+                    in_range = (a >= low) & (a < high)
+                    self.range_hit[key + (horizon, level, name)].append(inside[in_range])
+                if ok.sum() >= 10:
+                    self.person_cov[key + (horizon, level)].append(float(inside.mean()))
 
     def mae(self, key, h):
         e = self.err.get(key + (h,))
@@ -133,6 +145,11 @@ class Tally:
     def coverage(self, key, h, level):
         v = self.hit.get(key + (h, level))
         return float(np.mean(np.concatenate(v))) if v and sum(map(len, v)) else float("nan")
+
+    def range_coverage(self, key, h, level, name) -> tuple[float, int]:
+        v = self.range_hit.get(key + (h, level, name))
+        n = sum(map(len, v)) if v else 0
+        return (float(np.mean(np.concatenate(v))) if n else float("nan")), n
 
 
 def score_person(tally: Tally, scenario: str, corpus: str, readings: pd.DataFrame, known_until, stride: int, prior):
@@ -151,7 +168,7 @@ def score_person(tally: Tally, scenario: str, corpus: str, readings: pd.DataFram
     )[::stride]
     if len(origins) < 5:
         return False
-    horizons = list(SHORT) + list(FAR)
+    horizons = list(SHORT) + list(EXTRA) + list(FAR)
     future = {h: (grid["glucose_mg_dl"].to_numpy() + build_targets(grid, [h], observed_only=True)[f"h{h}"].to_numpy())[origins]
               for h in horizons}
     now = X1[origins, 0]
@@ -259,6 +276,25 @@ def report(tally: Tally, scenario: str, corpora, n_people: dict):
                 f"{tally.mae(key + ('release_2',), h):.1f} | {tally.mae(key + ('prior',), h):.1f}" for h in FAR))
             print("  far 80% coverage (release_2): " + ", ".join(
                 f"{h} min {tally.coverage(key + ('release_2',), h, 80):.2f}" for h in FAR))
+        report_coverage(tally, key)
+
+
+def report_coverage(tally: Tally, key) -> None:
+    """Coverage of the 80% (95%) bands per horizon, per glucose range of the outcome and per person."""
+    print("  band coverage 80% (95%) by outcome range [outcomes], and per person min / median / max of the 80% band:")
+    for m in ("prior", "release_1", "release_2"):
+        for h in list(SHORT) + list(EXTRA) + list(FAR):
+            if not tally.hit.get(key + (m, h, 80)):
+                continue
+            parts = []
+            for name, _, _ in RANGES:
+                c80, n = tally.range_coverage(key + (m,), h, 80, name)
+                c95, _ = tally.range_coverage(key + (m,), h, 95, name)
+                parts.append(f"{name} {c80:.2f} ({c95:.2f}) [{n}]" if n else f"{name} -")
+            spread = tally.person_cov.get(key + (m, h, 80)) or [float("nan")]
+            print(f"    {m:10s} {h:>5d} min: all {tally.coverage(key + (m,), h, 80):.2f} "
+                  f"({tally.coverage(key + (m,), h, 95):.2f}); " + "; ".join(parts)
+                  + f"; per person {min(spread):.2f} / {np.median(spread):.2f} / {max(spread):.2f}")
 
 
 def costs(prior):

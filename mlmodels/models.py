@@ -12,22 +12,10 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from mlmodels.core.evaluation import metric_value  # noqa: F401 - read by admin, serializers, decisions
 from persons.models import Person, PersonOwnedQuerySet
 
 GLUCOSE_PREDICTION = "glucose-prediction"
-
-
-def metric_value(metrics: dict, horizon_min: int, name: str = "mae", *, baseline: bool = False):
-    """One held-out figure from a metrics dict of mlmodels.core.training (None if absent).
-
-    Layout: metrics["per_horizon"]["model" | "baseline_ar2" | "persistence"][str(h)][name].
-    """
-    who = "baseline_ar2" if baseline else "model"
-    try:
-        value = metrics["per_horizon"][who][str(horizon_min)][name]
-    except (KeyError, TypeError):
-        return None
-    return None if value is None else float(value)
 
 
 class Variant(models.TextChoices):

@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from mlmodels.core.coldstart import PopulationForecaster
+from mlmodels.core.evaluation import DEPLOY_HORIZONS, FAR_TIEBREAK_HORIZONS, decide, deploy_score  # noqa: F401 - the rule lives in the core
 from mlmodels.core.schemas import RELEASE_1, RELEASE_2, PriorUnavailable, load_prior
 from mlmodels.models import (
     GLUCOSE_PREDICTION,
@@ -54,7 +55,6 @@ from observations.readings import readings_frame
 
 logger = logging.getLogger(__name__)
 
-DEPLOY_HORIZONS = (30, 60)
 
 
 def training_prior():
@@ -353,45 +353,6 @@ def feature_list(feature_schema) -> list[str]:
 # --- Deploy only if better --------------------------------------------------------------------
 
 
-def deploy_score(metrics: dict, *, baseline: bool = False) -> float | None:
-    """Mean MAE over DEPLOY_HORIZONS (mg/dL); None if any of them is missing."""
-    values = [metric_value(metrics, h, "mae", baseline=baseline) for h in DEPLOY_HORIZONS]
-    if any(v is None or not math.isfinite(v) for v in values):
-        return None
-    return sum(values) / len(values)
-
-
-def decide(candidate_metrics: dict, reference_metrics: dict, *, reference_is_baseline: bool = False) -> dict:
-    """Compare two metric sets computed on the same period. Pure: no database, no files."""
-    candidate = {h: metric_value(candidate_metrics, h, "mae") for h in DEPLOY_HORIZONS}
-    reference = {
-        h: metric_value(reference_metrics, h, "mae", baseline=reference_is_baseline)
-        for h in DEPLOY_HORIZONS
-    }
-    candidate_score = deploy_score(candidate_metrics)
-    reference_score = deploy_score(reference_metrics, baseline=reference_is_baseline)
-    if candidate_score is None:
-        decision, better = "rejected: candidate has no MAE at 30/60 min", False
-    elif reference_score is None:
-        decision, better = "deployed: the reference has no comparable figures", True
-    else:
-        better = candidate_score < reference_score
-        decision = "deployed" if better else "rejected: not better than the reference"
-    return {
-        "rule": "mean MAE at 30 and 60 min on the same held-out period; lower wins",
-        "candidate_mae": {str(h): v for h, v in candidate.items()},
-        "reference_mae": {str(h): v for h, v in reference.items()},
-        "candidate_score": candidate_score,
-        "reference_score": reference_score,
-        "improvement_mg_dl": (
-            None if candidate_score is None or reference_score is None
-            else reference_score - candidate_score
-        ),
-        "better": bool(better),
-        "decision": decision,
-    }
-
-
 def compare_with_reference(mlmodel: MLModel, result, readings, *, use_active: bool = True) -> dict:
     """Score the new version and its reference with evaluate_on on the new test period.
 
@@ -407,7 +368,7 @@ def compare_with_reference(mlmodel: MLModel, result, readings, *, use_active: bo
 
     start, end = _test_period(result)
     tz = mlmodel.person.time_zone
-    horizons = list(DEPLOY_HORIZONS)
+    horizons = list(DEPLOY_HORIZONS) + list(FAR_TIEBREAK_HORIZONS)
     candidate = getattr(result, "evaluated_forecaster", None) or result.forecaster
     candidate_metrics = training.evaluate_on(candidate, readings, start, end, tz=tz, horizons=horizons)
     active = (

@@ -5,7 +5,14 @@ All inputs are absolute glucose values in mg/dL. Scores are JSON-able floats rou
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+DEPLOY_HORIZONS = (30, 60)
+# Where the candidate forecasts exactly as its reference to an hour (a release-2 model that kept
+# the prior's short horizons), these decide: its own far horizons against the reference's.
+FAR_TIEBREAK_HORIZONS = (240, 720, 1440)
 
 
 def clarke_zone(reference: float, predicted: float) -> str:
@@ -142,3 +149,74 @@ def improvement(model: float | None, baseline: float | None) -> float | None:
     if model is None or baseline is None or baseline == 0:
         return None
     return _r(1 - model / baseline, 4)
+
+
+# --- deploy only if better (the rule; mlmodels.services applies it) -----------------------------
+
+
+def metric_value(metrics: dict, horizon_min: int, name: str = "mae", *, baseline: bool = False):
+    """One held-out figure from a metrics dict of mlmodels.core.training (None if absent).
+
+    Layout: metrics["per_horizon"]["model" | "baseline_ar2" | "persistence"][str(h)][name].
+    """
+    who = "baseline_ar2" if baseline else "model"
+    try:
+        value = metrics["per_horizon"][who][str(horizon_min)][name]
+    except (KeyError, TypeError):
+        return None
+    return None if value is None else float(value)
+
+
+def deploy_score(metrics: dict, *, baseline: bool = False) -> float | None:
+    """Mean MAE over DEPLOY_HORIZONS (mg/dL); None if any of them is missing."""
+    values = [metric_value(metrics, h, "mae", baseline=baseline) for h in DEPLOY_HORIZONS]
+    if any(v is None or not math.isfinite(v) for v in values):
+        return None
+    return sum(values) / len(values)
+
+
+def decide(candidate_metrics: dict, reference_metrics: dict, *, reference_is_baseline: bool = False) -> dict:
+    """Compare two metric sets computed on the same period. Pure: no database, no files."""
+    candidate = {h: metric_value(candidate_metrics, h, "mae") for h in DEPLOY_HORIZONS}
+    reference = {
+        h: metric_value(reference_metrics, h, "mae", baseline=reference_is_baseline)
+        for h in DEPLOY_HORIZONS
+    }
+    candidate_score = deploy_score(candidate_metrics)
+    reference_score = deploy_score(reference_metrics, baseline=reference_is_baseline)
+    if candidate_score is None:
+        decision, better = "rejected: candidate has no MAE at 30/60 min", False
+    elif reference_score is None:
+        decision, better = "deployed: the reference has no comparable figures", True
+    else:
+        better = candidate_score < reference_score
+        decision = "deployed" if better else "rejected: not better than the reference"
+        if not better and math.isclose(candidate_score, reference_score, rel_tol=1e-6, abs_tol=1e-6):
+            # The same forecast to an hour (e.g. both the prior's): the far horizons decide.
+            shared = [h for h in FAR_TIEBREAK_HORIZONS
+                      if metric_value(candidate_metrics, h) is not None
+                      and metric_value(reference_metrics, h, baseline=reference_is_baseline) is not None]
+            if shared:
+                far_candidate = sum(metric_value(candidate_metrics, h) for h in shared) / len(shared)
+                far_reference = sum(
+                    metric_value(reference_metrics, h, baseline=reference_is_baseline) for h in shared
+                ) / len(shared)
+                better = far_candidate < far_reference
+                decision = (
+                    f"deployed: the same forecast as the reference to 60 min, better at {shared} min"
+                    if better else "rejected: the same forecast as the reference to 60 min, not better beyond"
+                )
+    return {
+        "rule": "mean MAE at 30 and 60 min on the same held-out period; lower wins (a tie: mean MAE at "
+                f"{'/'.join(map(str, FAR_TIEBREAK_HORIZONS))} min)",
+        "candidate_mae": {str(h): v for h, v in candidate.items()},
+        "reference_mae": {str(h): v for h, v in reference.items()},
+        "candidate_score": candidate_score,
+        "reference_score": reference_score,
+        "improvement_mg_dl": (
+            None if candidate_score is None or reference_score is None
+            else reference_score - candidate_score
+        ),
+        "better": bool(better),
+        "decision": decision,
+    }

@@ -92,6 +92,8 @@ FAR_WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 BAND_PRIOR_ROWS = 300.0
 # Fewer validation origins than this with an outcome at a far horizon: no choice, a third each.
 FAR_WEIGHT_MIN_ROWS = 30
+# Horizons at which a release-2 blend must beat the prior alone on the test part (as deploy-if-better)
+PRIOR_CHECK_HORIZONS = (30, 60)
 FAR_WEIGHT_MAX_ROWS = 800
 DEFAULT_CANDIDATES = ("persistence", "ar2", "damped_trend", "ridge", "xgboost")
 RELEASE_2_CANDIDATES = ("persistence", "ar2", "damped_trend", "prior", "ridge", "xgboost")
@@ -508,75 +510,107 @@ def train_forecaster(
             for h in (30, 60, 120)
         )
     )
-    stacked_blend = sum(p * weights[:, i][None, :] for i, p in enumerate(q for q, u in zip(preds, used) if u))
-    oos_residual = Ys - stacked_blend
-    conformal = ConformalIntervals(normalized=NORMALIZED_CONFORMAL, drift_factor=drift_factor).fit_difficulty(
-        Xs, oos_residual
-    )
-
-    # 4. refit on fit+validation, calibrate the bands on the calibration part
-    t0 = time.perf_counter()
+    kept_preds = [q for q, u in zip(preds, used) if u]
+    stacked_T_all = np.concatenate(stacked_T)
     X_fv, Y_fv = X_all[split["fit_val"]], Y_all[split["fit_val"]]
-    refit_fv = [_refit(c, X_fv, Y_fv, random_state) for c in kept]
-    model_fv = BlendForecaster(refit_fv, weights)
     Xc, Yc = X_all[split["cal"]], Y_all[split["cal"]]
-    residual_cal = Yc - model_fv.predict(Xc) if len(Xc) else np.empty((0, len(HORIZONS)))
-    if release >= RELEASE_2:
-        # No calibration part: the pooled out-of-sample folds (models that saw less data than
-        # the served one, so this errs on the wide side) calibrate the bands.
-        conformal.calibrate(Xs, oos_residual)
-        _shrink_bands_toward_prior(conformal, prior, Xs, np.concatenate(stacked_T), tz, log)
-    elif CALIBRATE_WITH_FOLDS:
-        # Errors from several different days make the quantiles less hostage to one calm or
-        # hectic calibration day (the fold models saw less data, so this errs on the wide side).
-        conformal.calibrate(np.vstack([Xc, Xs]), np.vstack([residual_cal, oos_residual]))
-    else:
-        conformal.calibrate(Xc, residual_cal)
-    log(
-        f"conformal: {conformal.n_calibration} calibration rows; 60-min 80% band "
-        f"[{conformal.quantiles['lower_80'][11]:+.2f}, {conformal.quantiles['upper_80'][11]:+.2f}] x difficulty"
-    )
-    timings["refit_calibrate_s"] = round(time.perf_counter() - t0, 3)
-
-    # Release 2's blend is "adapted": it starts from the population prior.
-    algorithm = ("adapted_blend" if release >= RELEASE_2 else "blend") if len(kept) > 1 else kept[0].name
-    hyper = jsonable({
-        "candidates": [c.name for c in kept],
-        "candidate_params": {c.name: c.params() for c in kept},
-        "blend_weights": {str(h): [round(float(w), 4) for w in weights[j]] for j, h in enumerate(HORIZONS)},
-        "release": release,
-        "split": (
-            {"kind": "rolling_origin", "test": ROLLING_TEST_FRACTION, "chunks": ROLLING_CHUNKS,
-             "val_start": ROLLING_VAL_START}
-            if release >= RELEASE_2 else {"kind": "four_way", "fractions": SPLIT_FRACTIONS}
-        ),
-        "split_fractions": SPLIT_FRACTIONS if release < RELEASE_2 else None,
-        "split_gap_min": int(SPLIT_GAP / pd.Timedelta(minutes=1)),
-        "conformal": "normalised split conformal, per horizon, 80% and 95%",
-        "conformal_drift_factor": drift_factor,
-        "refit_on_all": refit_on_all,
-        "random_state": random_state,
-    })
     before_test = grid.loc[times < pd.Timestamp(int(split["bounds"][2]), tz="UTC")]
     profile_eval = TimeOfDayProfile().fit(before_test, tz)
-    evaluated = GlucoseForecaster(
-        model_fv, conformal, profile_eval, algorithm=algorithm, hyperparameters=hyper, features=builder, tz=tz
-    )
-
-    if release >= RELEASE_2 and any(h > MAX_SHORT_HORIZON for h in getattr(prior, "horizons", [])):
-        evaluated.far_weights = _choose_far_weights(evaluated, grid, X_all, split, tz, log)
-        hyper["far_weights"] = {str(h): [round(w, 4) for w in ws] for h, ws in evaluated.far_weights.items()}
-
-    # 5. the untouched test part: model vs AR2 baseline vs persistence
-    t0 = time.perf_counter()
     # Same origin rule as evaluate_on, so both give identical numbers for the same period.
     test_rows = _origin_rows(grid, X_all, np.asarray(times >= pd.Timestamp(int(split["bounds"][2]), tz="UTC")))
     eval_h = HORIZONS + LONG_EVAL_HORIZONS
     targets = _absolute_targets(grid, test_rows, eval_h)
     test_start, test_end = times[test_rows][0], times[-1]
-    per = _evaluate_rows(evaluated, X_all[test_rows], times.asi8[test_rows], targets, tz)
-    metrics = _metrics_dict(per, test_start, test_end, int(test_rows.sum()))
-    timings["test_s"] = round(time.perf_counter() - t0, 3)
+
+    def assemble(kept, weights, kept_preds):
+        """Steps 3b-5 for one choice of candidates and weights: bands, the evaluated model
+        (refitted on everything before the test part), far weights, test metrics."""
+        stacked_blend = sum(p * weights[:, i][None, :] for i, p in enumerate(kept_preds))
+        oos_residual = Ys - stacked_blend
+        conformal = ConformalIntervals(normalized=NORMALIZED_CONFORMAL, drift_factor=drift_factor).fit_difficulty(
+            Xs, oos_residual
+        )
+        # 4. refit on fit+validation, calibrate the bands on the calibration part
+        t0 = time.perf_counter()
+        refit_fv = [_refit(c, X_fv, Y_fv, random_state) for c in kept]
+        model_fv = BlendForecaster(refit_fv, weights)
+        residual_cal = Yc - model_fv.predict(Xc) if len(Xc) else np.empty((0, len(HORIZONS)))
+        if release >= RELEASE_2:
+            # No calibration part: the pooled out-of-sample folds (models that saw less data than
+            # the served one, so this errs on the wide side) calibrate the bands.
+            conformal.calibrate(Xs, oos_residual)
+            _shrink_bands_toward_prior(conformal, prior, Xs, stacked_T_all, tz, log)
+        elif CALIBRATE_WITH_FOLDS:
+            # Errors from several different days make the quantiles less hostage to one calm or
+            # hectic calibration day (the fold models saw less data, so this errs on the wide side).
+            conformal.calibrate(np.vstack([Xc, Xs]), np.vstack([residual_cal, oos_residual]))
+        else:
+            conformal.calibrate(Xc, residual_cal)
+        log(
+            f"conformal: {conformal.n_calibration} calibration rows; 60-min 80% band "
+            f"[{conformal.quantiles['lower_80'][11]:+.2f}, {conformal.quantiles['upper_80'][11]:+.2f}] x difficulty"
+        )
+        timings["refit_calibrate_s"] = round(time.perf_counter() - t0, 3)
+
+        # Release 2's blend is "adapted": it starts from the population prior. The prior alone
+        # in a person's model still carries their bands and far horizons: "prior_with_profile".
+        algorithm = ("adapted_blend" if release >= RELEASE_2 else "blend") if len(kept) > 1 else kept[0].name
+        if algorithm == "prior":
+            algorithm = "prior_with_profile"
+        hyper = jsonable({
+            "candidates": [c.name for c in kept],
+            "candidate_params": {c.name: c.params() for c in kept},
+            "blend_weights": {str(h): [round(float(w), 4) for w in weights[j]] for j, h in enumerate(HORIZONS)},
+            "release": release,
+            "split": (
+                {"kind": "rolling_origin", "test": ROLLING_TEST_FRACTION, "chunks": ROLLING_CHUNKS,
+                 "val_start": ROLLING_VAL_START}
+                if release >= RELEASE_2 else {"kind": "four_way", "fractions": SPLIT_FRACTIONS}
+            ),
+            "split_fractions": SPLIT_FRACTIONS if release < RELEASE_2 else None,
+            "split_gap_min": int(SPLIT_GAP / pd.Timedelta(minutes=1)),
+            "conformal": "normalised split conformal, per horizon, 80% and 95%",
+            "conformal_drift_factor": drift_factor,
+            "refit_on_all": refit_on_all,
+            "random_state": random_state,
+        })
+        evaluated = GlucoseForecaster(
+            model_fv, conformal, profile_eval, algorithm=algorithm, hyperparameters=hyper, features=builder, tz=tz
+        )
+        if release >= RELEASE_2 and any(h > MAX_SHORT_HORIZON for h in getattr(prior, "horizons", [])):
+            evaluated.far_weights = _choose_far_weights(evaluated, grid, X_all, split, tz, log)
+            hyper["far_weights"] = {str(h): [round(w, 4) for w in ws] for h, ws in evaluated.far_weights.items()}
+
+        # 5. the untouched test part: model vs AR2 baseline vs persistence
+        t0 = time.perf_counter()
+        per = _evaluate_rows(evaluated, X_all[test_rows], times.asi8[test_rows], targets, tz)
+        metrics = _metrics_dict(per, test_start, test_end, int(test_rows.sum()))
+        timings["test_s"] = round(time.perf_counter() - t0, 3)
+        return evaluated, conformal, algorithm, hyper, metrics
+
+    evaluated, conformal, algorithm, hyper, metrics = assemble(kept, weights, kept_preds)
+    names_kept = [c.name for c in kept]
+    if release >= RELEASE_2 and "prior" in names and names_kept != ["prior"]:
+        # The person's own candidates must earn their place on the untouched test part too: where
+        # the blend does not beat the prior alone there at 30/60 min, the model keeps the prior's
+        # short horizons and stays personal where the prior alone is not: its bands (calibrated
+        # on the person's own out-of-sample errors) and its far horizons (the person's
+        # time-of-day profile). Without this such a person would be served the prior alone,
+        # whose far horizons know nothing of their day.
+        prior_rows = X_all[test_rows]
+        prior_change = PriorForecaster().predict(prior_rows)
+        now = prior_rows[:, feature_names().index("glucose_now")]
+        prior_mae = [float(np.nanmean(np.abs(now + prior_change[:, HORIZONS.index(h)] - targets[h])))
+                     for h in PRIOR_CHECK_HORIZONS]
+        blend_mae = [metrics["per_horizon"]["model"][str(h)]["mae"] for h in PRIOR_CHECK_HORIZONS]
+        if all(np.isfinite(prior_mae)) and all(v is not None for v in blend_mae) and sum(blend_mae) >= sum(prior_mae):
+            log(f"test part: blend MAE 30/60 {blend_mae[0]:.2f}/{blend_mae[1]:.2f} does not beat the prior alone "
+                f"({prior_mae[0]:.2f}/{prior_mae[1]:.2f}): the prior's short horizons with the person's bands and "
+                "far horizons")
+            i = names.index("prior")
+            kept, weights = [fitted[i]], np.ones((len(HORIZONS), 1))
+            evaluated, conformal, algorithm, hyper, metrics = assemble(kept, weights, [preds[i]])
+            hyper["prior_kept_because"] = {"blend_mae": blend_mae, "prior_mae": [round(v, 4) for v in prior_mae]}
     s = metrics["summary"]
     log(
         f"test {test_start:%Y-%m-%d %H:%M} .. {test_end:%Y-%m-%d %H:%M} UTC, {metrics['n_origins']} origins: "

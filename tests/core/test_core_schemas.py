@@ -107,3 +107,24 @@ def test_short_history_bands_are_wider_than_the_baselines():
     base = BaselineForecaster().forecast_matrix(X, times, [30, 60], "UTC")
     assert np.allclose(short["value"], base["value"])
     assert ((short["upper_80"] - short["lower_80"]) > (base["upper_80"] - base["lower_80"])).all()
+
+
+def test_a_person_whose_blend_does_not_beat_the_prior_keeps_its_short_horizons_and_own_far_ones(prior):
+    """Colás held-out person C002: their own candidates lose to the prior on the untouched test
+    part, so the model is the prior to 2 hours (bands and far horizons from their own days)."""
+    from mlmodels.core.prior_data import CORPUS_FILES, default_data_dir, load_corpus
+
+    path = default_data_dir() / CORPUS_FILES["colas2019"]
+    if not path.exists():
+        pytest.skip(f"corpus file not at {path}")
+    readings = load_corpus(path)["C002"]
+    t0, t1 = readings["time"].iloc[0], readings["time"].iloc[-1]
+    result = train_forecaster(readings[readings["time"] < t0 + (t1 - t0) * 0.7], time_budget_s=15.0, prior=prior)
+    assert result.algorithm == "prior_with_profile" and result.hyperparameters["candidates"] == ["prior"]
+    kept = result.hyperparameters["prior_kept_because"]
+    assert sum(kept["blend_mae"]) >= sum(kept["prior_mae"])
+    assert set(result.forecaster.far_weights) == {180, 240, 360, 720, 1440}
+    start, end = result.test_period
+    own = evaluate_on(result.evaluated_forecaster, readings, start, end, horizons=[30, 60])["summary"]["model"]
+    alone = evaluate_on(PopulationForecaster(prior), readings, start, end, horizons=[30, 60])["summary"]["model"]
+    assert own["mae_30"] == pytest.approx(alone["mae_30"]) and own["mae_60"] == pytest.approx(alone["mae_60"])

@@ -207,6 +207,28 @@ def test_the_deploy_rule_is_the_mean_mae_at_30_and_60_minutes(candidate, referen
     assert result["reference_score"] == pytest.approx(sum(reference) / 2)
 
 
+@pytest.mark.parametrize(
+    "far_candidate, far_reference, better",
+    [((50.0, 55.0, 60.0), (52.0, 58.0, 61.0), True), ((50.0, 60.0, 62.0), (50.0, 58.0, 60.0), False)],
+)
+def test_the_same_forecast_to_an_hour_is_decided_by_the_far_horizons(far_candidate, far_reference, better):
+    """A release-2 model that kept the prior's short horizons ties with the prior there; its own
+    far horizons (the person's time of day) are what can make it better."""
+    def metrics(far):
+        return {"per_horizon": {"model": {"30": {"mae": 10.0}, "60": {"mae": 20.0},
+                                          **{str(h): {"mae": v} for h, v in zip((240, 720, 1440), far)}}}}
+
+    result = decide(metrics(far_candidate), metrics(far_reference))
+    assert result["better"] is better
+    assert ("better at [240, 720, 1440] min" in result["decision"]) is better
+
+
+def test_far_horizons_never_outweigh_a_worse_hour():
+    worse_hour = {"per_horizon": {"model": {"30": {"mae": 10.5}, "60": {"mae": 20.0}, "240": {"mae": 1.0}}}}
+    reference = {"per_horizon": {"model": {"30": {"mae": 10.0}, "60": {"mae": 20.0}, "240": {"mae": 50.0}}}}
+    assert decide(worse_hour, reference)["better"] is False
+
+
 def test_a_candidate_without_figures_is_never_deployed():
     assert decide({}, {"per_horizon": {"model": {"30": {"mae": 1.0}, "60": {"mae": 1.0}}}})["better"] is False
 
