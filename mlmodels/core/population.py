@@ -83,6 +83,20 @@ FAR_INPUTS_BASE = ["one", "level_log", "window_mean_rel", "window_log_std", "sho
 FAR_INPUTS_PROFILE = ["profile_median_rel", "profile_overall_median_rel", "profile_log_spread"]
 
 
+def forecast_line(version: str) -> str:
+    """'prior-1.0.1' -> 'prior-1.0': the versions whose forecasts are the same.
+
+    The prior's version reads MAJOR.MINOR.PATCH like a personal model's: a PATCH only
+    recalibrates its bands, so every PATCH of one MAJOR.MINOR line forecasts exactly alike (the
+    training command refuses to ship a PATCH whose forecasts differ) and a release-2 model built
+    on one of them is served on any other; a MINOR or MAJOR change is a new prior to retrain on.
+    """
+    name, _, number = str(version).rpartition("-") if "-" in str(version) else ("", "", str(version))
+    parts = number.split(".")
+    line = ".".join(parts[:2]) if len(parts) >= 3 else number
+    return f"{name}-{line}" if name else line
+
+
 class PriorIntegrityError(RuntimeError):
     """The prior artifact on disk does not match its pinned checksums (tampered or incomplete)."""
 

@@ -44,7 +44,7 @@ from mlmodels.core.features import (
     grid_windows,
     window_features,
 )
-from mlmodels.core.population import shipped_prior
+from mlmodels.core.population import forecast_line, shipped_prior
 
 RELEASE_1 = 1
 RELEASE_2 = 2
@@ -134,7 +134,7 @@ class Release2Features(FeatureBuilder):
 
     def check(self, stored: dict) -> None:
         super().check(stored)
-        if str(stored.get("prior_version")) != str(self.prior.version):
+        if forecast_line(str(stored.get("prior_version"))) != forecast_line(str(self.prior.version)):
             raise FeatureSchemaMismatch(
                 f"the model was built on population prior {stored.get('prior_version')}; this code ships "
                 f"{self.prior.version}"

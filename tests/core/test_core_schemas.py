@@ -11,6 +11,7 @@ from mlmodels.core.features import (
     feature_names,
 )
 from mlmodels.core.forecaster import BaselineForecaster, GlucoseForecaster
+from mlmodels.core.population import forecast_line
 from mlmodels.core.schemas import (
     REGISTRY,
     Release1Features,
@@ -56,6 +57,18 @@ def test_every_shipped_schema_is_registered_and_release_1_is_a_prefix_of_release
 def test_a_schema_the_code_cannot_build_is_a_mismatch(stored, message):
     with pytest.raises(FeatureSchemaMismatch, match=message):
         builder_for(stored)
+
+
+def test_a_model_built_on_another_patch_of_the_prior_is_served_and_another_minor_is_not(prior):
+    """A PATCH of the prior only recalibrates its bands: same forecasts, same features."""
+    names = feature_names() + PRIOR_CHANGE_FEATURES + WINDOW_VALUE_FEATURES
+    major, minor, _patch = str(prior.version).rpartition("-")[2].split(".")
+    other_patch = f"prior-{major}.{minor}.999"
+    assert forecast_line(other_patch) == forecast_line(str(prior.version))
+    assert isinstance(builder_for({"version": 2, "names": names, "prior_version": other_patch}), Release2Features)
+    other_minor = f"prior-{major}.{int(minor) + 1}.0"
+    with pytest.raises(FeatureSchemaMismatch, match=f"built on population prior {other_minor}"):
+        builder_for({"version": 2, "names": names, "prior_version": other_minor})
 
 
 def test_release_2_trains_from_a_day_and_a_half_and_round_trips(release_2, prior):
