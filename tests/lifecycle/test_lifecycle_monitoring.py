@@ -51,9 +51,14 @@ def test_overview_per_release_and_arm_with_latency_and_training_outcomes(served)
 
 def test_overview_shows_realized_accuracy_by_horizon(served):
     rollout = served
-    add_logs(rollout, "canary", [rollout.predictions.first().person], 5, mae=7.0,
-             start=timezone.now() - dt.timedelta(hours=2))
-    rows = [r for r in monitoring_overview(days=1)["serving"] if r["arm"] == "canary"]
+    start = timezone.now() - dt.timedelta(hours=2)
+    if (start + dt.timedelta(minutes=25)).date() != start.date():
+        start -= dt.timedelta(minutes=30)  # the five forecasts stay within one day's bucket
+    add_logs(rollout, "canary", [rollout.predictions.first().person], 5, mae=7.0, start=start)
+    # Buckets are UTC days: two hours back may be yesterday's (before 02:00 UTC), not the
+    # bucket of the fixture's own forecasts.
+    day = start.replace(hour=0, minute=0, second=0, microsecond=0).isoformat()
+    rows = [r for r in monitoring_overview(days=1)["serving"] if r["arm"] == "canary" and r["bucket"] == day]
     assert rows[0]["mae"]["30"] == pytest.approx(7.0) and rows[0]["n_matched"]["60"] == 5
 
 

@@ -45,7 +45,11 @@ def test_a_week_of_hourly_runs_retrains_everyone_once_in_their_own_hour():
     people = [PersonFactory() for _ in range(6)]
     for seed, person in enumerate(people):
         give_readings(person, hours=2, seed=seed)
-    monday = (timezone.now() - dt.timedelta(days=timezone.now().weekday())).replace(
+    # The simulated fortnight lies wholly in the past, so the readings (given now) count as
+    # recent at every simulated hour; starting this week's Monday made the people inactive
+    # from a week after the readings on and failed early in the week (e.g. Monday 01:00 UTC).
+    three_weeks_ago = timezone.now() - dt.timedelta(weeks=3)
+    monday = (three_weeks_ago - dt.timedelta(days=three_weeks_ago.weekday())).replace(
         hour=0, minute=5, second=0, microsecond=0
     )
     started_at = {}
