@@ -22,7 +22,8 @@ schema was retired (RetiredSchema, `manage.py retire_schema`) is never chosen.
 Changing (each in one transaction with select_for_update, an event, and a generation bump):
 
     create_rollout(model_type, stable_release, *, actor, reason) -> Rollout
-    set_candidate(rollout, candidate_release, *, actor, reason, percentage=0) -> Rollout
+    set_candidate(rollout, candidate_release, *, actor, reason, percentage=0, shadow_percentage=0,
+                  comparison_since=None) -> Rollout
     set_canary_percentage(rollout, percentage, *, actor, reason) -> Rollout
     set_shadow_percentage(rollout, percentage, *, actor, reason) -> Rollout
     promote_candidate(rollout, *, actor, reason, evidence=None) -> Rollout
@@ -413,9 +414,15 @@ def create_rollout(model_type: str, stable_release: int, *, actor, reason: str) 
 
 
 def set_candidate(rollout, candidate_release: int | None, *, actor, reason: str, percentage: int = 0,
-                  shadow_percentage: int = 0) -> Rollout:
-    """Name the release to try (None clears it) and start a new comparison between the arms."""
+                  shadow_percentage: int = 0, comparison_since=None) -> Rollout:
+    """Name the release to try (None clears it) and start a new comparison between the arms.
+
+    `comparison_since`: where the comparison starts, default now. Only a replay of past origins
+    (config/demo_rollout.py) passes an earlier moment (its first origin), so the rollout page
+    and the automated decisions count the forecasts it logs at those origins."""
     reason = require_reason(reason)
+    if comparison_since is not None and (timezone.is_naive(comparison_since) or comparison_since > timezone.now()):
+        raise RolloutError("The comparison can start now or at an earlier moment (with a time zone), not later.")
     if candidate_release is not None:
         _check_release(candidate_release, "The candidate release")
     _check_percentage(percentage)
@@ -431,7 +438,7 @@ def set_candidate(rollout, candidate_release: int | None, *, actor, reason: str,
         rollout.candidate_release = candidate_release
         rollout.canary_percentage = percentage if candidate_release is not None else 0
         rollout.shadow_percentage = shadow_percentage if candidate_release is not None else 0
-        rollout.candidate_since = timezone.now() if candidate_release is not None else None
+        rollout.candidate_since = (comparison_since or timezone.now()) if candidate_release is not None else None
         rollout.status = _status_for(rollout)
         rollout.status_reason = reason
         return _save_change(rollout, EventAction.CANDIDATE_SET, actor=actor, reason=reason, before=before)

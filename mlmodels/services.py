@@ -178,8 +178,14 @@ def train_person(
     trigger: str = JobTrigger.OPERATOR,
     model_type: str = GLUCOSE_PREDICTION,
     time_budget_s: float | None = None,
+    release: int | None = None,
+    data_until: datetime | None = None,
 ) -> TrainingJob:
     """Train, store and (only if better) deploy a new version for one person.
+
+    `release`: the release (feature schema) to train, default what the pipeline trains now
+    (pipeline_major); 1 trains without the population prior. `data_until`: use only the readings
+    up to this moment (a replay that serves the days after it, config/demo_rollout.py); default all.
 
     Without `job` (the management command) a running job is created here; if the person already
     has a queued or running job, a `skipped` job with reason `job_already_open` is returned and
@@ -213,7 +219,7 @@ def train_person(
     # so a "delete all my data" meanwhile leaves nothing of this job behind.
     mark = erasure_mark(person.pk)
     try:
-        return _train(person, job, model_type, time_budget_s, mark)
+        return _train(person, job, model_type, time_budget_s, mark, release=release, data_until=data_until)
     except PersonErased:
         logger.info("Training job %s: person %s's data was deleted meanwhile; nothing kept", job.pk, person.pk)
         _forget_erased(person, job)
@@ -239,16 +245,29 @@ def _save_job(job: TrainingJob, mark) -> None:
         job.save(force_update=True)
 
 
-def _train(person, job, model_type, time_budget_s, mark) -> TrainingJob:
+def prior_for_release(release: int | None):
+    """The prior a training of `release` starts from: None for release 1, the shipped prior for
+    release 2 (PriorUnavailable where it cannot load: asked for release 2, never a silent 1)."""
+    if release is None:
+        return training_prior()
+    if release == RELEASE_1:
+        return None
+    if release == RELEASE_2:
+        return load_prior()
+    raise ValueError(f"release {release} cannot be trained by this code (it trains releases 1 and 2)")
+
+
+def _train(person, job, model_type, time_budget_s, mark, *, release=None, data_until=None) -> TrainingJob:
     mlmodel = None
     try:
         from mlmodels.core import training  # XGBoost and scikit-learn load on the first training
 
-        readings = readings_frame(person)
+        prior = prior_for_release(release)
+        readings = readings_frame(person, end=data_until)
         budget = training_time_budget_s() if time_budget_s is None else time_budget_s
         try:
             result = training.train_forecaster(
-                readings, tz=person.time_zone, time_budget_s=budget, prior=training_prior()
+                readings, tz=person.time_zone, time_budget_s=budget, prior=prior
             )
         except training.InsufficientData as exc:  # the core may raise it ...
             return _finish_skipped(job, exc, mark)

@@ -85,10 +85,15 @@ def _readings_by_person(person_ids, start, end) -> dict[int, Readings]:
     return out
 
 
-def _last_batch_inputs(person_ids, *, since) -> dict[int, int]:
-    """{person_id: time (ns) of the last reading used by their latest batch forecast since `since`}."""
+def _last_batch_inputs(person_ids, *, since, until) -> dict[int, int]:
+    """{person_id: time (ns) of the last reading used by their latest batch forecast in [since, until]}.
+
+    Bounded by `until` (the batch's now) so a batch at a past moment (a replay) is not taken for
+    a repeat by forecasts issued after that moment."""
     rows = (
-        PredictionLog.objects.filter(person_id__in=person_ids, source=Source.BATCH, issued_at__gte=since)
+        PredictionLog.objects.filter(
+            person_id__in=person_ids, source=Source.BATCH, issued_at__gte=since, issued_at__lte=until
+        )
         .values("person_id")
         .annotate(last_as_of=Max("as_of"))
         .values_list("person_id", "last_as_of")
@@ -122,7 +127,7 @@ def predict_batch(persons=None, *, now=None, horizons=None) -> BatchResult:
     fresh = {pid: r for pid, r in readings.items() if r.times_ns[-1] >= fresh_after_ns}
     # Nothing new since this person's last batch forecast: the same input would give the same
     # forecast again (and be scored twice), so they wait for their next reading.
-    already = _last_batch_inputs(list(fresh), since=now - timedelta(minutes=STALE_AFTER_MIN + 5))
+    already = _last_batch_inputs(list(fresh), since=now - timedelta(minutes=STALE_AFTER_MIN + 5), until=now)
     unchanged = [pid for pid, r in fresh.items() if pid in already and r.times_ns[-1] <= already[pid]]
     for pid in unchanged:
         del fresh[pid]

@@ -59,6 +59,17 @@ def test_people_without_a_new_reading_are_not_forecast_again(people):
     assert third.n_forecasts == 1 and PredictionLog.objects.filter(person=person).count() == 2
 
 
+def test_a_batch_at_a_past_moment_is_not_taken_for_a_repeat_of_later_forecasts(people):
+    """A replay (config/demo_rollout.py) forecasts past origins after live batches have run:
+    only forecasts issued up to the batch's own moment count as its repeats."""
+    live = predict_batch()
+    past = predict_batch(now=timezone.now() - dt.timedelta(minutes=20))
+
+    assert live.n_forecasts == 3
+    assert (past.n_forecasts, past.n_unchanged) == (3, 0)
+    assert predict_batch(now=timezone.now() - dt.timedelta(minutes=20)).n_unchanged == 3  # that one repeats
+
+
 def test_a_batch_forecast_equals_the_single_forecast_for_the_same_time(people):
     from predictions.services import forecast_for_person
 
