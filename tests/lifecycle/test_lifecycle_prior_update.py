@@ -1,7 +1,8 @@
 """A new population prior ships: people whose release-2 model was built on the old one are
 retrained by the hourly check, once, with the trigger `prior`, and their new model records the
 shipped prior. Real models: a release-2 training, then its stored artifact and row rewritten the
-way a model built on an earlier prior looks (the shipped prior is never touched)."""
+way a model built on an earlier prior looks (the shipped prior is never touched); the last test
+runs the scheduled task and a real qcluster."""
 
 from __future__ import annotations
 
@@ -17,10 +18,19 @@ from mlmodels.core.population import shipped_prior
 from mlmodels.lifecycle import activate_model
 from mlmodels.models import TRIGGER_PRIORITY, JobStatus, JobTrigger, MLModel, TrainingJob
 from mlmodels.prior_updates import prior_update_plan, retrain_on_prior_change
-from mlmodels.storage import RESERVED_FILES, METADATA_FILE, LOG_FILE, load_forecaster, read_verified_files, save_artifacts
-from mlmodels.tasks import run_training_job
+from mlmodels.storage import (
+    LOG_FILE,
+    METADATA_FILE,
+    RESERVED_FILES,
+    load_forecaster,
+    read_verified_files,
+    save_artifacts,
+)
+from mlmodels.tasks import retrain_on_prior_change_task, run_training_job
 from tests.factories import PersonFactory
 from tests.mlmodels.conftest import store_readings, synthetic_readings
+from tests.mlmodels.test_mlmodels_worker import wait_for_final_status
+from tests.workers import running_qcluster
 
 pytestmark = pytest.mark.django_db
 
@@ -107,3 +117,19 @@ def test_the_check_skips_inactive_people_and_keeps_room_for_the_other_triggers(o
     assert result["started"] == [] and result["deferred"] == 1
     TrainingJob.objects.filter(trigger=JobTrigger.PRIOR).delete()
     assert len(retrain_on_prior_change(now=NOW)["started"]) == 1
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_replaces_the_model_after_the_hourly_check(on_old_prior, artifact_root, tmp_path):
+    """The scheduled task (as django-q2 calls it) queues the job; a real qcluster trains it."""
+    log_path = tmp_path / "qcluster.log"
+    with running_qcluster(artifact_root=artifact_root, log_path=log_path,
+                          GLUCAST_TRAINING_TIME_BUDGET_S="3") as process:
+        result = retrain_on_prior_change_task()  # autocommit: the training queue hands it out at once
+        assert len(result["started"]) == 1
+        job, _seen = wait_for_final_status(result["started"][0], process, log_path)
+    assert job.status == JobStatus.SUCCEEDED, f"{job.reason} {job.error}"
+    assert job.trigger == JobTrigger.PRIOR
+    assert job.model.feature_schema["prior_version"] == shipped_prior().version
+    assert retrain_on_prior_change_task()["started"] == []
