@@ -84,7 +84,7 @@ def test_20_minutes_after_a_gap_get_a_labelled_short_history_answer(api, person)
     assert "ranges for everybody" in reason
     pooled = ShortHistoryBands.load().offsets(POOLED, [60], [frame["glucose_mg_dl"].iloc[-1]])
     at_60 = body["points"][1]
-    assert math.log(at_60["upper_80"] / at_60["value"]) == pytest.approx(max(pooled["upper_80"][0, 0], 0), abs=0.01)
+    assert math.log(at_60["upper_80"] / at_60["value"]) == pytest.approx(max(pooled["upper_80"][0, 0], 0), abs=0.015)
     assert body["disclaimer"] == str(DISCLAIMER)
 
 
@@ -103,9 +103,10 @@ def test_after_a_sensor_change_the_bands_follow_the_variability_of_the_days_befo
     assert body["model"]["variant"] == "short_history"
     assert f"variability class '{expected}'" in body["quality"]["reason"]
     own = bands.offsets(expected, [30, 60], [after["glucose_mg_dl"].iloc[-1]])
+    # (the answer's mg/dL are whole numbers: up to 0.5 / 70 on each side of the ratio)
     for point, upper, lower in zip(body["points"], own["upper_80"][0], own["lower_80"][0]):
-        assert math.log(point["upper_80"] / point["value"]) == pytest.approx(max(upper, 0), abs=0.01)
-        assert math.log(point["lower_80"] / point["value"]) == pytest.approx(min(lower, 0), abs=0.01)
+        assert math.log(point["upper_80"] / point["value"]) == pytest.approx(max(upper, 0), abs=0.015)
+        assert math.log(point["lower_80"] / point["value"]) == pytest.approx(min(lower, 0), abs=0.015)
 
     # A what-if with the same days sent as its history answers with the same class.
     from tests.predictions.conftest import history_rows
