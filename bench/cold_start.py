@@ -18,7 +18,10 @@ B. Cold start: only the person's first 1 (and 2) days are known; forecasts from 
    of the rest of their data. The baselines are fitted on those same first days.
 C. Short history: from every 30 minutes of the same 30% (scenario A's origins), only the current
    reading and the one 5 minutes before are known (the first minutes after a sensor change):
-   the short-history answer (AR2, bands widened) against AR2 with its plain population bands.
+   AR2 with its plain population bands, with the one table for everybody the short-history
+   answer had before (AR2's bands x1.3), and with the table of the person's variability class
+   (mlmodels/core/short_history.py: their glucose SD over the 7 days before origin - 2 h, as
+   serving reads it); coverage overall, per person, per class, and where the outcome is < 70.
 D. Costs: training one person's release-2 model on 14 synthetic days (one core, median of 3), and
    the warm forecast of one window (fast path, as served), release 2 vs release 1, p50/p95 over
    interleaved calls in the same run.
@@ -50,7 +53,13 @@ from mlmodels.core.coldstart import PopulationForecaster, ShortHistoryForecaster
 from mlmodels.core.estimators import RidgeForecaster  # noqa: E402
 from mlmodels.core.evaluation import DEPLOY_HORIZONS, FAR_TIEBREAK_HORIZONS, decide  # noqa: E402
 from mlmodels.core.features import HORIZONS, build_targets  # noqa: E402
-from mlmodels.core.forecaster import BaselineForecaster  # noqa: E402
+from mlmodels.core.forecaster import (  # noqa: E402
+    BASELINE_HALF_WIDTH_HORIZONS,
+    BASELINE_HALF_WIDTH_LOG,
+    CLAMP_HIGH,
+    CLAMP_LOW,
+    BaselineForecaster,
+)
 from mlmodels.core.population import shipped_prior  # noqa: E402
 from mlmodels.core.preparation import prepare_grid  # noqa: E402
 from mlmodels.core.prior_data import (  # noqa: E402
@@ -62,6 +71,7 @@ from mlmodels.core.prior_data import (  # noqa: E402
 )
 from mlmodels.core.profile import TimeOfDayProfile  # noqa: E402
 from mlmodels.core.schemas import Release1Features, Release2Features  # noqa: E402
+from mlmodels.core.short_history import GAP_MARGIN_MIN, ShortHistoryBands, variability  # noqa: E402
 from mlmodels.core.training import InsufficientData, evaluate_on, train_forecaster  # noqa: E402
 
 TRAIN_FRACTION = 0.70
@@ -206,8 +216,27 @@ def score_person(tally: Tally, scenario: str, corpus: str, readings: pd.DataFram
     return True
 
 
+class OneTableShortHistory(ShortHistoryForecaster):
+    """The short-history answer before the variability classes: AR2's population bands widened
+    by 30% for everybody (kept here only to show the change)."""
+
+    def _bands(self, value, horizons, now=None):
+        safe = np.clip(value, CLAMP_LOW, CLAMP_HIGH)
+        out = {"value": value}
+        for tag, table in BASELINE_HALF_WIDTH_LOG.items():
+            half = 1.3 * np.interp(np.asarray(horizons, dtype=float), BASELINE_HALF_WIDTH_HORIZONS, table)
+            out[f"lower_{tag}"] = safe * np.exp(-half[None, :])
+            out[f"upper_{tag}"] = safe * np.exp(half[None, :])
+        return out
+
+
+SHORT_METHODS = ("ar2", "one_table", "by_class")
+
+
 def score_short_history(tally: Tally, corpus: str, readings: pd.DataFrame, known_until, stride: int) -> bool:
-    """Scenario C: AR2 from the current reading and the one before, plain vs widened bands."""
+    """Scenario C: AR2 from the current reading and the one before; AR2's plain bands, the one
+    table for everybody (before) and the table of the person's variability class, judged from
+    their readings of the 7 days before origin - 2 h as serving does (after)."""
     grid = prepare_grid(readings)
     values = grid["glucose_mg_dl"].to_numpy()
     times = grid.index
@@ -221,29 +250,63 @@ def score_short_history(tally: Tally, corpus: str, readings: pd.DataFrame, known
     X[:, 0] = values[origins]
     X[:, Release1Features().names().index("lag_5min")] = before[origins] - values[origins]
     t_ns = times.asi8[origins]
-    for name, model in (("ar2", BaselineForecaster(tz=TZ)), ("short_history", ShortHistoryForecaster(tz=TZ))):
-        out = model.forecast_matrix(X, t_ns, list(SHORT), TZ)
+    raw_t = pd.DatetimeIndex(pd.to_datetime(readings["time"], utc=True)).as_unit("ns").asi8
+    raw_v = readings["glucose_mg_dl"].to_numpy(dtype=float)
+    bands = ShortHistoryBands.load()
+    classes = np.array([bands.classify(*variability(raw_t, raw_v, int(t) - GAP_MARGIN_MIN * 60 * 10**9))
+                        for t in t_ns])
+    actual = {h: values[origins] + build_targets(grid, [h], observed_only=True)[f"h{h}"].to_numpy()[origins]
+              for h in SHORT}
+    outs = {
+        "ar2": BaselineForecaster(tz=TZ).forecast_matrix(X, t_ns, list(SHORT), TZ),
+        "one_table": OneTableShortHistory(tz=TZ).forecast_matrix(X, t_ns, list(SHORT), TZ),
+    }
+    by_class = {k: np.empty((len(origins), len(SHORT))) for k in ("value", "lower_80", "upper_80", "lower_95", "upper_95")}
+    for name in np.unique(classes):
+        rows = classes == name
+        out = ShortHistoryForecaster(tz=TZ, variability_class=str(name)).forecast_matrix(X[rows], t_ns[rows], list(SHORT), TZ)
+        for k in by_class:
+            by_class[k][rows] = out[k]
+    outs["by_class"] = by_class
+    for name, out in outs.items():
         for c, h in enumerate(SHORT):
-            actual = values[origins] + build_targets(grid, [h], observed_only=True)[f"h{h}"].to_numpy()[origins]
-            tally.add(("C", corpus, name), h, out["value"][:, c], actual,
-                      {k: out[k][:, c] for k in ("lower_80", "upper_80", "lower_95", "upper_95")})
+            band = {k: out[k][:, c] for k in ("lower_80", "upper_80", "lower_95", "upper_95")}
+            tally.add(("C", corpus, name), h, out["value"][:, c], actual[h], band)
+            low = actual[h] < 70
+            tally.add(("C-low", corpus, name), h, out["value"][:, c][low], actual[h][low],
+                      {k: v[low] for k, v in band.items()})
+            if name == "by_class":
+                for cls in np.unique(classes):
+                    rows = classes == cls
+                    tally.add(("C-class", corpus, str(cls)), h, out["value"][:, c][rows], actual[h][rows],
+                              {k: v[rows] for k, v in band.items()})
     return True
 
 
 def report_short_history(tally: Tally, corpora) -> None:
     print("\n=== C. short history: only the last two readings known ===")
-    print("set            MAE30   MAE60   | 80% coverage at 30 / 60 min: AR2 bands -> short-history bands"
-          " | 95%: AR2 -> short history")
+    print("80% / 95% band coverage at 30 / 60 min (origins pooled); AR2's plain bands | one table for everybody "
+          "(AR2's x1.3, before) | by variability class (after); low = outcome < 70 mg/dL, 80% band")
     for corpus in corpora:
         key = ("C", corpus)
         if not tally.err.get(key + ("ar2", 30)):
             continue
-        cov = " / ".join(f"{tally.coverage(key + ('ar2',), h, 80):.3f} -> {tally.coverage(key + ('short_history',), h, 80):.3f}"
-                         for h in SHORT)
-        cov95 = " / ".join(f"{tally.coverage(key + ('ar2',), h, 95):.3f} -> {tally.coverage(key + ('short_history',), h, 95):.3f}"
-                           for h in SHORT)
-        print(f"{corpus:14s} {tally.mae(key + ('short_history',), 30):<7.2f} {tally.mae(key + ('short_history',), 60):<7.2f} | "
-              f"{cov} | {cov95}")
+        n = sum(map(len, tally.err[key + ("ar2", 30)]))
+        n_low = sum(map(len, tally.err.get(("C-low", corpus, "ar2", 30), [])))
+        print(f"\n{corpus} ({n} origins, {n_low} with an outcome < 70 at 30 min); MAE 30 / 60 "
+              f"{tally.mae(key + ('by_class',), 30):.2f} / {tally.mae(key + ('by_class',), 60):.2f}")
+        for name in SHORT_METHODS:
+            cov = " / ".join(f"{tally.coverage(key + (name,), h, 80):.3f}" for h in SHORT)
+            cov95 = " / ".join(f"{tally.coverage(key + (name,), h, 95):.3f}" for h in SHORT)
+            low = " / ".join(f"{tally.coverage(('C-low', corpus, name), h, 80):.3f}" for h in SHORT)
+            spread = tally.person_cov.get(key + (name, 60, 80)) or [float("nan")]
+            print(f"  {name:10s} 80% {cov}   95% {cov95}   low 80% {low}   per person 80% at 60 min min / median / "
+                  f"max {min(spread):.2f} / {np.median(spread):.2f} / {max(spread):.2f}")
+        classes = sorted({k[2] for k in tally.err if k[:2] == ("C-class", corpus)})
+        print("  by class (origins, 80% at 30 / 60): " + "; ".join(
+            f"{c} {sum(map(len, tally.err[('C-class', corpus, c, 30)]))} "
+            f"{tally.coverage(('C-class', corpus, c), 30, 80):.2f} / {tally.coverage(('C-class', corpus, c), 60, 80):.2f}"
+            for c in classes))
 
 
 def report(tally: Tally, scenario: str, corpora, n_people: dict):

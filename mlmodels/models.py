@@ -155,6 +155,8 @@ class JobTrigger(models.TextChoices):
     # Not a training: a PATCH with the same point model and bands recalibrated from outcomes.
     CALIBRATION = "calibration", _("band recalibration")
     RETIREMENT = "retirement", _("schema retirement")
+    # The model was built on another population prior than the one shipped (mlmodels/prior_updates.py).
+    PRIOR = "prior", _("new population prior")
 
 
 # Who waits least: django-q2 has no priorities, so jobs wait as rows and the training queue
@@ -167,6 +169,7 @@ TRIGGER_PRIORITY = {
     JobTrigger.CALIBRATION: 60,  # bands only: seconds, and the bands are off now
     JobTrigger.PERFORMANCE: 50,  # the model got worse in practice
     JobTrigger.DATA: 30,  # a day of new readings
+    JobTrigger.PRIOR: 20,  # built on an older prior: the new prior serves them meanwhile
     JobTrigger.SCHEDULE: 10,  # the weekly refresh
 }
 

@@ -9,6 +9,8 @@ together with its own. An operator's edit in the admin survives unless `reset=Tr
 | glucast: weekly retraining             | hourly               | the active people whose hour it is    |
 | glucast: dispatch training queue       | every minute         | hand waiting jobs out by priority     |
 | glucast: retrain on new data           | hourly               | >= N new readings since the last job  |
+| glucast: retrain on a new prior        | hourly               | models built on another prior (share  |
+|                                        |                      | of the queue, mlmodels/prior_updates) |
 | glucast: recover stalled training jobs | every 10 min         | re-queue or fail crashed jobs         |
 | glucast: clean up old model versions   | daily                | archive + remove files beyond K       |
 
@@ -24,6 +26,8 @@ SCHEDULES = [
     ("glucast: weekly retraining", "mlmodels.tasks.retrain_scheduled_task", "I", 60),
     ("glucast: dispatch training queue", "mlmodels.tasks.dispatch_training_jobs_task", "I", 1),
     ("glucast: retrain on new data", "mlmodels.tasks.retrain_on_new_data_task", "I", 60),
+    # A new population prior shipped: models built on the old one are retrained, a queue's share at a time.
+    ("glucast: retrain on a new prior", "mlmodels.tasks.retrain_on_prior_change_task", "I", 60),
     ("glucast: recover stalled training jobs", "mlmodels.tasks.recover_stalled_jobs_task", "I", 10),
     ("glucast: clean up old model versions", "mlmodels.tasks.cleanup_old_versions_task", "D", None),
 ]

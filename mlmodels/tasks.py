@@ -18,6 +18,7 @@ from mlmodels.lifecycle import (
     retrain_scheduled,
 )
 from mlmodels.models import OPEN_JOB_STATUSES, JobStatus, JobTrigger, TrainingJob
+from mlmodels.prior_updates import retrain_on_prior_change
 from mlmodels.recalibration import run_recalibration
 from mlmodels.services import train_person
 from mlmodels.training_queue import dispatch_training_jobs
@@ -83,6 +84,11 @@ def retrain_scheduled_task() -> dict:
 def retrain_on_new_data_task() -> dict:
     with everyone("retrain on new data"):  # works over many people
         return retrain_on_new_data()
+
+
+def retrain_on_prior_change_task() -> dict:
+    with everyone("retrain on a new population prior"):  # works over many people
+        return retrain_on_prior_change()
 
 
 def recover_stalled_jobs_task() -> dict:

@@ -3,7 +3,7 @@
 django-q2 runs tasks in the order they were enqueued and has no priorities. So a training job
 is not handed to the broker when it is created: it waits as a row (status `queued`,
 `dispatched_at` empty) with a priority from its trigger (mlmodels.models.TRIGGER_PRIORITY: the
-person asking 100, operator 80, schema retirement 70, band recalibration 60, performance drop 50, new data 30, the weekly schedule 10), and
+person asking 100, operator 80, schema retirement 70, band recalibration 60, performance drop 50, new data 30, a new population prior 20, the weekly schedule 10), and
 `dispatch_training_jobs` hands the highest-priority, oldest waiting jobs to the broker until
 GLUCAST_TRAINING_IN_FLIGHT jobs are in flight. A person who asks therefore waits for at most
 that many trainings ahead of them, never behind a whole week's scheduled backlog; a person who

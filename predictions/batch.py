@@ -223,7 +223,8 @@ def _predict_group(pids, sha, tz, choices, readings, now, horizons, result) -> l
 def _without_model(pids, readings, now_ns, tz, horizons, result, *, fallback_reason: str) -> list:
     """Population prior, AR2 or short-history answers for people no personal model answers."""
     items = [(readings[pid], now_ns) for pid in pids]
-    answers = answers_without_model(items, tz=tz, horizons=horizons, fallback_reason=fallback_reason)
+    answers = answers_without_model(items, tz=tz, horizons=horizons, fallback_reason=fallback_reason,
+                                    earlier=list(pids))
     out = []
     for pid, answer in zip(pids, answers):
         if isinstance(answer, ForecastInputError):

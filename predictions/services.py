@@ -7,7 +7,9 @@ Who answers, in order (`predict_with_fallback`, and the batch through `answers_w
    hours of readings, and anyone whose model failed;
 3. else (the prior cannot load in this process) AR2 with population bands (variant "baseline");
 4. with less than the two hours without a long gap every model needs (a sensor change, a new
-   person): AR2 from the last two readings with wider bands (variant "short_history");
+   person): AR2 from the last two readings (variant "short_history") with the bands of the
+   person's variability class, judged from their readings of the 7 days before the gap (stored
+   ones, or a what-if's own history), pooled bands without such days (`short_history_classes`);
 5. with a single reading, or none in the last 30 minutes: 422 saying what is missing.
 Answers 2-4 say why in `quality.reason`.
 
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
+import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import connection, transaction
@@ -38,6 +41,7 @@ from mlmodels.core.coldstart import PopulationForecaster, ShortHistoryForecaster
 from mlmodels.core.forecaster import BaselineForecaster, ForecastInputError, NotEnoughReadings
 from mlmodels.core.preparation import STEP_NS
 from mlmodels.core.schemas import load_prior
+from mlmodels.core.short_history import GAP_MARGIN_MIN, HISTORY_DAYS, POOLED, ShortHistoryBands, variability
 from mlmodels.models import Variant
 from mlmodels.storage import RESERVED_FILES, ArtifactIntegrityError, artifact_storage, load_forecaster
 from observations.models import Observation
@@ -278,7 +282,7 @@ def _jsonable(value):
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 _baseline = None
-_short_history = None
+_short_history: dict = {}
 _population: tuple | None = None  # (PopulationForecaster | None, why not)
 _population_lock = threading.Lock()
 
@@ -314,12 +318,59 @@ def baseline_forecaster():
     return _baseline
 
 
-def short_history_forecaster():
-    """AR2 from the last two readings with wider bands (one per process)."""
-    global _short_history
-    if _short_history is None:
-        _short_history = ShortHistoryForecaster()
-    return _short_history
+def short_history_forecaster(variability_class: str = POOLED):
+    """AR2 from the last two readings with the bands of a variability class (one per class and
+    process)."""
+    forecaster = _short_history.get(variability_class)
+    if forecaster is None:
+        forecaster = _short_history[variability_class] = ShortHistoryForecaster(variability_class=variability_class)
+    return forecaster
+
+
+def short_history_classes(items, earlier) -> list[str]:
+    """The variability class of each (Readings, as_of_ns) item for its short-history bands.
+
+    `earlier[i]`: where item i's readings before the gap are: a person id (their stored readings),
+    a Readings (a what-if's own history), or None (pooled bands). The class is read from the
+    HISTORY_DAYS before as_of - 2 h (a short history is shorter than 2 hours, so those readings
+    lie before its gap); one query for all stored people.
+    """
+    bands = ShortHistoryBands.load()
+    margin = GAP_MARGIN_MIN * 60 * 10**9
+
+    def before_of(i):
+        readings, as_of_ns = items[i]
+        end = as_of_ns if as_of_ns is not None else (int(readings.times_ns[-1]) if len(readings) else 0)
+        return int(end) - margin
+
+    stored = {i: int(e) for i, e in enumerate(earlier) if isinstance(e, (int, np.integer)) and not isinstance(e, bool)}
+    arrays: dict[int, tuple] = {}
+    if stored:
+        ends = [before_of(i) for i in stored]
+        start = from_ns(min(ends) - int(HISTORY_DAYS * 86400 * 10**9))
+        rows = (
+            Observation.objects.filter(person_id__in=set(stored.values()), kind=Observation.Kind.CGM).usable()
+            .filter(effective_at__gte=start, effective_at__lt=from_ns(max(ends)))
+            .order_by("person_id", "effective_at").values_list("person_id", "effective_at", "value_mg_dl")
+        )
+        by_person: dict[int, list] = {}
+        for pid, at, value in rows:
+            by_person.setdefault(pid, []).append((to_ns(at), float(value)))
+        for pid, pairs in by_person.items():
+            arrays[pid] = (np.array([p[0] for p in pairs], dtype=np.int64), np.array([p[1] for p in pairs]))
+    out = []
+    for i, source in enumerate(earlier):
+        if i in stored:
+            times_values = arrays.get(stored[i])
+        elif isinstance(source, Readings):
+            times_values = (source.times_ns, source.values)
+        else:
+            times_values = None
+        if times_values is None:
+            out.append(POOLED)
+            continue
+        out.append(bands.classify(*variability(times_values[0], times_values[1], before_of(i))))
+    return out
 
 
 def population_forecaster():
@@ -420,8 +471,11 @@ def _meta(forecaster) -> dict:
         return {}
 
 
-def predict_with_fallback(person, mlmodel, variant, readings: Readings, *, as_of, horizons) -> Answer:
+def predict_with_fallback(person, mlmodel, variant, readings: Readings, *, as_of, horizons, earlier=None) -> Answer:
     """Predict with the person's model within the time bound; the baseline on any failure.
+
+    `earlier`: where readings before a gap are, for short-history bands (short_history_classes):
+    default the person's stored readings.
 
     Readings that cannot support any forecast (too few in the window) give TooFewReadings; the
     baseline is still tried first in case it needs less than the model.
@@ -445,7 +499,8 @@ def predict_with_fallback(person, mlmodel, variant, readings: Readings, *, as_of
             fallback_reason = f"{fallback_reason_for(exc)}: model {mlmodel.version}"
     try:
         answer = answers_without_model(
-            [(readings, as_of_ns)], tz=tz, horizons=horizons, fallback_reason=fallback_reason
+            [(readings, as_of_ns)], tz=tz, horizons=horizons, fallback_reason=fallback_reason,
+            earlier=[person.pk if earlier is None else earlier],
         )[0]
     except Exception as exc:
         logger.exception("Neither the prior nor the baseline could forecast for person %s", person.pk)
@@ -474,19 +529,21 @@ def _reason_population(fallback_reason: str) -> str:
     )
 
 
-def _reason_short_history(forecast) -> str:
+def _reason_short_history(forecast, variability_class: str = POOLED) -> str:
     minutes = int(round((forecast.window_end - forecast.window_start) / pd.Timedelta(minutes=1)))
     return (
         f"short_history: only {forecast.n_readings} readings over the {minutes} minutes since the last gap longer "
         "than 20 minutes; a full forecast needs 120 minutes, so this one follows the trend of the last two "
-        "readings (AR2) with wider ranges"
+        f"readings (AR2) with wider ranges: {ShortHistoryBands.load().describe(variability_class)}"
     )
 
 
-def answers_without_model(items, *, tz: str, horizons, fallback_reason: str = "") -> list:
+def answers_without_model(items, *, tz: str, horizons, fallback_reason: str = "", earlier=None) -> list:
     """An Answer (or the ForecastInputError saying why none) per (Readings, as_of_ns) item, for
     people no personal model answers: the population prior, else AR2, and AR2 from the last two
-    readings where the full window is missing (module docstring). One model call per kind."""
+    readings where the full window is missing (module docstring). One model call per kind (and
+    per variability class of the short-history answers). `earlier`: per item, where its readings
+    before a gap are (short_history_classes); None: pooled short-history bands for all."""
     primary, variant = population_forecaster(), Variant.POPULATION
     if primary is None:
         primary, variant = baseline_forecaster(), Variant.BASELINE
@@ -515,18 +572,23 @@ def answers_without_model(items, *, tz: str, horizons, fallback_reason: str = ""
             reason = _reason_population(fallback_reason) if variant == Variant.POPULATION else ""
             out.append(Answer(forecast, None, variant, version, algorithm, fallback_reason, reason))
     if short:
-        shorts = fastpath.predict_many(
-            short_history_forecaster(), [items[i] for i in short], horizons=horizons, tz=tz,
-            window=fastpath.short_input_window,
+        classes = short_history_classes(
+            [items[i] for i in short], [None] * len(short) if earlier is None else [earlier[i] for i in short]
         )
-        for i, forecast in zip(short, shorts):
-            if not isinstance(forecast, ForecastInputError):
-                out[i] = Answer(
-                    forecast, None, Variant.SHORT_HISTORY, "short_history", "ar2_short_history", fallback_reason,
-                    _reason_short_history(forecast),
-                )
-            else:
-                out[i] = forecast
+        for variability_class in sorted(set(classes)):
+            group = [i for i, c in zip(short, classes) if c == variability_class]
+            shorts = fastpath.predict_many(
+                short_history_forecaster(variability_class), [items[i] for i in group], horizons=horizons, tz=tz,
+                window=fastpath.short_input_window,
+            )
+            for i, forecast in zip(group, shorts):
+                if not isinstance(forecast, ForecastInputError):
+                    out[i] = Answer(
+                        forecast, None, Variant.SHORT_HISTORY, "short_history", "ar2_short_history",
+                        fallback_reason, _reason_short_history(forecast, variability_class),
+                    )
+                else:
+                    out[i] = forecast
     return out
 
 
@@ -569,11 +631,13 @@ def forecast_for_person(
     unit = resolve_unit(unit, person)
     as_of = parse_as_of(as_of)
     issued_at = timezone.now()
+    earlier = None  # the stored readings
     if history is not None:
         readings = history_readings(history, as_of=as_of, tz=person.tz)
         if readings.empty:
             raise NoReadings(wording.NO_READINGS)
         forecast_time = as_of or from_ns(readings.times_ns[-1]).to_pydatetime()
+        earlier = readings  # a short history's band class comes from the sent days, not the store
         # Only what the stored path would fetch, so both give the same answer for the same data.
         readings = readings.since(to_ns(forecast_time - READINGS_LOOKBACK))
     else:
@@ -584,7 +648,7 @@ def forecast_for_person(
     choice = choose_model(person)
     mlmodel, variant = choice
     answer = predict_with_fallback(
-        person, mlmodel, variant, readings, as_of=forecast_time, horizons=horizons
+        person, mlmodel, variant, readings, as_of=forecast_time, horizons=horizons, earlier=earlier
     )
     log = build_log(
         person,

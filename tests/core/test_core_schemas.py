@@ -112,14 +112,20 @@ def test_the_population_forecaster_gives_ordered_bands_at_every_horizon(prior):
     assert forecast.method == "population"
 
 
-def test_short_history_bands_are_wider_than_the_baselines():
+def test_short_history_bands_follow_the_variability_class():
     X = np.full((1, len(feature_names())), np.nan)
     X[0, 0], X[0, feature_names().index("lag_5min")] = 150.0, -3.0
     times = np.array([0], dtype=np.int64)
-    short = ShortHistoryForecaster().forecast_matrix(X, times, [30, 60], "UTC")
     base = BaselineForecaster().forecast_matrix(X, times, [30, 60], "UTC")
-    assert np.allclose(short["value"], base["value"])
-    assert ((short["upper_80"] - short["lower_80"]) > (base["upper_80"] - base["lower_80"])).all()
+    widths = {}
+    for name in ("steady", "moderate", "variable", "very_variable", "pooled"):
+        short = ShortHistoryForecaster(variability_class=name).forecast_matrix(X, times, [30, 60], "UTC")
+        assert np.allclose(short["value"], base["value"])  # AR2 all the same; only the bands differ
+        assert (short["lower_95"] <= short["lower_80"]).all() and (short["lower_80"] <= short["value"]).all()
+        assert (short["value"] <= short["upper_80"]).all() and (short["upper_80"] <= short["upper_95"]).all()
+        widths[name] = (short["upper_80"] - short["lower_80"])[0]
+    assert (widths["steady"] < widths["variable"]).all() and (widths["moderate"] < widths["very_variable"]).all()
+    assert ShortHistoryForecaster(variability_class="unknown").variability_class == "pooled"
 
 
 def test_a_person_whose_blend_does_not_beat_the_prior_keeps_its_short_horizons_and_own_far_ones(prior):

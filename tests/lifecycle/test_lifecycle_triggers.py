@@ -218,12 +218,13 @@ def test_schedules_are_created_once_and_the_weekly_retrain_runs_hourly():
     names = set(Schedule.objects.values_list("name", flat=True))
     assert {"glucast: evaluate rollouts", "glucast: weekly retraining", "glucast: retrain on new data",
             "glucast: retrain on performance drop", "glucast: recover stalled training jobs",
-            "glucast: clean up old model versions"} <= names
+            "glucast: clean up old model versions", "glucast: retrain on a new prior"} <= names
     weekly = Schedule.objects.get(name="glucast: weekly retraining")
     assert (weekly.schedule_type, weekly.minutes) == ("I", 60)
     assert Schedule.objects.filter(name="glucast: weekly retraining").count() == 1
-    # registry's (with the training queue's dispatcher) + serving/judging + Nightscout pull + shadows
-    assert len(ensure_lifecycle_schedules()) + len(SCHEDULES) == 12
+    # registry's (with the training queue's dispatcher and the prior update) + serving/judging +
+    # Nightscout pull + shadows
+    assert len(ensure_lifecycle_schedules()) + len(SCHEDULES) == 13
 
     # An installation that still has the old Monday cron gets the hourly schedule.
     Schedule.objects.filter(pk=weekly.pk).update(schedule_type="C", cron="0 3 * * 1", minutes=None)

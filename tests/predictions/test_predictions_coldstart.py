@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from mlmodels.core.schemas import load_prior
+from mlmodels.core.short_history import POOLED, ShortHistoryBands, variability
 from mlmodels.models import JobStatus
 from mlmodels.services import train_person
 from predictions.batch import predict_batch
@@ -66,7 +67,8 @@ def test_a_new_person_with_4_hours_of_readings_gets_a_population_forecast(api, p
 
 
 def test_20_minutes_after_a_gap_get_a_labelled_short_history_answer(api, person):
-    store_readings(person, after_a_gap(20))
+    frame = after_a_gap(20)
+    store_readings(person, frame)
 
     response = api.post(URL, {"horizons": [30, 60]}, format="json")
 
@@ -78,10 +80,41 @@ def test_20_minutes_after_a_gap_get_a_labelled_short_history_answer(api, person)
     provenance = body["provenance"]
     span = pd.Timestamp(provenance["window_end"]) - pd.Timestamp(provenance["window_start"])
     assert span <= pd.Timedelta(minutes=20) and 3 <= provenance["n_readings"] <= 5
-    # Wider than the AR2 baseline's population bands (80% half-width 0.206 in log space at 60 min).
+    # 2.5 hours before the gap are too few to judge the person's variability: the pooled bands.
+    assert "ranges for everybody" in reason
+    pooled = ShortHistoryBands.load().offsets(POOLED, [60], [frame["glucose_mg_dl"].iloc[-1]])
     at_60 = body["points"][1]
-    assert math.log(at_60["upper_80"] / at_60["value"]) > 0.206 * 1.2
+    assert math.log(at_60["upper_80"] / at_60["value"]) == pytest.approx(max(pooled["upper_80"][0, 0], 0), abs=0.015)
     assert body["disclaimer"] == str(DISCLAIMER)
+
+
+def test_after_a_sensor_change_the_bands_follow_the_variability_of_the_days_before(api, person):
+    days = recent_readings(hours=72, seed=8, end=timezone.now() - dt.timedelta(minutes=90))
+    after = recent_readings(hours=0.25, seed=9, end=timezone.now() - dt.timedelta(minutes=1))
+    store_readings(person, pd.concat([days, after], ignore_index=True))
+    bands = ShortHistoryBands.load()
+    times = pd.DatetimeIndex(pd.to_datetime(days["time"], utc=True)).as_unit("ns").asi8
+    as_of = pd.Timestamp(timezone.now()).value
+    expected = bands.classify(*variability(times, days["glucose_mg_dl"].to_numpy(), as_of - 120 * 60 * 10**9))
+    assert expected != POOLED
+
+    body = api.post(URL, {"horizons": [30, 60]}, format="json").json()
+
+    assert body["model"]["variant"] == "short_history"
+    assert f"variability class '{expected}'" in body["quality"]["reason"]
+    own = bands.offsets(expected, [30, 60], [after["glucose_mg_dl"].iloc[-1]])
+    # (the answer's mg/dL are whole numbers: up to 0.5 / 70 on each side of the ratio)
+    for point, upper, lower in zip(body["points"], own["upper_80"][0], own["lower_80"][0]):
+        assert math.log(point["upper_80"] / point["value"]) == pytest.approx(max(upper, 0), abs=0.015)
+        assert math.log(point["lower_80"] / point["value"]) == pytest.approx(min(lower, 0), abs=0.015)
+
+    # A what-if with the same days sent as its history answers with the same class.
+    from tests.predictions.conftest import history_rows
+
+    sent = pd.concat([days, after], ignore_index=True)
+    what_if = api.post(URL, {"history": history_rows(sent), "horizons": [30, 60]}, format="json").json()
+    assert what_if["model"]["variant"] == "short_history"
+    assert f"variability class '{expected}'" in what_if["quality"]["reason"]
 
 
 def test_a_personal_model_after_a_sensor_change_answers_short_history_too(api, person):
