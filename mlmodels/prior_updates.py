@@ -35,6 +35,7 @@ from django.db.models import Max
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
+from mlmodels.core.population import forecast_line
 from mlmodels.core.schemas import RELEASE_2
 from mlmodels.models import (
     GLUCOSE_PREDICTION,
@@ -56,6 +57,12 @@ logger = logging.getLogger(__name__)
 PRIOR_RETRY_AFTER = timedelta(days=7)
 # Finished trainings: a model row on the shipped prior in one of these means "retrained".
 FINISHED_STATUSES = (ModelStatus.READY, ModelStatus.REJECTED, ModelStatus.ARCHIVED)
+
+
+def same_forecasts(built_on: str | None, shipped: str) -> bool:
+    """A model built on any PATCH of the shipped prior's MAJOR.MINOR line needs no retrain: a PATCH
+    only recalibrates the prior's bands (population.forecast_line)."""
+    return built_on is not None and forecast_line(built_on) == forecast_line(shipped)
 
 
 def shipped_prior_version() -> str | None:
@@ -102,10 +109,10 @@ def prior_update_plan(model_type: str = GLUCOSE_PREDICTION, now=None) -> dict:
     old = {}
     for person_id, rows in by_person.items():
         serving = _serving_model(rows)
-        if serving is None or serving["built_on"] == shipped:
+        if serving is None or same_forecasts(serving["built_on"], shipped):
             continue
         newer_on_shipped = any(
-            r["built_on"] == shipped and r["status"] in FINISHED_STATUSES and r["created_at"] > serving["created_at"]
+            same_forecasts(r["built_on"], shipped) and r["status"] in FINISHED_STATUSES and r["created_at"] > serving["created_at"]
             for r in rows
         )
         old[person_id] = (serving, newer_on_shipped)

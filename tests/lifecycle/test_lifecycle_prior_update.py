@@ -104,6 +104,15 @@ def test_a_model_on_an_older_prior_is_retrained_once_and_records_the_shipped_pri
     assert TrainingJob.objects.filter(trigger=JobTrigger.PRIOR).count() == 1
 
 
+def test_a_model_on_another_patch_of_the_shipped_prior_is_not_retrained(on_old_prior):
+    """A PATCH of the prior only recalibrates its bands: same forecasts, nothing to retrain."""
+    major, minor, _patch = str(shipped_prior().version).rpartition("-")[2].split(".")
+    model = built_on_older_prior(on_old_prior, f"prior-{major}.{minor}.999")
+    plan = prior_update_plan()
+    assert model.person_id not in plan["on_old_prior"] and plan["due"] == []
+    assert retrain_on_prior_change()["started"] == []
+
+
 def test_the_check_skips_inactive_people_and_keeps_room_for_the_other_triggers(on_old_prior, settings):
     later = NOW + dt.timedelta(days=30)  # no readings for a month: left to the new-data trigger
     plan = prior_update_plan(now=later)
