@@ -32,8 +32,8 @@ BASELINE_NOTE = _(
 # Shown when the population model answered (no personal model yet, or it could not answer).
 POPULATION_NOTE = _(
     "This forecast comes from a model learned from the readings of many people, not yet from "
-    "your own; its ranges are wider. Your personal model takes over once it forecasts your "
-    "readings better."
+    "your own; its ranges are set by how far it missed for people it had never seen. Your "
+    "personal model takes over once it forecasts your readings better."
 )
 # Shown when there were too few recent readings for the full forecast (e.g. after a sensor change).
 SHORT_HISTORY_NOTE = _(
