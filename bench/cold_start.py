@@ -49,6 +49,7 @@ import pandas as pd  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.population import RANGES, covered  # noqa: E402
 from mlmodels.core.coldstart import PopulationForecaster, ShortHistoryForecaster  # noqa: E402
 from mlmodels.core.estimators import RidgeForecaster  # noqa: E402
 from mlmodels.core.evaluation import DEPLOY_HORIZONS, FAR_TIEBREAK_HORIZONS, decide  # noqa: E402
@@ -78,8 +79,6 @@ TRAIN_FRACTION = 0.70
 SHORT = (30, 60)
 FAR = (240, 720, 1440)
 EXTRA = (120,)  # scored for coverage (per glucose range) beside SHORT and FAR
-RANGES = (("below 70", -np.inf, 70.0), ("70-180", 70.0, 180.0), ("above 180", 180.0, np.inf))
-SENSOR_LOW, SENSOR_HIGH = 40.0, 400.0
 SIMPLE = ("persistence", "ar2", "ridge")
 METHODS = ("persistence", "ar2", "ridge", "prior", "release_1", "release_2")
 TZ = "UTC"  # the corpora hold local clock times, read as UTC (as in bench/population.py)
@@ -132,11 +131,7 @@ class Tally:
         if bands is not None:
             a = actual[ok]
             for level in (80, 95):
-                lo, hi = bands[f"lower_{level}"][ok], bands[f"upper_{level}"][ok]
-                # A reading at the sensor's limit is censored (the truth is at or beyond it): it
-                # counts as covered when the band reaches that limit (as in bench/population.py).
-                inside = ((a >= lo) | ((a <= SENSOR_LOW) & (lo <= SENSOR_LOW))) & (
-                    (a <= hi) | ((a >= SENSOR_HIGH) & (hi >= SENSOR_HIGH)))
+                inside = covered(a, bands[f"lower_{level}"][ok], bands[f"upper_{level}"][ok])
                 self.hit[key + (horizon, level)].append(inside)
                 for name, low, high in RANGES:
                     in_range = (a >= low) & (a < high)
@@ -272,9 +267,6 @@ def score_short_history(tally: Tally, corpus: str, readings: pd.DataFrame, known
         for c, h in enumerate(SHORT):
             band = {k: out[k][:, c] for k in ("lower_80", "upper_80", "lower_95", "upper_95")}
             tally.add(("C", corpus, name), h, out["value"][:, c], actual[h], band)
-            low = actual[h] < 70
-            tally.add(("C-low", corpus, name), h, out["value"][:, c][low], actual[h][low],
-                      {k: v[low] for k, v in band.items()})
             if name == "by_class":
                 for cls in np.unique(classes):
                     rows = classes == cls
@@ -292,13 +284,13 @@ def report_short_history(tally: Tally, corpora) -> None:
         if not tally.err.get(key + ("ar2", 30)):
             continue
         n = sum(map(len, tally.err[key + ("ar2", 30)]))
-        n_low = sum(map(len, tally.err.get(("C-low", corpus, "ar2", 30), [])))
+        n_low = tally.range_coverage(key + ("ar2",), 30, 80, "<70")[1]
         print(f"\n{corpus} ({n} origins, {n_low} with an outcome < 70 at 30 min); MAE 30 / 60 "
               f"{tally.mae(key + ('by_class',), 30):.2f} / {tally.mae(key + ('by_class',), 60):.2f}")
         for name in SHORT_METHODS:
             cov = " / ".join(f"{tally.coverage(key + (name,), h, 80):.3f}" for h in SHORT)
             cov95 = " / ".join(f"{tally.coverage(key + (name,), h, 95):.3f}" for h in SHORT)
-            low = " / ".join(f"{tally.coverage(('C-low', corpus, name), h, 80):.3f}" for h in SHORT)
+            low = " / ".join(f"{tally.range_coverage(key + (name,), h, 80, '<70')[0]:.3f}" for h in SHORT)
             spread = tally.person_cov.get(key + (name, 60, 80)) or [float("nan")]
             print(f"  {name:10s} 80% {cov}   95% {cov95}   low 80% {low}   per person 80% at 60 min min / median / "
                   f"max {min(spread):.2f} / {np.median(spread):.2f} / {max(spread):.2f}")

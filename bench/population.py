@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO))
 from mlmodels.core.estimators import RidgeForecaster, ar2_path  # noqa: E402
 from mlmodels.core.features import HORIZONS, build_features, build_targets, grid_windows  # noqa: E402
 from mlmodels.core.population import PRIOR_DIR, PopulationPrior, shipped_prior  # noqa: E402
-from mlmodels.core.preparation import prepare_grid  # noqa: E402
+from mlmodels.core.preparation import SENSOR_HIGH_LIMIT, SENSOR_LOW_LIMIT, prepare_grid  # noqa: E402
 from mlmodels.core.prior_data import (  # noqa: E402
     CORPUS_FILES,
     default_data_dir,
@@ -63,7 +63,15 @@ SHORT_REPORT = (30, 60)
 FAR_REPORT = (180, 240, 360, 720, 1080, 1440)
 COVERAGE_REPORT = (15, 30, 60, 120, 240, 720, 1440)
 RANGES = (("<70", 0, 70), ("70-180", 70, 180), (">180", 180, 1e9))
-SENSOR_LOW, SENSOR_HIGH = 40.0, 400.0
+
+
+def covered(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Whether each outcome lies inside its band. A reading at the sensor's limit is censored
+    ("40 or lower", "400 or higher"; a quarter of Weinstock's readings below 70 are such): it
+    counts as covered when the band reaches the limit, since bands are clamped to 40..400 like
+    every forecast. Shared by bench/cold_start.py."""
+    return ((actual >= lower) | ((actual <= SENSOR_LOW_LIMIT) & (lower <= SENSOR_LOW_LIMIT))) & (
+        (actual <= upper) | ((actual >= SENSOR_HIGH_LIMIT) & (upper >= SENSOR_HIGH_LIMIT)))
 COLD_START_DAYS = (1, 2)
 
 
@@ -157,12 +165,7 @@ def coverage(results, name, h, tag, rng=None) -> tuple[float, list[float]]:
         ok = np.isfinite(a)
         if rng is not None:
             ok &= (a >= rng[1]) & (a < rng[2])
-        a, lo, hi = a[ok], lo[ok], hi[ok]
-        # A reading at the sensor's limit is censored ("40 or lower", "400 or higher"; a quarter
-        # of Weinstock's readings below 70 are such): it counts as covered when the band reaches
-        # the limit, since bands are clamped to 40..400 like every forecast.
-        inside = ((a >= lo) | ((a <= SENSOR_LOW) & (lo <= SENSOR_LOW))) & (
-            (a <= hi) | ((a >= SENSOR_HIGH) & (hi >= SENSOR_HIGH)))
+        inside = covered(a[ok], lo[ok], hi[ok])
         inside_all.append(inside)
         if ok.sum() >= 10:
             per_person.append(float(inside.mean()))
