@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mlmodels.core.coldstart import POPULATION_BAND_WIDEN
+from mlmodels.core.coldstart import POPULATION_BAND_WIDEN, PopulationForecaster
 from mlmodels.core.conformal import DRIFT_MISCOVERAGE_FACTOR, ConformalIntervals
 from mlmodels.core.estimators import (
     AR2Forecaster,
@@ -60,7 +60,7 @@ from mlmodels.core.estimators import (
     XGBoostForecaster,
     default_features,
 )
-from mlmodels.core.evaluation import horizon_metrics, improvement, summarise
+from mlmodels.core.evaluation import decide, horizon_metrics, improvement, summarise
 from mlmodels.core.features import (
     HORIZONS,
     MAX_SHORT_HORIZON,
@@ -98,8 +98,6 @@ FAR_WEIGHT_MIN_ROWS = 30
 # validation people after 1 and 2 known days: Weinstock MAE at 4 / 12 / 24 h 61.5 / 71.4 / 65.5
 # vs 59.9 / 70.4 / 65.2 (1 day), at 12 / 24 h 66.8 / 65.9 vs 65.3 / 63.5 (2 days); Colas the same.
 FAR_WEIGHT_DEFAULT = (1.0, 0.0)
-# Horizons at which a release-2 blend must beat the prior alone on the test part (as deploy-if-better)
-PRIOR_CHECK_HORIZONS = (30, 60)
 FAR_WEIGHT_MAX_ROWS = 800
 DEFAULT_CANDIDATES = ("persistence", "ar2", "damped_trend", "ridge", "xgboost")
 RELEASE_2_CANDIDATES = ("persistence", "ar2", "damped_trend", "prior", "ridge", "xgboost")
@@ -603,20 +601,18 @@ def train_forecaster(
         # on the person's own out-of-sample errors) and its far horizons (the person's
         # time-of-day profile). Without this such a person would be served the prior alone,
         # whose far horizons know nothing of their day.
-        prior_rows = X_all[test_rows]
-        prior_change = PriorForecaster().predict(prior_rows)
-        now = prior_rows[:, feature_names().index("glucose_now")]
-        prior_mae = [float(np.nanmean(np.abs(now + prior_change[:, HORIZONS.index(h)] - targets[h])))
-                     for h in PRIOR_CHECK_HORIZONS]
-        blend_mae = [metrics["per_horizon"]["model"][str(h)]["mae"] for h in PRIOR_CHECK_HORIZONS]
-        if all(np.isfinite(prior_mae)) and all(v is not None for v in blend_mae) and sum(blend_mae) >= sum(prior_mae):
-            log(f"test part: blend MAE 30/60 {blend_mae[0]:.2f}/{blend_mae[1]:.2f} does not beat the prior alone "
-                f"({prior_mae[0]:.2f}/{prior_mae[1]:.2f}): the prior's short horizons with the person's bands and "
+        # The deploy rule itself (decide), against the prior as it would serve (PopulationForecaster).
+        alone = _evaluate_rows(PopulationForecaster(prior), X_all[test_rows], times.asi8[test_rows], targets, tz)
+        verdict = decide(metrics, {"per_horizon": alone})
+        if not verdict["better"]:
+            blend_mae, prior_mae = (list(verdict[k].values()) for k in ("candidate_mae", "reference_mae"))
+            log(f"test part: blend MAE 30/60 {blend_mae[0]}/{blend_mae[1]} does not beat the prior alone "
+                f"({prior_mae[0]}/{prior_mae[1]}): the prior's short horizons with the person's bands and "
                 "far horizons")
             i = names.index("prior")
             kept, weights = [fitted[i]], np.ones((len(HORIZONS), 1))
             evaluated, conformal, algorithm, hyper, metrics = assemble(kept, weights, [preds[i]])
-            hyper["prior_kept_because"] = {"blend_mae": blend_mae, "prior_mae": [round(v, 4) for v in prior_mae]}
+            hyper["prior_kept_because"] = {"blend_mae": blend_mae, "prior_mae": prior_mae}
     s = metrics["summary"]
     log(
         f"test {test_start:%Y-%m-%d %H:%M} .. {test_end:%Y-%m-%d %H:%M} UTC, {metrics['n_origins']} origins: "
