@@ -167,9 +167,9 @@ def metric_value(metrics: dict, horizon_min: int, name: str = "mae", *, baseline
     return None if value is None else float(value)
 
 
-def deploy_score(metrics: dict, *, baseline: bool = False) -> float | None:
-    """Mean MAE over DEPLOY_HORIZONS (mg/dL); None if any of them is missing."""
-    values = [metric_value(metrics, h, "mae", baseline=baseline) for h in DEPLOY_HORIZONS]
+def deploy_score(metrics: dict, *, baseline: bool = False, horizons=DEPLOY_HORIZONS) -> float | None:
+    """Mean MAE over `horizons` (mg/dL); None if any of them is missing."""
+    values = [metric_value(metrics, h, "mae", baseline=baseline) for h in horizons]
     if any(v is None or not math.isfinite(v) for v in values):
         return None
     return sum(values) / len(values)
@@ -194,14 +194,12 @@ def decide(candidate_metrics: dict, reference_metrics: dict, *, reference_is_bas
         if not better and math.isclose(candidate_score, reference_score, rel_tol=1e-6, abs_tol=1e-6):
             # The same forecast to an hour (e.g. both the prior's): the far horizons decide.
             shared = [h for h in FAR_TIEBREAK_HORIZONS
-                      if metric_value(candidate_metrics, h) is not None
-                      and metric_value(reference_metrics, h, baseline=reference_is_baseline) is not None]
+                      if deploy_score(candidate_metrics, horizons=[h]) is not None
+                      and deploy_score(reference_metrics, baseline=reference_is_baseline, horizons=[h]) is not None]
             if shared:
-                far_candidate = sum(metric_value(candidate_metrics, h) for h in shared) / len(shared)
-                far_reference = sum(
-                    metric_value(reference_metrics, h, baseline=reference_is_baseline) for h in shared
-                ) / len(shared)
-                better = far_candidate < far_reference
+                better = deploy_score(candidate_metrics, horizons=shared) < deploy_score(
+                    reference_metrics, baseline=reference_is_baseline, horizons=shared
+                )
                 decision = (
                     f"deployed: the same forecast as the reference to 60 min, better at {shared} min"
                     if better else "rejected: the same forecast as the reference to 60 min, not better beyond"
