@@ -5,7 +5,10 @@ Run: OMP_NUM_THREADS=1 .venv/bin/python bench/cold_start.py [--data DIR] [--peop
 People: the held-out 20% of each training corpus of the population prior (weinstock2016,
 colas2019; the fixed split of mlmodels/core/prior_data.py, never trained or tuned on) and the 5
 Broll people (never trained on). `--people N` takes the first N held-out people of each corpus
-(in the split's own order), for a quicker run.
+(in the split's own order), for a quicker run. `--role val` runs the corpora's validation people
+instead (no Broll): the two settings chosen on them can be tried there with other values,
+`--far-default 0.333 0.333` (far weights without evidence; shipped 1 0) and `--band-widen 1.15`
+(the population bands' widening; shipped 1.0), e.g. `--role val --only cold --no-costs`.
 
 A. Unseen people (the black-box protocol of bench/population.py): the first 70% of each person's
    time is their past, from the rest a forecast every 30 minutes (`--stride 6` slots). On the same
@@ -38,6 +41,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
@@ -50,6 +54,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.population import RANGES, covered  # noqa: E402
+from mlmodels.core import coldstart, training  # noqa: E402
 from mlmodels.core.coldstart import PopulationForecaster, ShortHistoryForecaster  # noqa: E402
 from mlmodels.core.estimators import RidgeForecaster  # noqa: E402
 from mlmodels.core.evaluation import DEPLOY_HORIZONS, FAR_TIEBREAK_HORIZONS, decide  # noqa: E402
@@ -392,7 +397,20 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=6)
     parser.add_argument("--no-costs", action="store_true")
     parser.add_argument("--only", choices=["unseen", "cold", "costs", "short"], default=None)
+    parser.add_argument("--role", choices=["test", "val"], default="test",
+                        help="the corpora's held-out people (default) or their validation people, on which "
+                             "the settings below were chosen (Broll only with test)")
+    parser.add_argument("--far-default", type=float, nargs=2, metavar=("PRIOR", "MEDIAN"),
+                        help="try other far weights without evidence (training.FAR_WEIGHT_DEFAULT)")
+    parser.add_argument("--band-widen", type=float,
+                        help="try another widening of the population bands (coldstart.POPULATION_BAND_WIDEN)")
     args = parser.parse_args()
+    if args.far_default:
+        training.FAR_WEIGHT_DEFAULT = tuple(args.far_default)
+    if args.band_widen:
+        global PopulationForecaster
+        PopulationForecaster = functools.partial(coldstart.PopulationForecaster, band_widen=args.band_widen)
+        training.POPULATION_BAND_WIDEN = args.band_widen  # release 2's bands shrink toward these
     prior = shipped_prior()
     print(f"glucast cold-start bench — prior {prior.version} ({getattr(prior, 'kind', '?')}), "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, load {os.getloadavg()[0]:.1f}")
@@ -400,11 +418,12 @@ def main() -> None:
     for corpus, name in CORPUS_FILES.items():
         everyone = load_corpus(args.data / name)
         roles = split_subjects(corpus, everyone)
-        held_out = [s for s in sorted(everyone) if roles[s] == "test"]
+        held_out = [s for s in sorted(everyone) if roles[s] == args.role]
         if args.people:
             held_out = held_out[: args.people]
         people[corpus] = {s: everyone[s] for s in held_out}
-    people["broll2021"] = load_broll(args.data)
+    if args.role == "test":
+        people["broll2021"] = load_broll(args.data)
     tally, counted = Tally(), defaultdict(int)
     started = time.perf_counter()
     if args.only == "costs":
