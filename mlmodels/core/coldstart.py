@@ -42,7 +42,8 @@ from mlmodels.core.short_history import POOLED, ShortHistoryBands
 # the corpus than a held-out corpus person); since prior 1.0.1 guards the lower edges for lows,
 # that over-covered: on the corpora's validation people the 80% band held 86-91% of outcomes at
 # 30-120 min with 15% (70% of their time known, and after 1 day), 81-89% without, lows (< 70
-# mg/dL, Weinstock) 72-79% without. Release 2's bands shrink toward these too (training.py).
+# mg/dL, Weinstock) 72-79% without (bench/cold_start.py --role val [--band-widen 1.15]).
+# Release 2's bands shrink toward these too (training.py).
 POPULATION_BAND_WIDEN = 1.0
 BAND_KEYS = ("lower_80", "upper_80", "lower_95", "upper_95")
 

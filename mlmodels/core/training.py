@@ -96,7 +96,8 @@ FAR_WEIGHT_MIN_ROWS = 30
 # (a new person's first days): the prior's far forecast made with the person's profile, which was
 # trained across people to beat that median. A third each (before) was worse on the corpora's
 # validation people after 1 and 2 known days: Weinstock MAE at 4 / 12 / 24 h 61.5 / 71.4 / 65.5
-# vs 59.9 / 70.4 / 65.2 (1 day), at 12 / 24 h 66.8 / 65.9 vs 65.3 / 63.5 (2 days); Colas the same.
+# vs 59.9 / 70.4 / 65.2 (1 day), at 12 / 24 h 66.8 / 65.9 vs 65.3 / 63.5 (2 days); Colas the same
+# (bench/cold_start.py --role val --only cold [--far-default 0.333 0.333]).
 FAR_WEIGHT_DEFAULT = (1.0, 0.0)
 FAR_WEIGHT_MAX_ROWS = 800
 DEFAULT_CANDIDATES = ("persistence", "ar2", "damped_trend", "ridge", "xgboost")
