@@ -1,5 +1,6 @@
-# Shared by bin/run and bin/test: find Python 3.11, create .venv and install the project
-# (only when pyproject.toml changed since the last install).
+# Shared by bin/run and bin/test: find Python 3.11, then install exactly the locked set (uv.lock,
+# with the dev extra) into .venv. uv itself is pinned by hash in bin/uv-requirements.txt and lives
+# in .tools/, outside the environment it manages.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -16,15 +17,20 @@ if [ -z "$PYTHON" ]; then
   exit 1
 fi
 
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
+uv_stamp=.tools/.uv-requirements
+uv_wanted="$(sha256sum bin/uv-requirements.txt | cut -d' ' -f1)"
+if [ ! -x .tools/bin/uv ] || [ ! -f "$uv_stamp" ] || [ "$(cat "$uv_stamp")" != "$uv_wanted" ]; then
+  rm -rf .tools
+  "$PYTHON" -m venv .tools
+  .tools/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+    --no-deps --only-binary :all: -r bin/uv-requirements.txt
+  echo "$uv_wanted" > "$uv_stamp"
 fi
-stamp=.venv/.glucast-installed
-wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
-  echo "$wanted" > "$stamp"
-fi
+
+# --locked: refuse to run when uv.lock no longer matches pyproject.toml instead of re-resolving,
+# so every machine gets the set that was tested. sync is exact: anything installed into .venv by
+# hand is removed again. It is a no-op (well under a second, no network) when nothing changed.
+export UV_PYTHON="$PYTHON" UV_PYTHON_DOWNLOADS=never UV_PROJECT_ENVIRONMENT="$PWD/.venv"
+.tools/bin/uv sync --locked --extra dev --quiet
 export PATH="$PWD/.venv/bin:$PATH"
 mkdir -p var
