@@ -3,7 +3,7 @@
 Why: the site's middleware serves browsers — sessions, CSRF tokens, the session login, flash
 messages, static files. A call with `Authorization: Token …` to /api/ uses none of them: DRF
 authenticates it by its token and checks CSRF itself for the session-authenticated calls that
-need it. Measured through gunicorn (README, "Forecast latency"), the browser-only middleware
+need it. Measured through gunicorn (docs/figures.md, "Forecast latency"), the browser-only middleware
 and the extra queries cost a noticeable part of every API call.
 
 So `application` routes each request: a token call to /api/ goes through a Django handler

@@ -6,8 +6,8 @@ Production sets DJANGO_DEBUG=0, DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS and usua
 
 Every product setting is a `GLUCAST_*` name declared ONCE here, with its default and a one-line
 comment, and settable from the environment variable of the same name; code reads `settings.X`
-and keeps no default of its own. README's configuration table lists each of them (a test checks
-both directions).
+and keeps no default of its own. The settings table in docs/configuration.md lists each of them
+(tests/config/test_config_settings.py checks both directions).
 """
 
 import os

@@ -672,12 +672,12 @@ def store_log(log: PredictionLog) -> None:
     """Insert a forecast's log row with an asynchronous commit.
 
     A synchronous commit waits for PostgreSQL to flush its write-ahead log to disk: measured on
-    this machine 4.0 ms p50 against 0.2 ms asynchronously (bench/forecast_latency.py, README), the
+    this machine 4.0 ms p50 against 0.2 ms asynchronously (bench/forecast_latency.py, docs/figures.md), the
     largest single cost of a warm forecast. With `synchronous_commit` off for this transaction
     only (SET LOCAL: no other write of the request or the connection is affected) the row is
     committed and visible at once, and durable within 3 x wal_writer_delay (0.6 s by default):
     if the DATABASE SERVER crashes, the forecasts logged in that last moment can be lost; it
-    never corrupts anything and an application crash loses nothing. README says so.
+    never corrupts anything and an application crash loses nothing. docs/figures.md ("Forecast latency") says so.
     """
     if connection.in_atomic_block:  # inside the request's transaction: no savepoint needed
         _insert_without_waiting_for_disk(log)
