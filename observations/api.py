@@ -24,7 +24,7 @@ from observations.bounds import (
     upload_refused,
     upload_too_large_message,
 )
-from observations.models import ImportBatch, Observation
+from observations.models import ImportBatch, Observation, Treatment
 from observations.serializers import (
     FileImportSerializer,
     ImportBatchSerializer,
@@ -33,6 +33,10 @@ from observations.serializers import (
     ObservationInSerializer,
     ObservationQuerySerializer,
     ObservationSerializer,
+    TreatmentImportSummarySerializer,
+    TreatmentInSerializer,
+    TreatmentQuerySerializer,
+    TreatmentSerializer,
     import_summary,
 )
 from observations.services import (
@@ -51,6 +55,8 @@ from observations.validation import (
     check_row_count,
     parse_timestamp,
 )
+from observations.treatments.services import store_treatments
+from observations.treatments.validation import RawTreatment, check_treatment_count
 from persons.services import person_for
 
 REJECTED = OpenApiResponse(ImportErrorSerializer, description="Rejected; every bad row listed, nothing saved.")
@@ -194,7 +200,7 @@ class ImportListView(generics.ListAPIView):
 
 
 class ImportDetailView(generics.RetrieveDestroyAPIView):
-    """One import; DELETE removes it and the readings it created."""
+    """One import; DELETE removes it and the readings and treatments it created."""
 
     serializer_class = ImportBatchSerializer
 
@@ -206,6 +212,111 @@ class ImportDetailView(generics.RetrieveDestroyAPIView):
         span = batch_span(instance)
         delete_import(person, instance)
         schedule_window_refresh(person, span)  # re-embed what other imports left in the span
+
+
+# --- Treatments -------------------------------------------------------------------------------
+
+TREATMENT_FIELDS = ("kind", "effective_at", "amount", "unit", "duration_min", "insulin_kind", "bolus_type",
+                    "absorption_min", "identifier", "device", "person")
+
+
+def _raw_treatment(row: int, item: object) -> RawTreatment | RowError:
+    if not isinstance(item, dict):
+        return RowError(row, "item", "must be an object with kind, effective_at and amount")
+    unknown = sorted(set(item) - set(TREATMENT_FIELDS))
+    if unknown:
+        return RowError(row, str(unknown[0])[:40], f"is not a treatment field ({', '.join(TREATMENT_FIELDS[:-1])})")
+    return RawTreatment(
+        row=row, kind=item.get("kind"), time=item.get("effective_at"), amount=item.get("amount"),
+        unit=item.get("unit"), duration_min=item.get("duration_min"), insulin_kind=item.get("insulin_kind"),
+        bolus_type=item.get("bolus_type"), absorption_min=item.get("absorption_min"),
+        source_identifier=item.get("identifier") or "", device=item.get("device") or "",
+    )
+
+
+def _time_bounds(query, person) -> dict:
+    """start/end query values -> aware bounds; a 400 naming the parameter otherwise."""
+    bounds, errors = {}, {}
+    for name in ("start", "end"):
+        if query.get(name):
+            try:
+                bounds[name] = parse_timestamp(query[name], person.tz)
+            except ValueError as exc:
+                errors[name] = [str(exc)]
+    if not errors and "start" in bounds and "end" in bounds and bounds["start"] > bounds["end"]:
+        errors["end"] = ["must not be before start"]
+    if errors:
+        raise ValidationError(errors)
+    return bounds
+
+
+class TreatmentListCreateView(generics.ListCreateAPIView):
+    """The caller's treatments (insulin, carbs, steps, heart rate): list (paged; start, end,
+    kind, import_batch filters) and record past ones. Recorded treatments are forecast inputs
+    only: glucast never suggests a dose."""
+
+    throttle_classes = [SettingsRateThrottle]  # POST only: imports
+    throttle_scope = "import"
+    serializer_class = TreatmentSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Treatment.objects.none()
+        person = person_for(self.request.user)
+        query = TreatmentQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        bounds = _time_bounds(query.validated_data, person)
+        queryset = Treatment.objects.for_user(self.request.user).in_range(bounds.get("start"), bounds.get("end"))
+        if query.validated_data.get("kind"):
+            queryset = queryset.filter(kind__in=sorted(query.validated_data["kind"]))
+        if "import_batch" in query.validated_data:
+            queryset = queryset.filter(import_batch_id=query.validated_data["import_batch"])
+        return queryset.order_by("effective_at", "id")
+
+    @extend_schema(parameters=[TreatmentQuerySerializer])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        request=PolymorphicProxySerializer(
+            component_name="TreatmentInputOneOrMany",
+            serializers=[TreatmentInSerializer, TreatmentInSerializer(many=True)],
+            resource_type_field_name=None,
+            many=False,
+        ),
+        responses={201: TreatmentImportSummarySerializer, 400: REJECTED},
+    )
+    def post(self, request, *args, **kwargs):
+        person = person_for(request.user)
+        items = request.data if isinstance(request.data, list) else [request.data]
+        if not items:
+            return rejected(ImportRejected.file_error("no treatments given", field="body"))
+        try:
+            check_treatment_count(len(items))
+        except ImportRejected as exc:
+            return rejected(exc)
+        if any(isinstance(item, dict) and item.get("person") not in (None, person.pk) for item in items):
+            raise Http404("No such person.")
+        raws, shape_errors = [], []
+        for row, item in enumerate(items, start=1):
+            parsed = _raw_treatment(row, item)
+            (shape_errors if isinstance(parsed, RowError) else raws).append(parsed)
+        try:
+            if shape_errors:
+                raise ImportRejected(shape_errors)
+            result = store_treatments(person=person, records=raws, source="api")
+        except ImportRejected as exc:
+            return rejected(exc.with_field_names({"time": "effective_at", "source_identifier": "identifier"}))
+        body = {"import_id": result.batch.pk if result.batch else None,
+                "created": result.created, "duplicates": result.duplicates}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class TreatmentDetailView(generics.RetrieveAPIView):
+    serializer_class = TreatmentSerializer
+
+    def get_queryset(self):
+        return Treatment.objects.for_user(self.request.user)
 
 
 # --- FHIR -------------------------------------------------------------------------------------

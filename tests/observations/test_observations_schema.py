@@ -23,6 +23,8 @@ def test_observation_endpoints_schema_has_no_warnings_or_errors(db):
         "/api/observations/{id}/",
         "/api/imports/",
         "/api/imports/{id}/",
+        "/api/treatments/",
+        "/api/treatments/{id}/",
         "/api/fhir/Bundle",
         "/api/fhir/Observation",
     }
@@ -43,3 +45,5 @@ def test_observation_endpoints_schema_has_no_warnings_or_errors(db):
     assert {p["name"] for p in search["parameters"]} == {"date", "patient", "_count", "_offset", "format"}
     assert "application/fhir+json" in search["responses"]["200"]["content"]
     assert "delete" in paths["/api/imports/{id}/"]
+    treatments = paths["/api/treatments/"]["get"]
+    assert {p["name"] for p in treatments["parameters"]} >= {"start", "end", "kind", "import_batch", "limit", "offset"}
