@@ -34,8 +34,10 @@ class ImportSummarySerializer(serializers.Serializer):
     format = serializers.CharField(help_text="api, fhir, dexcom, libre, nightscout or csv")
     created = serializers.IntegerField()
     duplicates = serializers.IntegerField(help_text="Readings already stored (same kind and time).")
-    skipped = serializers.IntegerField(help_text="Source rows that are not glucose readings.")
+    skipped = serializers.IntegerField(help_text="Source rows glucast does not store, counted by reason.")
     skipped_reasons = serializers.DictField(child=serializers.IntegerField())
+    treatments = serializers.IntegerField(help_text="Treatments stored (insulin, carbs, steps, heart rate).")
+    treatment_duplicates = serializers.IntegerField(help_text="Treatments already stored (same identifier).")
 
 
 class RowErrorSerializer(serializers.Serializer):
@@ -91,6 +93,8 @@ def import_summary(batch, *, fmt: str, skipped_reasons=None) -> dict:
         "duplicates": batch.n_duplicates,
         "skipped": batch.n_skipped,
         "skipped_reasons": dict(skipped_reasons or {}),
+        "treatments": batch.n_treatments,
+        "treatment_duplicates": batch.n_treatment_duplicates,
     }
 
 
