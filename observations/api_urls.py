@@ -12,4 +12,6 @@ urlpatterns = [
     path("imports/<int:pk>/", api.ImportDetailView.as_view(), name="api-import-detail"),
     path("fhir/Bundle", api.FHIRBundleView.as_view(), name="api-fhir-bundle"),
     path("fhir/Observation", api.FHIRObservationSearchView.as_view(), name="api-fhir-observation-search"),
+    path("fhir/MedicationAdministration", api.FHIRMedicationAdministrationSearchView.as_view(),
+         name="api-fhir-medication-administration-search"),
 ]

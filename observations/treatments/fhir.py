@@ -67,6 +67,15 @@ def _period(resource: dict, position: int, errors: list[RowError]):
     return period["start"], minutes
 
 
+def _source_identifier(resource: dict) -> str:
+    """glucast's own identifier when the resource came from glucast (a round trip is then a
+    duplicate), else the resource id."""
+    for item in resource.get("identifier") or []:
+        if isinstance(item, dict) and str(item.get("system", "")).startswith("urn:glucast:source:") and item.get("value"):
+            return str(item["value"])
+    return str(resource.get("id") or "")
+
+
 def is_treatment_observation(resource: dict, loinc: str | None) -> bool:
     return resource.get("resourceType") == "Observation" and loinc in codes.LOINC_TO_KIND
 
@@ -77,7 +86,7 @@ def raw_treatment_from_resource(resource: dict, position: int, loinc: str | None
     time, minutes = _period(resource, position, errors)
     if time is None:
         return None
-    identifier = str(resource.get("id") or "")
+    identifier = _source_identifier(resource)
     if resource.get("resourceType") == "Observation":
         quantity = resource.get("valueQuantity")
         if not isinstance(quantity, dict):

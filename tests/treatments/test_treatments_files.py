@@ -89,3 +89,33 @@ def test_a_bad_csv_row_is_named_by_line_and_column(api, person):
     found = {(e["row"], e["field"]) for e in response.data["errors"]}
     assert found == {(7, "amount"), (9, "kind")}
     assert not Treatment.objects.exists()
+
+
+def test_fhir_search_returns_the_treatments(api, other_api, person, other_person):
+    post_bundle(api, treatments_bundle(person))
+    post_bundle(other_api, treatments_bundle(other_person))
+    everything = api.get("/api/fhir/Observation").json()
+    assert everything["total"] == 4  # the reading, then carbs, steps, heart rate
+    kinds = [e["resource"]["code"]["coding"][0]["code"] for e in everything["entry"]]
+    assert kinds == ["99504-3", "9059-7", "55423-8", "8867-4"]
+    steps = everything["entry"][2]["resource"]
+    assert steps["effectivePeriod"] == {"start": "2024-05-02T14:00:00Z", "end": "2024-05-02T14:15:00Z"}
+    assert steps["valueQuantity"]["code"] == "{steps}" and steps["subject"]["reference"] == f"Patient/{person.pk}"
+    meals = api.get("/api/fhir/Observation?code=http://loinc.org|9059-7").json()
+    assert meals["total"] == 1 and meals["entry"][0]["resource"]["valueQuantity"]["value"] == 55
+    paged = api.get("/api/fhir/Observation?_count=2&_offset=1").json()
+    assert [e["resource"]["code"]["coding"][0]["code"] for e in paged["entry"]] == ["9059-7", "55423-8"]
+    assert any(link["relation"] == "next" for link in paged["link"])
+    assert api.get("/api/fhir/Observation?code=1234-5").status_code == 400
+    insulin = api.get("/api/fhir/MedicationAdministration?date=ge2024-05-02T12:00:00Z").json()
+    assert insulin["total"] == 2
+    bolus, temp = (e["resource"] for e in insulin["entry"])
+    assert bolus["dosage"]["dose"]["value"] == 5.5 and bolus["medicationCodeableConcept"]["text"] == "insulin, ultra-rapid-acting"
+    assert temp["dosage"]["rateQuantity"]["code"] == "U/h" and temp["effectivePeriod"]["end"] == "2024-05-02T13:30:00Z"
+    assert api.get(f"/api/fhir/MedicationAdministration?patient={other_person.pk}").status_code == 404
+    # a round trip: the searchset's resources, posted back as a collection, are duplicates
+    round_trip = {"resourceType": "Bundle", "type": "collection",
+                  "entry": [{"resource": e["resource"]} for e in insulin["entry"] + everything["entry"][1:]]}
+    again = post_bundle(api, round_trip)
+    assert again.status_code == 201, again.data
+    assert (again.data["treatments"], again.data["treatment_duplicates"]) == (0, 5)
