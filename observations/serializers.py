@@ -153,7 +153,7 @@ class TreatmentSerializer(serializers.ModelSerializer):
 class TreatmentQuerySerializer(ObservationQuerySerializer):
     kind = serializers.MultipleChoiceField(choices=treatment_codes.KINDS, required=False,
                                            help_text="Repeatable: kind=bolus&kind=carbs.")
-    import_batch = serializers.IntegerField(required=False, help_text="Only one of your imports.")
+    import_batch = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, help_text="Only one of your imports.")
 
 
 class TreatmentImportSummarySerializer(serializers.Serializer):
