@@ -85,6 +85,24 @@ def _raw_from_item(row: int, item: object) -> RawReading | RowError:
     )
 
 
+def _posted_rows(request, person, *, noun: str, parse, check_count) -> list:
+    """The body's items (one object or a list) parsed by `parse(row, item)`; raises ImportRejected
+    (empty, too many, wrong shapes) or Http404 when an item names another person: rows are
+    always the caller's, and naming someone else is answered like any other access to another
+    person's data."""
+    items = request.data if isinstance(request.data, list) else [request.data]
+    if not items:
+        raise ImportRejected.file_error(f"no {noun} given", field="body")
+    check_count(len(items))
+    if any(isinstance(item, dict) and item.get("person") not in (None, person.pk) for item in items):
+        raise Http404("No such person.")
+    parsed = [parse(row, item) for row, item in enumerate(items, start=1)]
+    shape_errors = [p for p in parsed if isinstance(p, RowError)]
+    if shape_errors:
+        raise ImportRejected(shape_errors)
+    return parsed
+
+
 class ObservationListCreateView(generics.ListCreateAPIView):
     """The caller's readings: list (paged, `start`/`end` filter) and add one or many."""
 
@@ -99,17 +117,7 @@ class ObservationListCreateView(generics.ListCreateAPIView):
         person = person_for(self.request.user)
         query = ObservationQuerySerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
-        bounds, errors = {}, {}
-        for name in ("start", "end"):
-            if query.validated_data.get(name):
-                try:
-                    bounds[name] = parse_timestamp(query.validated_data[name], person.tz)
-                except ValueError as exc:
-                    errors[name] = [str(exc)]
-        if not errors and "start" in bounds and "end" in bounds and bounds["start"] > bounds["end"]:
-            errors["end"] = ["must not be before start"]
-        if errors:
-            raise ValidationError(errors)
+        bounds = _time_bounds(query.validated_data, person)
         return (
             Observation.objects.for_user(self.request.user)
             .in_range(bounds.get("start"), bounds.get("end"))
@@ -131,24 +139,8 @@ class ObservationListCreateView(generics.ListCreateAPIView):
     )
     def post(self, request, *args, **kwargs):
         person = person_for(request.user)
-        items = request.data if isinstance(request.data, list) else [request.data]
-        if not items:
-            return rejected(ImportRejected.file_error("no readings given", field="body"))
         try:
-            check_row_count(len(items))
-        except ImportRejected as exc:
-            return rejected(exc)
-        # Readings are always the caller's; naming someone else is answered like any other
-        # access to another person's data.
-        if any(isinstance(item, dict) and item.get("person") not in (None, person.pk) for item in items):
-            raise Http404("No such person.")
-        raws, shape_errors = [], []
-        for row, item in enumerate(items, start=1):
-            parsed = _raw_from_item(row, item)
-            (shape_errors if isinstance(parsed, RowError) else raws).append(parsed)
-        try:
-            if shape_errors:
-                raise ImportRejected(shape_errors)
+            raws = _posted_rows(request, person, noun="readings", parse=_raw_from_item, check_count=check_row_count)
             batch = import_raw_readings(person, raws, source="api")
         except ImportRejected as exc:
             return rejected(exc.with_field_names({"time": "effective_at"}))
@@ -290,22 +282,8 @@ class TreatmentListCreateView(generics.ListCreateAPIView):
     )
     def post(self, request, *args, **kwargs):
         person = person_for(request.user)
-        items = request.data if isinstance(request.data, list) else [request.data]
-        if not items:
-            return rejected(ImportRejected.file_error("no treatments given", field="body"))
         try:
-            check_treatment_count(len(items))
-        except ImportRejected as exc:
-            return rejected(exc)
-        if any(isinstance(item, dict) and item.get("person") not in (None, person.pk) for item in items):
-            raise Http404("No such person.")
-        raws, shape_errors = [], []
-        for row, item in enumerate(items, start=1):
-            parsed = _raw_treatment(row, item)
-            (shape_errors if isinstance(parsed, RowError) else raws).append(parsed)
-        try:
-            if shape_errors:
-                raise ImportRejected(shape_errors)
+            raws = _posted_rows(request, person, noun="treatments", parse=_raw_treatment, check_count=check_treatment_count)
             result = store_treatments(person=person, records=raws, source="api")
         except ImportRejected as exc:
             return rejected(exc.with_field_names({"time": "effective_at", "source_identifier": "identifier"}))

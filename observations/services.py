@@ -12,7 +12,7 @@ from django.db.models import Max, Min
 from django.http import Http404
 from django.utils import timezone
 
-from observations.bulk import INSERT_CHUNK, number_array, text_array
+from observations.bulk import INSERT_CHUNK, number_array, open_batch, text_array
 from observations.codes import LOINC_SYSTEM
 from observations.episodes import forget_windows
 from observations.importers import FIELD_NAMES, ParsedFile, parse_bytes, parse_fhir_bundle
@@ -46,16 +46,7 @@ def import_readings(
     table = Observation._meta.db_table
     now = timezone.now()
     with transaction.atomic():
-        if batch is None:
-            batch = ImportBatch.objects.create(
-                person=person, source=source[:32], filename=filename[:255], n_skipped=skipped
-            )
-        else:
-            if batch.person_id != person.pk:
-                raise Http404("No such import.")
-            # Locked so concurrent uploads into the same day's import add their counts exactly.
-            batch = ImportBatch.objects.select_for_update().get(pk=batch.pk)
-            batch.n_skipped += skipped
+        batch = open_batch(person, source=source, filename=filename, skipped=skipped, batch=batch)
         created = 0
         with connection.cursor() as cursor:
             for start in range(0, len(readings), INSERT_CHUNK):

@@ -37,13 +37,13 @@ import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
+from observations.nightscout.entries import epoch_ms_instant
 from observations.treatments import codes
 from observations.treatments.validation import RawTreatment
 from observations.validation import ImportRejected, RowError
 
-_MIN_EPOCH_MS = 10**12
 MINUTES_PER_DAY = 1440
 ROW_KINDS = ("bolus", "bolus-extended", "carbs", "temp_basal")
 
@@ -143,20 +143,8 @@ def treatment_time(doc: dict, position: int, errors: list[RowError]):
     for name in ("date", "mills", "timestamp"):
         raw = doc.get(name)
         if raw is None or isinstance(raw, str) and not raw.strip().isdigit():
-            continue
-        if isinstance(raw, str):
-            raw = int(raw.strip())
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or isinstance(raw, float) and not math.isfinite(raw):
-            errors.append(RowError(position, name, f"{str(raw)[:40]!r} is not epoch milliseconds"))
-            return None
-        if raw < _MIN_EPOCH_MS:
-            errors.append(RowError(position, name, f"{str(raw)[:20]} looks like epoch seconds; Nightscout dates are epoch milliseconds"))
-            return None
-        try:
-            return datetime.fromtimestamp(raw / 1000.0, tz=timezone.utc)
-        except (OverflowError, OSError, ValueError):
-            errors.append(RowError(position, name, f"{str(raw)[:20]} is not a possible date"))
-            return None
+            continue  # absent, or an ISO `timestamp` (read below)
+        return epoch_ms_instant(raw, name, position, errors)
     for name in ("timestamp", "created_at"):
         value = doc.get(name)
         if isinstance(value, str) and value.strip():

@@ -23,11 +23,10 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 from django.db import connection, transaction
-from django.http import Http404
 from django.utils import timezone
 
 from observations.models import ImportBatch
-from observations.bulk import INSERT_CHUNK, number_array, text_array
+from observations.bulk import INSERT_CHUNK, number_array, open_batch, text_array
 from observations.treatments import codes
 from observations.treatments.models import Treatment
 from observations.treatments.validation import CheckedTreatment, validate_treatments
@@ -75,15 +74,7 @@ def store_checked_treatments(
     now = timezone.now()
     created = 0
     with transaction.atomic():
-        if batch is None:
-            batch = ImportBatch.objects.create(
-                person=person, source=source[:32], filename=filename[:255], n_skipped=skipped
-            )
-        else:
-            if batch.person_id != person.pk:
-                raise Http404("No such import.")
-            batch = ImportBatch.objects.select_for_update().get(pk=batch.pk)
-            batch.n_skipped += skipped
+        batch = open_batch(person, source=source, filename=filename, skipped=skipped, batch=batch)
         with connection.cursor() as cursor:
             for start in range(0, len(checked), INSERT_CHUNK):
                 chunk = checked[start : start + INSERT_CHUNK]
