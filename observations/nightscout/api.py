@@ -222,7 +222,8 @@ class TreatmentsView(NightscoutView):
             else:
                 shown.update(status="stored", stored_as=summary["kinds_at"].get(position, []))
             answer.append(shown)
-        return Response(answer, status=status.HTTP_200_OK, headers=_summary_headers(summary))
+        headers = {**_summary_headers(summary), "X-Glucast-Updated": str(summary["updated"])}
+        return Response(answer, status=status.HTTP_200_OK, headers=headers)
 
     def put(self, request):
         return self.post(request)

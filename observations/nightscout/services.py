@@ -140,15 +140,15 @@ def store_treatments_document(person, document, *, channel: str, max_items: int 
         errors.sort(key=lambda e: e.row)
         n_rows = len({e.row for e in errors})
         raise ImportRejected(errors, message=f"{n_rows} treatment{'s' if n_rows != 1 else ''} invalid; nothing was saved.")
-    created = duplicates = withdrawn = cancelled = 0
+    created = duplicates = updated = withdrawn = cancelled = 0
     newest = None
     with transaction.atomic():
         if checked.treatments or checked.repeated or parsed.n_skipped:
             stored = store_checked_treatments(
                 person=person, checked=checked.treatments, source=channel, batch=_day_batch(person, channel, now),
-                skipped=parsed.n_skipped, repeated=checked.repeated,
+                skipped=parsed.n_skipped, repeated=checked.repeated, replace=True,
             )
-            created, duplicates = stored.created, stored.duplicates
+            created, duplicates, updated = stored.created, stored.duplicates, stored.updated
             newest = stored.span[1] if stored.span else None
         for moment in cancel_times:
             cancelled += end_running_temp_basal(person=person, at=moment)
@@ -158,6 +158,7 @@ def store_treatments_document(person, document, *, channel: str, max_items: int 
         "received": parsed.n_items,
         "created": created,
         "duplicates": duplicates,
+        "updated": updated,
         "skipped": parsed.n_skipped,
         "skipped_reasons": dict(parsed.skipped),
         "skipped_at": parsed.skipped_at,

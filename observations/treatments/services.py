@@ -31,6 +31,10 @@ from observations.treatments import codes
 from observations.treatments.models import Treatment
 from observations.treatments.validation import CheckedTreatment, validate_treatments
 
+# What a replacing re-send may change (never the person, identifier, import or created_at).
+REPLACED = ("kind", "effective_at", "duration", "amount", "unit", "insulin_kind", "bolus_type", "absorption",
+            "is_valid", "device", "client_fields")
+
 TREATMENT_COLUMNS = [
     "id", "time", "kind", "amount", "unit", "duration_min", "insulin_kind", "bolus_type", "absorption_min",
 ]
@@ -40,8 +44,9 @@ TREATMENT_COLUMNS = [
 class TreatmentImport:
     batch: ImportBatch | None  # None when nothing was given
     created: int
-    duplicates: int  # already stored, or repeated inside the batch
+    duplicates: int  # already stored as they are, or repeated inside the batch
     span: tuple[datetime, datetime] | None  # first and last time of the treatments sent
+    updated: int = 0  # with `replace`: stored before with other values, now changed
 
 
 def store_treatments(
@@ -60,19 +65,27 @@ def store_treatments(
 
 def store_checked_treatments(
     *, person, checked: list[CheckedTreatment], source: str, filename: str = "",
-    batch: ImportBatch | None = None, skipped: int = 0, repeated: int = 0,
+    batch: ImportBatch | None = None, skipped: int = 0, repeated: int = 0, replace: bool = False,
 ) -> TreatmentImport:
     """Store treatments that went through validate_treatments; returns exact counts.
 
     Without `batch` a new import is made (if there is anything to store or count); with it
     (one of the person's imports: a day's live uploads, the readings' import of the same file)
-    the treatments join it and its counts grow."""
+    the treatments join it and its counts grow.
+
+    An identifier already stored is a duplicate. With `replace` (Nightscout's semantics: a
+    re-sent treatment replaces the stored one, which is how apps shorten a temporary basal) a
+    stored row whose values differ takes the new values and a new modified_at; it keeps its
+    import and created_at. Identical re-sends stay duplicates and change nothing."""
     checked = list(checked)
     if not checked and not repeated and batch is None:
         return TreatmentImport(batch=None, created=0, duplicates=0, span=None)
     table = Treatment._meta.db_table
+    on_conflict = f"DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in (*REPLACED, 'modified_at'))} " \
+        f"WHERE ({', '.join(f't.{c}' for c in REPLACED)}) IS DISTINCT FROM ({', '.join(f'EXCLUDED.{c}' for c in REPLACED)})" \
+        if replace else "DO NOTHING"
     now = timezone.now()
-    created = 0
+    created = updated = 0
     with transaction.atomic():
         batch = open_batch(person, source=source, filename=filename, skipped=skipped, batch=batch)
         with connection.cursor() as cursor:
@@ -81,7 +94,7 @@ def store_checked_treatments(
                 cursor.execute(
                     f"""
                     WITH inserted AS (
-                        INSERT INTO {table} (
+                        INSERT INTO {table} AS t (
                             person_id, kind, effective_at, duration, amount, unit, insulin_kind,
                             bolus_type, absorption, is_valid, device, source, import_batch_id,
                             source_identifier, client_fields, created_at, modified_at
@@ -94,10 +107,10 @@ def store_checked_treatments(
                             %s::text[], %s::float8[], %s::boolean[], %s::text[], %s::text[], %s::text[]
                         ) AS u(kind, effective_at, duration_s, amount, unit, insulin_kind, bolus_type,
                                absorption_s, is_valid, device, source_identifier, client_fields)
-                        ON CONFLICT (person_id, source_identifier) DO NOTHING
-                        RETURNING 1
+                        ON CONFLICT (person_id, source_identifier) {on_conflict}
+                        RETURNING (xmax = 0) AS fresh
                     )
-                    SELECT count(*) FROM inserted
+                    SELECT count(*) FILTER (WHERE fresh), count(*) FILTER (WHERE NOT fresh) FROM inserted
                     """,
                     [
                         person.pk, source[:32], batch.pk, now, now,
@@ -115,14 +128,17 @@ def store_checked_treatments(
                         text_array([json.dumps(t.client_fields, separators=(",", ":")) for t in chunk]),
                     ],
                 )
-                created += cursor.fetchone()[0]
-        duplicates = len(checked) - created + repeated
+                fresh, changed = cursor.fetchone()
+                created += fresh
+                updated += changed
+        duplicates = len(checked) - created - updated + repeated
         batch.n_treatments += created
         batch.n_treatment_duplicates += duplicates
         batch.save(update_fields=["n_treatments", "n_treatment_duplicates", "n_skipped"])
     times = [t.effective_at for t in checked]
     return TreatmentImport(
-        batch=batch, created=created, duplicates=duplicates, span=(min(times), max(times)) if times else None
+        batch=batch, created=created, duplicates=duplicates, updated=updated,
+        span=(min(times), max(times)) if times else None,
     )
 
 

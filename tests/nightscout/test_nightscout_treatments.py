@@ -161,3 +161,17 @@ def test_get_treatments_with_count_and_created_at(client, person, other_person, 
     refused = client.get(TREATMENTS + ".json?find[eventType]=Note", **headers)
     assert refused.status_code == 400 and "find[created_at]" in refused.json()["errors"][0]
     assert client.get(TREATMENTS + ".json").status_code == 401
+
+
+def test_a_resend_with_other_values_replaces_the_stored_treatment_as_nightscout_does(client, person, secret):
+    temp = {"eventType": "Temp Basal", "created_at": "2025-06-01T10:00:00Z", "absolute": 2.0, "duration": 60, "_id": "tb"}
+    post(client, temp, secret, path=TREATMENTS)
+    first = Treatment.objects.get()
+    shortened = post(client, {**temp, "duration": 25}, secret, path=TREATMENTS)
+    assert shortened["X-Glucast-Updated"] == "1" and counts(shortened)["created"] == 0
+    row = Treatment.objects.get()
+    assert row.duration == timedelta(minutes=25) and row.modified_at > first.modified_at
+    assert (row.created_at, row.import_batch_id) == (first.created_at, first.import_batch_id)
+    same = post(client, {**temp, "duration": 25}, secret, path=TREATMENTS)
+    assert same["X-Glucast-Updated"] == "0" and counts(same)["duplicates"] == 1
+    assert Treatment.objects.get().modified_at == row.modified_at
