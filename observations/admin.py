@@ -16,7 +16,7 @@ class ObservationAdmin(admin.ModelAdmin):
 
 @admin.register(ImportBatch)
 class ImportBatchAdmin(admin.ModelAdmin):
-    list_display = ["person", "source", "filename", "n_created", "n_duplicates", "n_skipped", "created_at"]
+    list_display = ["person", "source", "filename", "n_created", "n_duplicates", "n_skipped", "n_treatments", "created_at"]
     list_filter = ["source"]
     search_fields = ["person__display_name", "filename"]
     date_hierarchy = "created_at"
