@@ -12,12 +12,15 @@ from django.db.models import Max, Min
 from django.http import Http404
 from django.utils import timezone
 
+from observations.bulk import INSERT_CHUNK, number_array, open_batch, text_array
 from observations.codes import LOINC_SYSTEM
 from observations.episodes import forget_windows
 from observations.importers import FIELD_NAMES, ParsedFile, parse_bytes, parse_fhir_bundle
 from observations.models import ImportBatch, Observation, ObservationStatus
 from observations.units import MG_DL
-from observations.validation import ImportRejected, RawReading, control_characters, validate_readings
+from observations.treatments.services import store_checked_treatments
+from observations.treatments.validation import validate_treatments
+from observations.validation import ImportRejected, RawReading, RowError, control_characters, validate_readings
 
 logger = logging.getLogger(__name__)
 
@@ -25,24 +28,6 @@ logger = logging.getLogger(__name__)
 # --- Bringing readings in ---------------------------------------------------------------------
 # Every source (REST, FHIR, files, the demo loader) ends in import_readings, after the one
 # validation path in observations.validation.
-
-# Rows per INSERT statement: large enough that 100,000 readings take a handful of round trips,
-# small enough to keep each statement's parameter arrays modest.
-INSERT_CHUNK = 20_000
-
-
-def _text_array(values) -> str:
-    """A PostgreSQL array literal of quoted strings.
-
-    Sent as one text parameter and cast server-side (::text[], ::timestamptz[]): adapting
-    100,000 Python objects one by one in the driver costs more than the INSERT itself.
-    """
-    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
-
-
-def _number_array(values) -> str:
-    return "{" + ",".join(repr(float(v)) for v in values) + "}"
-
 
 def import_readings(
     person, readings, *, source: str, filename: str = "", skipped: int = 0, batch: ImportBatch | None = None
@@ -61,16 +46,7 @@ def import_readings(
     table = Observation._meta.db_table
     now = timezone.now()
     with transaction.atomic():
-        if batch is None:
-            batch = ImportBatch.objects.create(
-                person=person, source=source[:32], filename=filename[:255], n_skipped=skipped
-            )
-        else:
-            if batch.person_id != person.pk:
-                raise Http404("No such import.")
-            # Locked so concurrent uploads into the same day's import add their counts exactly.
-            batch = ImportBatch.objects.select_for_update().get(pk=batch.pk)
-            batch.n_skipped += skipped
+        batch = open_batch(person, source=source, filename=filename, skipped=skipped, batch=batch)
         created = 0
         with connection.cursor() as cursor:
             for start in range(0, len(readings), INSERT_CHUNK):
@@ -103,16 +79,16 @@ def import_readings(
                         source[:32],
                         batch.pk,
                         now,
-                        _text_array([r.kind for r in chunk]),
-                        _text_array([r.code for r in chunk]),
-                        _text_array([r.display for r in chunk]),
-                        _number_array([r.value_mg_dl for r in chunk]),
-                        _number_array([r.original_value for r in chunk]),
-                        _text_array([r.original_unit for r in chunk]),
+                        text_array([r.kind for r in chunk]),
+                        text_array([r.code for r in chunk]),
+                        text_array([r.display for r in chunk]),
+                        number_array([r.value_mg_dl for r in chunk]),
+                        number_array([r.original_value for r in chunk]),
+                        text_array([r.original_unit for r in chunk]),
                         "{" + ",".join("t" if r.at_sensor_limit else "f" for r in chunk) + "}",
-                        _text_array([r.effective_at.isoformat() for r in chunk]),
-                        _text_array([r.device for r in chunk]),
-                        _text_array([r.source_identifier for r in chunk]),
+                        text_array([r.effective_at.isoformat() for r in chunk]),
+                        text_array([r.device for r in chunk]),
+                        text_array([r.source_identifier for r in chunk]),
                     ],
                 )
                 created += cursor.fetchone()[0]
@@ -157,15 +133,35 @@ class ParsedImport:
 
 
 def _import_parsed(person, parsed: ParsedFile, *, filename: str = "") -> ParsedImport:
+    """Readings and treatments of one parsed file, checked together (every bad row of either
+    named) and stored in one transaction in one import."""
     check_fhir_subjects(person, parsed.subject_patient_ids)
+    names = FIELD_NAMES.get(parsed.format)
+    readings, checked, rejection, treatment_errors = [], None, None, []
     try:
-        batch = import_raw_readings(
-            person, parsed.readings, source=parsed.format, filename=filename, skipped=parsed.n_skipped
-        )
+        readings = validate_readings(parsed.readings, tz=person.tz)
     except ImportRejected as exc:
-        if parsed.format in FIELD_NAMES:
-            raise exc.with_field_names(FIELD_NAMES[parsed.format]) from None
-        raise
+        rejection = exc.with_field_names(names) if names else exc
+    if parsed.treatments:
+        try:
+            checked = validate_treatments(parsed.treatments, tz=person.tz)
+        except ImportRejected as exc:
+            treatment_errors = [
+                RowError(e.row, parsed.treatment_field_names.get(e.row, {}).get(e.field, e.field), e.reason)
+                for e in exc.errors
+            ]
+    if treatment_errors:
+        errors = sorted([*(rejection.errors if rejection else []), *treatment_errors], key=lambda e: e.row)
+        raise ImportRejected(errors)
+    if rejection is not None:
+        raise rejection
+    with transaction.atomic():
+        batch = import_readings(person, readings, source=parsed.format, filename=filename, skipped=parsed.n_skipped)
+        if checked is not None:
+            store_checked_treatments(
+                person=person, checked=checked.treatments, source=parsed.format, batch=batch, repeated=checked.repeated
+            )
+            batch.refresh_from_db()
     return ParsedImport(batch=batch, format=parsed.format, skipped_reasons=dict(parsed.skipped))
 
 

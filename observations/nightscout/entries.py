@@ -74,25 +74,30 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def epoch_ms_instant(raw: object, name: str, position: int, errors: list[RowError]) -> datetime | None:
+    """A Nightscout epoch-milliseconds field (a number or digits) as an instant; None with an
+    error naming the field when it is not one (also for epoch seconds sent by mistake)."""
+    if isinstance(raw, str) and _DIGITS.match(raw.strip()):
+        raw = int(raw.strip())
+    if not _is_number(raw) or isinstance(raw, float) and not math.isfinite(raw):
+        errors.append(RowError(position, name, f"{str(raw)[:40]!r} is not epoch milliseconds"))
+        return None
+    if raw < _MIN_EPOCH_MS:
+        errors.append(RowError(position, name, f"{str(raw)[:20]} looks like epoch seconds; Nightscout dates are epoch milliseconds"))
+        return None
+    try:
+        return datetime.fromtimestamp(raw / 1000.0, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        errors.append(RowError(position, name, f"{str(raw)[:20]} is not a possible date"))
+        return None
+
+
 def _entry_time(entry: dict, position: int, errors: list[RowError]) -> object:
     """The entry's instant: `date` (epoch ms) first, then `mills`, `dateString`, `sysTime`."""
     for name in ("date", "mills"):
         if name not in entry or entry[name] is None:
             continue
-        raw = entry[name]
-        if isinstance(raw, str) and _DIGITS.match(raw.strip()):
-            raw = int(raw.strip())
-        if not _is_number(raw) or isinstance(raw, float) and not math.isfinite(raw):
-            errors.append(RowError(position, name, f"{str(raw)[:40]!r} is not epoch milliseconds"))
-            return None
-        if raw < _MIN_EPOCH_MS:
-            errors.append(RowError(position, name, f"{str(raw)[:20]} looks like epoch seconds; Nightscout dates are epoch milliseconds"))
-            return None
-        try:
-            return datetime.fromtimestamp(raw / 1000.0, tz=timezone.utc)
-        except (OverflowError, OSError, ValueError):
-            errors.append(RowError(position, name, f"{str(raw)[:20]} is not a possible date"))
-            return None
+        return epoch_ms_instant(entry[name], name, position, errors)
     for name in ("dateString", "sysTime"):
         if isinstance(entry.get(name), str) and entry[name].strip():
             return entry[name]

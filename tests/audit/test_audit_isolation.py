@@ -19,7 +19,9 @@ from django.urls.exceptions import NoReverseMatch
 
 from mlmodels.artifact_links import signed_artifact_url
 from mlmodels.models import MLModel, TrainingJob
-from observations.models import ImportBatch, Observation
+from observations.models import ImportBatch, Observation, Treatment
+from observations.treatments.services import store_treatments
+from observations.treatments.validation import RawTreatment
 from predictions.models import PredictionFeedback, PredictionLog
 from predictions.services import forecast_for_person
 from tests.conftest import token_client
@@ -42,6 +44,7 @@ class RouteAudit:
 ROUTE_AUDITS: dict[str, RouteAudit] = {
     "api-observation-detail": RouteAudit(lambda a: {"pk": a["reading"].pk}),
     "api-import-detail": RouteAudit(lambda a: {"pk": a["batch"].pk}),
+    "api-treatment-detail": RouteAudit(lambda a: {"pk": a["treatment"].pk}),
     "api-training-job": RouteAudit(lambda a: {"pk": a["job"].pk}),
     "api-model-detail": RouteAudit(lambda a: {"pk": a["model"].pk}),
     "api-model-performance": RouteAudit(lambda a: {"pk": a["model"].pk}),
@@ -97,8 +100,11 @@ def owner_objects(db):
     feedback = PredictionFeedback.objects.create(person=a, prediction=log, helpful=True)
     staff = UserFactory(is_staff=True)
     token = signed_artifact_url(model, staff).rstrip("/").rsplit("/", 1)[-1]
+    store_treatments(person=a, source="api", batch=batch, records=[
+        RawTreatment(row=1, kind="bolus", time=reading.effective_at, amount=2.0)])
+    treatment = Treatment.objects.for_person(a).get()
     return {"person": a, "reading": reading, "batch": batch, "model": model, "job": job, "log": log,
-            "feedback": feedback, "artifact_token": token}
+            "feedback": feedback, "artifact_token": token, "treatment": treatment}
 
 
 @pytest.fixture
@@ -127,6 +133,7 @@ def snapshot(objects) -> dict:
     a = objects["person"]
     return {
         "readings": Observation.objects.for_person(a).count(),
+        "treatments": list(Treatment.objects.for_person(a).values_list("pk", "amount", "modified_at")),
         "batches": list(ImportBatch.objects.for_person(a).values_list("pk", flat=True)),
         "models": list(MLModel.objects.for_person(a).values_list("pk", "status", "is_active")),
         "jobs": list(TrainingJob.objects.for_person(a).values_list("pk", "status")),

@@ -1,0 +1,41 @@
+"""Bulk INSERT parameters: whole columns sent as one PostgreSQL array literal each.
+
+Shared by the readings' and the treatments' bulk inserts (observations.services,
+observations.treatments.services)."""
+
+from django.http import Http404
+
+from observations.models import ImportBatch
+
+# Rows per INSERT statement: large enough that 100,000 readings take a handful of round trips,
+# small enough to keep each statement's parameter arrays modest.
+INSERT_CHUNK = 20_000
+
+
+def text_array(values) -> str:
+    """A PostgreSQL array literal of quoted strings (None is NULL).
+
+    Sent as one text parameter and cast server-side (::text[], ::timestamptz[]): adapting
+    100,000 Python objects one by one in the driver costs more than the INSERT itself.
+    """
+    return "{" + ",".join(
+        "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values
+    ) + "}"
+
+
+def number_array(values) -> str:
+    """As text_array, for numbers; None is NULL."""
+    return "{" + ",".join("NULL" if v is None else repr(float(v)) for v in values) + "}"
+
+
+def open_batch(person, *, source: str, filename: str = "", skipped: int = 0, batch: ImportBatch | None = None) -> ImportBatch:
+    """Inside the insert's transaction: a new import for `person`, or `batch` (one of theirs,
+    404 otherwise) locked so concurrent uploads into the same day's import add their counts
+    exactly; `skipped` is added to its skipped rows either way."""
+    if batch is None:
+        return ImportBatch.objects.create(person=person, source=source[:32], filename=filename[:255], n_skipped=skipped)
+    if batch.person_id != person.pk:
+        raise Http404("No such import.")
+    batch = ImportBatch.objects.select_for_update().get(pk=batch.pk)
+    batch.n_skipped += skipped
+    return batch
