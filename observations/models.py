@@ -1,6 +1,7 @@
 """CGM and blood glucose readings, aligned with FHIR Observation and the HL7 CGM guide."""
 
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
 from persons.models import Person, PersonOwnedQuerySet
@@ -80,6 +81,10 @@ class Observation(models.Model):
     )
     source_identifier = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set when a stored reading changes after its import (Nightscout API v3's soft delete or a
+    # new identifier on deduplication): with created_at it is API v3's srvModified, the cursor
+    # of `history`. Null for the readings no one changed, so imports never write it.
+    modified_at = models.DateTimeField(null=True, blank=True)
 
     objects = ObservationQuerySet.as_manager()
 
@@ -91,7 +96,15 @@ class Observation(models.Model):
                 fields=["person", "kind", "effective_at"], name="observation_unique_per_instant"
             ),
         ]
-        indexes = [models.Index(fields=["person", "effective_at"], name="observation_person_time")]
+        indexes = [
+            models.Index(fields=["person", "effective_at"], name="observation_person_time"),
+            # API v3: a document by its identifier, and `history` since a modification time,
+            # each one index range per person instead of a scan of their readings.
+            models.Index(fields=["person", "source_identifier"], name="observation_person_ident"),
+            models.Index(
+                "person", Coalesce("modified_at", "created_at"), name="observation_person_modified"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.value_mg_dl:g} mg/dL at {self.effective_at:%Y-%m-%d %H:%M}"
