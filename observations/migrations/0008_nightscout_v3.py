@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('observations', '0006_import_batches_plural'),
+        ('observations', '0007_treatments'),
         ('persons', '0004_rate_counter'),
     ]
 
