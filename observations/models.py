@@ -101,11 +101,11 @@ class Observation(models.Model):
         ]
         indexes = [
             models.Index(fields=["person", "effective_at"], name="observation_person_time"),
-            # API v3: a document by its identifier, and `history` since a modification time,
-            # each one index range per person instead of a scan of their readings.
+            # API v3: a document by its identifier, and `history` of what came in over API v3
+            # since a modification time: each one index range, not a scan of a person's readings.
             models.Index(fields=["person", "source_identifier"], name="observation_person_ident"),
             models.Index(
-                "person", Coalesce("modified_at", "created_at"), name="observation_person_modified"
+                "person", "source", Coalesce("modified_at", "created_at"), name="observation_person_modified"
             ),
         ]
 

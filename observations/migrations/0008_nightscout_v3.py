@@ -34,7 +34,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='observation',
-            index=models.Index(models.F('person'), django.db.models.functions.comparison.Coalesce('modified_at', 'created_at'), name='observation_person_modified'),
+            index=models.Index(models.F('person'), models.F('source'), django.db.models.functions.comparison.Coalesce('modified_at', 'created_at'), name='observation_person_modified'),
         ),
         migrations.AddField(
             model_name='nightscoutaccesstoken',

@@ -13,6 +13,12 @@ have one home. What v3 adds is the document's life:
   identifier (so the client's later PATCH or DELETE finds it); its value is kept.
 - `srvCreated` is the row's created_at, `srvModified` its modified_at (or created_at): the
   cursor of `history`, which also returns soft-deleted readings with `isValid: false`.
+- listings serve back only what came in over API v3: `search`, `history` and `lastModified`
+  list the readings this channel stored, not a person's file imports or other apps' uploads.
+  AndroidAPS reads them back (to a full sync, or as its glucose source when set to
+  "NSClient"), and glucast must not become a source of data for a dosing system; AndroidAPS
+  finds its own readings there under the identifiers it was given. A reading's identifier
+  still finds it whatever its source (PATCH, DELETE, GET by identifier).
 - DELETE marks the reading entered-in-error (FHIR's status; forecasts skip it) and PATCH may
   change `sgv` (checked as any new reading is); every other field is Nightscout's immutable
   set or is not stored (direction, noise, raw values).
@@ -64,6 +70,12 @@ def _rejection(exc: ImportRejected) -> V3Error:
 
 def _rows(person):
     return Observation.objects.for_person(person).filter(kind=Observation.Kind.CGM)
+
+
+def _served(person):
+    """What the listings (search, history, lastModified) serve: readings that came in over
+    API v3 (see the module doc)."""
+    return _rows(person).filter(source=V3_UPLOAD)
 
 
 def _with_srv(queryset):
@@ -157,7 +169,7 @@ def _filter_value(name: str, value: str):
 
 def search(*, person, query: SearchQuery) -> list[dict]:
     """GET /entries: valid readings matching the filters, sorted, limited, projected."""
-    rows = _with_srv(_rows(person).usable())
+    rows = _with_srv(_served(person).usable())
     for flt in query.filters:
         if flt.field == "type":
             if flt.operator != "eq":
@@ -187,14 +199,14 @@ def search(*, person, query: SearchQuery) -> list[dict]:
 def history(*, person, since_ms: int, inclusive: bool, limit: int, fields=None) -> tuple[list[dict], int | None]:
     """GET /entries/history/{ms}: readings created or changed after `since_ms`, oldest change
     first, deleted ones too. Returns (documents, the newest srvModified among them)."""
-    rows = _with_srv(_rows(person))
+    rows = _with_srv(_served(person))
     page = history_page(rows, since_ms=since_ms, inclusive=inclusive, limit=limit)
     newest = max((floor_ms(row.srv_modified) for row in page), default=None)
     return [project(as_document(row, tz=person.tz), fields) for row in page], newest
 
 
 def last_modified(person) -> int | None:
-    value = _with_srv(_rows(person)).order_by("-srv_modified").values_list("srv_modified", flat=True).first()
+    value = _with_srv(_served(person)).order_by("-srv_modified").values_list("srv_modified", flat=True).first()
     return floor_ms(value) if value else None
 
 
