@@ -27,7 +27,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 from rest_framework.views import APIView
 
-from observations.nightscout import v3_entries
+from observations.nightscout import v3_entries, v3_treatments
 from observations.nightscout.api import NIGHTSCOUT_API_VERSION, read_json
 from observations.nightscout.documents import (
     MAX_LIMIT,
@@ -49,6 +49,7 @@ from observations.nightscout.v3_unstored import UnstoredCollection
 API3_VERSION = "3.0.3-alpha"  # the lib/api3 version whose behaviour these answers follow
 COLLECTIONS = {
     "entries": v3_entries,
+    "treatments": v3_treatments,
     "devicestatus": UnstoredCollection("devicestatus"),
     "profile": UnstoredCollection("profile"),
     "food": UnstoredCollection("food"),
