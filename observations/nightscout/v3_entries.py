@@ -34,7 +34,6 @@ from django.utils import timezone
 
 from observations.models import Observation, ObservationStatus
 from observations.nightscout.documents import (
-    MSG_BAD_IDENTIFIER,
     SearchQuery,
     V3Error,
     check_immutable,
@@ -224,16 +223,14 @@ def _new_value(row: Observation, value: object, tz, now: datetime) -> float | No
 
 
 def update(*, person, identifier: str, doc: object, replace: bool = False, now: datetime | None = None) -> tuple[int, dict]:
-    """PATCH (or PUT, `replace`) /entries/{identifier}. PUT of an unknown identifier creates."""
+    """PATCH (or PUT, `replace`: every common field required) /entries/{identifier}."""
     doc = dict(require_object(doc))
     now = now or timezone.now()
     row = find(person, identifier)
     if row is None:
-        if not replace:
-            raise V3Error(404)
-        if doc.get("identifier", identifier) != identifier:
-            raise V3Error(400, MSG_BAD_IDENTIFIER, field="identifier")
-        return create(person=person, doc={**doc, "identifier": identifier}, now=now)
+        # Nightscout's PUT would create it; here identifiers are found, never claimed (a
+        # document is created by POST), so an unknown one is a 404 for PATCH and PUT alike.
+        raise V3Error(404)
     if row.status == ObservationStatus.ENTERED_IN_ERROR:
         raise V3Error(410)
     stored = as_document(row, tz=person.tz)

@@ -203,19 +203,17 @@ def last_modified(person) -> int | None:
 
 
 def update(*, person, identifier: str, doc: object, replace: bool = False, now: datetime | None = None) -> tuple[int, dict]:
-    """PATCH (or PUT, `replace`) /treatments/{identifier}; PUT of an unknown identifier creates."""
+    """PATCH (or PUT, `replace`: every common field required) /treatments/{identifier}."""
     doc = dict(require_object(doc))
     now = now or timezone.now()
     rows = _group(person, identifier)
-    if doc.get("identifier", identifier) != identifier:
-        raise V3Error(400, MSG_BAD_IDENTIFIER, field="identifier")
-    if not rows:
-        if not replace:
-            raise V3Error(404)
-        return create(person=person, doc={**doc, "identifier": identifier}, now=now)
+    if not rows:  # as for entries: PUT replaces, it does not create (see v3_entries.update)
+        raise V3Error(404)
     if not any(row.is_valid for row in rows):
         raise V3Error(410)
     stored = as_document(rows, tz=person.tz)
+    if doc.get("identifier", identifier) != identifier:
+        raise V3Error(400, MSG_BAD_IDENTIFIER, field="identifier")
     check_immutable(doc, stored)
     validate_common({**stored, **doc} if replace else doc, patching=not replace)
     merged = {**stored, **doc}

@@ -67,9 +67,6 @@ class UnstoredCollection:
         return None
 
     def update(self, *, person, identifier: str, doc: object, replace: bool = False, now=None):
-        require_object(doc)
-        if replace:
-            return self.create(person=person, doc={**doc, "identifier": identifier}, now=now)
         raise V3Error(404)
 
     def delete(self, *, person, identifier: str, permanent: bool = False, now=None) -> None:
