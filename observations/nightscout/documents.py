@@ -39,6 +39,8 @@ MSG_BAD_OPERATION = "Bad operation or collection"
 # What no PATCH or PUT may change (lib/api3/generic/update/validate.js).
 IMMUTABLE = ("identifier", "date", "utcOffset", "eventType", "device", "app",
              "srvCreated", "subject", "srvModified", "modifiedBy", "isValid")
+# The comparisons glucast's searches take, as Django lookups (Nightscout also has in, nin, re).
+COMPARISONS = {"eq": "", "gt": "__gt", "gte": "__gte", "lt": "__lt", "lte": "__lte"}
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "re")
 RESERVED_PARAMS = ("token", "sort", "sort$desc", "limit", "skip", "fields", "now")
 
@@ -58,6 +60,15 @@ class V3Error(Exception):
             payload["message"] = self.message
         payload.update(self.extra)
         return payload
+
+
+def rejected(exc) -> V3Error:
+    """glucast's validation refusal (ImportRejected, fields named as the client names them) as
+    Nightscout's 400: the first problem in `message` and `field`, up to 20 in `errors`."""
+    first = exc.errors[0] if exc.errors else None
+    message = f"{first.field}: {first.reason}" if first else exc.message
+    return V3Error(400, message, field=first.field if first else "body",
+                   errors=[{"field": e.field, "reason": e.reason} for e in exc.errors[:20]])
 
 
 def is_number(value: object) -> bool:

@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from observations.models import Observation, ObservationStatus
 from observations.nightscout.documents import (
+    COMPARISONS,
     SearchQuery,
     V3Error,
     check_immutable,
@@ -44,6 +45,7 @@ from observations.nightscout.documents import (
     normalize_for_create,
     parse_instant,
     project,
+    rejected,
     require_object,
     validate_common,
 )
@@ -55,16 +57,6 @@ from observations.validation import ImportRejected, RawReading, validate_reading
 
 _V1_ID = re.compile(r"^[0-9a-f]{24}$")
 _SORTS = {"date": "effective_at", "srvModified": "srv_modified", "srvCreated": "created_at"}
-_COMPARISONS = {"eq": "", "gt": "__gt", "gte": "__gte", "lt": "__lt", "lte": "__lte"}
-
-
-def _rejection(exc: ImportRejected) -> V3Error:
-    """The shared validation's refusal as Nightscout's 400, naming each field as the entry does."""
-    errors = exc.with_field_names(FIELD_NAMES).errors
-    first = errors[0] if errors else None
-    message = f"{first.field}: {first.reason}" if first else exc.message
-    return V3Error(400, message, field=first.field if first else "body",
-                   errors=[{"field": e.field, "reason": e.reason} for e in errors[:20]])
 
 
 def _rows(person):
@@ -133,7 +125,7 @@ def create(*, person, doc: object, now: datetime | None = None) -> tuple[int, di
     try:
         summary = store_entries(person, doc, channel=V3_UPLOAD, now=now)
     except ImportRejected as exc:
-        raise _rejection(exc) from None
+        raise rejected(exc.with_field_names(FIELD_NAMES)) from None
     identifier = doc["identifier"]
     if summary["skipped"]:
         reason = next(iter(summary["skipped_reasons"]), "not a sensor reading")
@@ -181,11 +173,11 @@ def search(*, person, query: SearchQuery) -> list[dict]:
             key = "source_identifier" if flt.field == "identifier" else "device"
             rows = rows.filter(**{key: flt.value[:128]})
             continue
-        if column is None or flt.operator not in _COMPARISONS:
+        if column is None or flt.operator not in COMPARISONS:
             raise V3Error(400, f"{flt.field}${flt.operator}: filters on date, srvModified and srvCreated "
                                "(eq, gt, gte, lt, lte), type, identifier and device (eq) are supported",
                           field=flt.field[:60])
-        rows = rows.filter(**{f"{column}{_COMPARISONS[flt.operator]}": _filter_value(flt.field, flt.value)})
+        rows = rows.filter(**{f"{column}{COMPARISONS[flt.operator]}": _filter_value(flt.field, flt.value)})
     if query.sort is not None and query.sort not in _SORTS:
         raise V3Error(400, f"sort: {query.sort[:40]!r} cannot be sorted on; use date, srvModified or srvCreated",
                       field="sort")
@@ -218,7 +210,7 @@ def _new_value(row: Observation, value: object, tz, now: datetime) -> float | No
             [RawReading(row=1, time=row.effective_at, value=value, unit=MG_DL, device=row.device)], tz=tz, now=now
         )
     except ImportRejected as exc:
-        raise _rejection(exc) from None
+        raise rejected(exc.with_field_names(FIELD_NAMES)) from None
     return reading.value_mg_dl
 
 

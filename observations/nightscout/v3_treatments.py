@@ -34,6 +34,7 @@ from django.utils import timezone
 from observations.models import Treatment
 from observations.nightscout.documents import (
     MSG_BAD_IDENTIFIER,
+    COMPARISONS,
     SearchQuery,
     V3Error,
     check_immutable,
@@ -43,6 +44,7 @@ from observations.nightscout.documents import (
     normalize_for_create,
     parse_instant,
     project,
+    rejected,
     require_object,
     validate_common,
 )
@@ -53,16 +55,8 @@ from observations.validation import ImportRejected
 
 _SORTS = {"created_at": "effective_at", "date": "effective_at", "srvModified": "modified_at", "srvCreated": "created_at"}
 _FILTERS = {"created_at": "effective_at", "date": "effective_at", "srvModified": "modified_at", "srvCreated": "created_at"}
-_COMPARISONS = {"eq": "", "gt": "__gt", "gte": "__gte", "lt": "__lt", "lte": "__lte"}
 # Kept from the client's document (client_fields) and given back as it sent them.
 _CLIENT_BACK = ("eventType", "app", "utcOffset", "enteredBy", "type", "pumpId", "pumpType", "pumpSerial", "endId")
-
-
-def _rejection(exc: ImportRejected) -> V3Error:
-    first = exc.errors[0] if exc.errors else None
-    message = f"{first.field}: {first.reason}" if first else exc.message
-    return V3Error(400, message, field=first.field if first else "body",
-                   errors=[{"field": e.field, "reason": e.reason} for e in exc.errors[:20]])
 
 
 def base_identifier(source_identifier: str) -> str:
@@ -148,7 +142,7 @@ def create(*, person, doc: object, now: datetime | None = None) -> tuple[int, di
     try:
         summary = store_treatments_document(person, doc, channel=V3_UPLOAD, now=now)
     except ImportRejected as exc:
-        raise _rejection(exc) from None
+        raise rejected(exc) from None
     return _answer_for(summary, doc["identifier"], person, now)
 
 
@@ -172,7 +166,7 @@ def search(*, person, query: SearchQuery) -> list[dict]:
             rows = rows.filter(client_fields__eventType=flt.value[:128])
             continue
         column = _FILTERS.get(flt.field)
-        if column is None or flt.operator not in _COMPARISONS:
+        if column is None or flt.operator not in COMPARISONS:
             raise V3Error(400, f"{flt.field}${flt.operator}: filters on created_at, date, srvModified and srvCreated "
                                "(eq, gt, gte, lt, lte), identifier and eventType (eq) are supported",
                           field=flt.field[:60])
@@ -180,7 +174,7 @@ def search(*, person, query: SearchQuery) -> list[dict]:
         if moment is None:
             raise V3Error(400, f"{flt.field}: {flt.value[:40]!r} is neither epoch milliseconds nor an ISO date-time",
                           field=flt.field)
-        rows = rows.filter(**{f"{column}{_COMPARISONS[flt.operator]}": moment})
+        rows = rows.filter(**{f"{column}{COMPARISONS[flt.operator]}": moment})
     if query.sort is not None and query.sort not in _SORTS:
         raise V3Error(400, f"sort: {query.sort[:40]!r} cannot be sorted on; use created_at, date, srvModified or "
                            "srvCreated", field="sort")
@@ -227,7 +221,7 @@ def update(*, person, identifier: str, doc: object, replace: bool = False, now: 
         try:
             summary = store_treatments_document(person, merged, channel=V3_UPLOAD, now=now)
         except ImportRejected as exc:  # leaving the block undoes the removal: nothing changed
-            raise _rejection(exc) from None
+            raise rejected(exc) from None
         # Nightscout keeps srvCreated across updates.
         _rows(person).filter(source_identifier__in=row_identifiers(identifier)).update(created_at=created_at)
     _, fields = _answer_for(summary, identifier, person, now)
