@@ -56,7 +56,7 @@ class AapsClient:
 
     def __init__(self, access_token: str, client: Client | None = None):
         self.access_token = access_token
-        self.client = client or Client()
+        self.client = client or Client(enforce_csrf_checks=True)  # AndroidAPS sends no CSRF token
         self.jwt = ""
         self.refreshes = 0
 
