@@ -143,8 +143,11 @@ class AuthorizationRequestView(APIView):
     def get(self, request, access_token: str):
         answer = exchange_access_token(access_token)
         if answer is None:
-            # Nightscout's answer for an unknown token (lib/authorization/endpoints.js).
-            return Response({"status": 401, "message": "Unauthorized", "description": "Invalid/Missing"}, status=401)
+            # Nightscout's answer for an unknown token (lib/authorization/endpoints.js). Not
+            # logged by Django's request logger: its line would carry the presented token.
+            refusal = Response({"status": 401, "message": "Unauthorized", "description": "Invalid/Missing"}, status=401)
+            refusal._has_been_logged = True
+            return refusal
         response = Response(answer)
         response["Cache-Control"] = "no-store"
         return response

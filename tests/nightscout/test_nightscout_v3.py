@@ -507,3 +507,10 @@ def test_the_sync_cycle_over_http_with_androidaps_url_handling(live_server):
     assert code == 200 and len(payload["result"]) == 3
     assert int(headers["ETag"][3:-1]) == max(d["srvModified"] for d in payload["result"])
     assert Observation.objects.filter(person=person).count() == 3
+
+
+def test_a_refused_token_is_not_written_to_the_request_log(db, caplog):
+    presented = "glucast-" + "ab" * 16
+    with caplog.at_level("WARNING", logger="django.request"):
+        assert Client().get(f"/api/v2/authorization/request/{presented}").status_code == 401
+    assert presented not in caplog.text
