@@ -11,8 +11,8 @@ have one home. What v3 adds is the document's life:
   for an instant already stored answers 200 with `isDeduplication: true`, as Nightscout's
   fallback deduplication on `date` and `type` does, and the stored reading takes the new
   identifier (so the client's later PATCH or DELETE finds it); its value is kept.
-- `srvCreated` is the row's created_at, `srvModified` its modified_at (or created_at): the
-  cursor of `history`, which also returns soft-deleted readings with `isValid: false`.
+- `srvCreated` is the row's created_at, `srvModified` its modified_at (the database's clock at
+  the insert, moved on by a change): the cursor of `history`, which also returns soft-deleted readings with `isValid: false`.
 - listings serve back only what came in over API v3: `search`, `history` and `lastModified`
   list the readings this channel stored, not a person's file imports or other apps' uploads.
   AndroidAPS reads them back (to a full sync, or as its glucose source when set to
@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from django.db.models.functions import Coalesce
+from django.db.models import F
 from django.utils import timezone
 
 from observations.models import Observation, ObservationStatus
@@ -70,7 +70,7 @@ def _served(person):
 
 
 def _with_srv(queryset):
-    return queryset.annotate(srv_modified=Coalesce("modified_at", "created_at"))
+    return queryset.annotate(srv_modified=F("modified_at"))
 
 
 def identifier_of(row: Observation) -> str:
@@ -82,12 +82,12 @@ def as_document(row: Observation, *, tz) -> dict:
     doc = as_entry(row)
     doc.pop("_id")
     offset = row.effective_at.astimezone(tz).utcoffset()
-    modified = row.modified_at or row.created_at
+    modified = row.modified_at
     doc.update(
         identifier=identifier_of(row),
         utcOffset=int(offset.total_seconds() // 60) if offset else 0,
         units="mg/dl",
-        srvCreated=floor_ms(row.created_at),
+        srvCreated=floor_ms(min(row.created_at, modified)),
         srvModified=floor_ms(modified),
     )
     if row.status == ObservationStatus.ENTERED_IN_ERROR:
@@ -133,14 +133,14 @@ def create(*, person, doc: object, now: datetime | None = None) -> tuple[int, di
                      "stored": False, "reason": f"not stored: {reason}"}
     row = _rows(person).filter(effective_at=summary["newest"]).first()
     if summary["created"]:
-        return 201, {"identifier": identifier, "lastModified": floor_ms(row.created_at)}
+        return 201, {"identifier": identifier, "lastModified": floor_ms(row.modified_at)}
     fields = {"identifier": identifier, "isDeduplication": True}
     previous = identifier_of(row)
     if previous != identifier:
         fields["deduplicatedIdentifier"] = previous
         Observation.objects.filter(pk=row.pk).update(source_identifier=identifier[:128], modified_at=now)
         row.modified_at = now
-    fields["lastModified"] = floor_ms(row.modified_at or row.created_at)
+    fields["lastModified"] = floor_ms(row.modified_at)
     return 200, fields
 
 
@@ -236,7 +236,7 @@ def update(*, person, identifier: str, doc: object, replace: bool = False, now: 
     if changes:
         Observation.objects.filter(pk=row.pk).update(modified_at=now, **changes)
         schedule_window_refresh(person, (row.effective_at, row.effective_at))
-    return 200, {"lastModified": floor_ms(now if changes else row.modified_at or row.created_at)}
+    return 200, {"lastModified": floor_ms(now if changes else row.modified_at)}
 
 
 def delete(*, person, identifier: str, permanent: bool = False, now: datetime | None = None) -> None:
