@@ -30,7 +30,6 @@ from rest_framework.views import APIView
 from observations.nightscout import v3_entries, v3_treatments
 from observations.nightscout.api import NIGHTSCOUT_API_VERSION, read_json
 from observations.nightscout.documents import (
-    MAX_LIMIT,
     MSG_BAD_OPERATION,
     V3Error,
     epoch_ms,
@@ -211,9 +210,8 @@ class HistoryView(NightscoutV3View):
 
     def get(self, request, since: str | None = None):
         since_ms, inclusive = parse_history_since(since, request.META.get("HTTP_LAST_MODIFIED"))
-        limit = parse_limit(request.query_params) if "limit" in request.query_params else MAX_LIMIT
         documents, newest = COLLECTIONS[self.collection].history(
-            person=self.person, since_ms=since_ms, inclusive=inclusive, limit=limit,
+            person=self.person, since_ms=since_ms, inclusive=inclusive, limit=parse_limit(request.query_params),
             fields=parse_fields(request.query_params))
         response = _ok(documents)
         if newest is not None:
