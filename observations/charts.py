@@ -1,7 +1,7 @@
 """Geometry of the server-rendered SVG charts (pure Python, no Django): the page templates only
 place what is computed here, so charts need no JavaScript, no internet and work in tests.
 
-    glucose_chart(readings, *, start, end, now, tz, unit, forecast=None, width, height) -> dict
+    glucose_chart(readings, *, start, end, now, tz, unit, forecast=None, treatments=None, width, height) -> dict
     agp_chart(profile, *, unit, width, height) -> dict
     sparkline(before, after, *, width, height) -> dict
 
@@ -119,9 +119,14 @@ def glucose_chart(
     width: int = 720,
     height: int = 300,
     x_tick_hours: int = 1,
+    treatments: list[dict] | None = None,
 ) -> dict:
     """Readings (frame time UTC, glucose_mg_dl) from `start` to `now` and the forecast points
-    ({time, value_mg_dl, lower/upper_80/95_mg_dl}) up to `end`, with the target range 70-180."""
+    ({time, value_mg_dl, lower/upper_80/95_mg_dl}) up to `end`, with the target range 70-180.
+
+    `treatments` ({time, kind "carbs" or "bolus", title}) are marked in two lanes along the
+    bottom of the plot, under the glucose line: meals above, insulin below. Their `title` (the
+    words a pointer or screen reader gets) is written by the caller, which knows the language."""
     forecast = forecast or []
     values = list(readings["glucose_mg_dl"]) + [p["upper_95_mg_dl"] for p in forecast]
     lows = list(readings["glucose_mg_dl"]) + [p["lower_95_mg_dl"] for p in forecast]
@@ -146,6 +151,7 @@ def glucose_chart(
         "last_point": {"x": reading_points[-1][0], "y": reading_points[-1][1]} if reading_points else None,
         "now_x": frame.x(_epoch_minutes(now)),
         "has_forecast": bool(forecast),
+        "treatment_marks": _treatment_marks(frame, treatments or [], start, now),
     }
     if forecast:
         anchor = [(times[-1], float(readings["glucose_mg_dl"].iloc[-1]))] if times else []
@@ -160,6 +166,23 @@ def glucose_chart(
             band95_path=_band_path(xs, series("lower_95_mg_dl"), series("upper_95_mg_dl")),
         )
     return chart
+
+
+# The two lanes of treatment marks, in SVG units above the plot's bottom edge.
+TREATMENT_LANES = {"carbs": 18, "bolus": 7}
+
+
+def _treatment_marks(frame: _Frame, treatments: list[dict], start, now) -> list[dict]:
+    """Marks for the recorded treatments between `start` and `now` (never a future one)."""
+    lo, hi = _epoch_minutes(start), _epoch_minutes(now)
+    marks = []
+    for treatment in treatments:
+        at = _epoch_minutes(treatment["time"])
+        if treatment["kind"] not in TREATMENT_LANES or not lo <= at <= hi:
+            continue
+        marks.append({"x": frame.x(at), "y": _r(frame.bottom - TREATMENT_LANES[treatment["kind"]]),
+                      "kind": treatment["kind"], "title": treatment["title"]})
+    return marks
 
 
 def _x_ticks(frame: _Frame, start, end, tz, every_hours: int) -> list[dict]:

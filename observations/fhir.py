@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
 from observations.codes import CGM_READING_PROFILES, KIND_CGM, LOINC_SYSTEM, UCUM_SYSTEM
-from observations.models import Observation
+from observations.models import Observation, Treatment
+from observations.treatments.fhir import treatment_resource
 from observations.validation import SENSOR_HIGH_MG_DL, implausible_time, parse_timestamp
 
 OBSERVATION_CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
@@ -64,14 +65,14 @@ def searchset_bundle(observations, *, total: int, self_url: str, next_url: str |
     if next_url:
         links.append({"relation": "next", "url": next_url})
     bundle = {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links}
-    entries = [
-        {
-            "fullUrl": f"{base_url}Observation/{obs.pk}",
-            "resource": observation_resource(obs),
+    entries = []
+    for row in observations:
+        resource = treatment_resource(row) if isinstance(row, Treatment) else observation_resource(row)
+        entries.append({
+            "fullUrl": f"{base_url}{resource['resourceType']}/{resource['id']}",
+            "resource": resource,
             "search": {"mode": "match"},
-        }
-        for obs in observations
-    ]
+        })
     if entries:  # FHIR JSON has no empty arrays
         bundle["entry"] = entries
     return bundle

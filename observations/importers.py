@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from observations.codes import GLUCOSE_CODES, KIND_BLOOD, KIND_CGM, LOINC_SYSTEM
+from observations.treatments import fhir as treatment_fhir
+from observations.treatments.validation import RawTreatment
 from observations.units import MG_DL, MMOL_L
 from observations.validation import (
     LIMIT_HIGH,
@@ -44,8 +46,9 @@ LIBRE = "libre"
 NIGHTSCOUT = "nightscout"
 FHIR = "fhir"
 CSV = "csv"
+TREATMENTS_CSV = "treatments-csv"
 AUTO = "auto"
-FORMATS = (DEXCOM, LIBRE, NIGHTSCOUT, FHIR, CSV)
+FORMATS = (DEXCOM, LIBRE, NIGHTSCOUT, FHIR, CSV, TREATMENTS_CSV)
 FORMAT_CHOICES = (AUTO, *FORMATS)
 FORMAT_NAMES = {
     DEXCOM: "Dexcom Clarity CSV",
@@ -53,6 +56,7 @@ FORMAT_NAMES = {
     NIGHTSCOUT: "Nightscout entries JSON",
     FHIR: "FHIR R4 Bundle JSON",
     CSV: "plain CSV (time, value, optional unit)",
+    TREATMENTS_CSV: "treatments CSV (time, kind, amount, optional unit, duration_min, insulin_kind, ...)",
 }
 
 
@@ -64,6 +68,10 @@ class ParsedFile:
     # FHIR only: the Patient ids the Observations name as subject (ownership is checked by the
     # caller, which knows who is importing).
     subject_patient_ids: set[str] = field(default_factory=set)
+    # Treatments the file carries (FHIR treatment Observations and MedicationAdministrations,
+    # a plain treatments CSV), validated by the treatment validation; field names per row.
+    treatments: list[RawTreatment] = field(default_factory=list)
+    treatment_field_names: dict[int, dict[str, str]] = field(default_factory=dict)
 
     @property
     def n_skipped(self) -> int:
@@ -113,6 +121,8 @@ def detect_format(text: str) -> str:
         return DEXCOM
     if "Device Timestamp" in first_lines and "Record Type" in first_lines:
         return LIBRE
+    if _treatments_csv_layout(head) is not None:
+        return TREATMENTS_CSV
     try:
         _plain_csv_layout(head)
     except ImportRejected:
@@ -138,6 +148,7 @@ def parse_bytes(data: bytes, *, fmt: str = AUTO) -> ParsedFile:
         NIGHTSCOUT: parse_nightscout,
         FHIR: parse_fhir_bundle,
         CSV: parse_plain_csv,
+        TREATMENTS_CSV: parse_treatments_csv,
     }[detected]
     if detected in (NIGHTSCOUT, FHIR):
         try:
@@ -591,17 +602,30 @@ def parse_fhir_bundle(document: object) -> ParsedFile:
     for position, entry in enumerate(document.get("entry") or [], start=1):
         resource = entry.get("resource") or {}
         resource_type = resource.get("resourceType")
-        if resource_type != "Observation":
+        if resource_type not in ("Observation", "MedicationAdministration"):
             parsed.skipped[f"FHIR {resource_type or 'empty'} entry"] += 1
             continue
-        if resource.get("status") in _SKIPPED_STATUSES:
-            parsed.skipped[f"FHIR Observation with status {resource['status']}"] += 1
+        if resource.get("status") in _SKIPPED_STATUSES | treatment_fhir.SKIPPED_STATUSES:
+            parsed.skipped[f"FHIR {resource_type} with status {resource['status']}"] += 1
             continue
         code = _loinc_code(resource.get("code"))
+        if resource_type == "MedicationAdministration" or treatment_fhir.is_treatment_observation(resource, code):
+            match = _PATIENT_REFERENCE.search((resource.get("subject") or {}).get("reference") or "")
+            if match:
+                parsed.subject_patient_ids.add(match.group(1))
+            raw = treatment_fhir.raw_treatment_from_resource(resource, position, code, errors)
+            if raw is not None:
+                parsed.treatments.append(raw)
+                parsed.treatment_field_names[position] = (
+                    treatment_fhir.MEDICATION_FIELD_NAMES if resource_type == "MedicationAdministration"
+                    else treatment_fhir.OBSERVATION_FIELD_NAMES
+                )
+            continue
         if code not in GLUCOSE_CODES:
             shown = f"LOINC {code}" if code else "no LOINC coding"
+            accepted = ", ".join([*GLUCOSE_CODES, *treatment_fhir.codes.LOINC_TO_KIND])
             errors.append(
-                RowError(position, "code", f"{shown}; accepted glucose codes: {', '.join(GLUCOSE_CODES)}")
+                RowError(position, "code", f"{shown}; accepted codes: {accepted} (glucose, carbs, steps, heart rate)")
             )
             continue
         quantity = resource.get("valueQuantity")
@@ -741,4 +765,61 @@ def parse_plain_csv(text: str) -> ParsedFile:
             f"the file holds readings of {len(subjects)} subjects (subject column); "
             "import one person's readings per file"
         )
+    return parsed
+
+
+# --- treatments CSV -----------------------------------------------------------------------------
+# A plain, documented layout (docs/treatments.md): a header row naming the columns, in any order,
+# comma, semicolon or tab separated:
+#   time, kind, amount                         required
+#   unit, duration_min, insulin_kind, bolus_type, absorption_min, identifier, device   optional
+# time as in the readings CSV (naive = the person's zone); kind one of bolus, basal_rate,
+# temp_basal, carbs, steps, heart_rate. Every cell is judged by the treatment validation.
+
+TREATMENT_COLUMNS = ("time", "kind", "amount", "unit", "duration_min", "insulin_kind", "bolus_type",
+                     "absorption_min", "identifier", "device")
+_TREATMENT_ALIASES = {"effective_at": "time", "timestamp": "time", "datetime": "time", "type": "kind",
+                      "value": "amount", "duration": "duration_min", "insulin": "insulin_kind", "id": "identifier"}
+
+
+def _treatments_csv_layout(text: str) -> tuple[str, int, dict[str, int]] | None:
+    """(delimiter, header line, column -> index) when the text is a treatments CSV, else None."""
+    lines = text.lstrip("\ufeff").splitlines()
+    header_index = next((k for k, line in enumerate(lines) if line.strip()), None)
+    if header_index is None:
+        return None
+    header_line = lines[header_index]
+    delimiter = max((",", ";", "\t"), key=header_line.count)
+    names = [_normalize_header(h) for h in next(csv.reader([header_line], delimiter=delimiter))]
+    columns: dict[str, int] = {}
+    for index, name in enumerate(names):
+        name = _TREATMENT_ALIASES.get(name, name)
+        if name in TREATMENT_COLUMNS and name not in columns:
+            columns[name] = index
+    if not {"time", "kind", "amount"} <= set(columns):
+        return None
+    return delimiter, header_index + 1, columns
+
+
+def parse_treatments_csv(text: str) -> ParsedFile:
+    layout = _treatments_csv_layout(text)
+    if layout is None:
+        raise ImportRejected.file_error("a treatments CSV needs a header row with time, kind and amount columns")
+    delimiter, header_line, columns = layout
+    parsed = ParsedFile(TREATMENTS_CSV, [])
+    for line, cells in _csv_rows(text, delimiter=delimiter):
+        if line <= header_line or not any(c.strip() for c in cells):
+            continue
+
+        def cell(name):
+            value = _cell(cells, columns.get(name)) if name in columns else ""
+            return value or None
+
+        parsed.treatments.append(RawTreatment(
+            row=line, kind=cell("kind"), time=cell("time"), amount=cell("amount"), unit=cell("unit"),
+            duration_min=cell("duration_min"), insulin_kind=cell("insulin_kind"), bolus_type=cell("bolus_type"),
+            absorption_min=cell("absorption_min"), source_identifier=cell("identifier") or "", device=cell("device") or "",
+        ))
+        parsed.treatment_field_names[line] = {"source_identifier": "identifier"}
+    check_row_count(len(parsed.treatments))
     return parsed

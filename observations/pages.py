@@ -2,7 +2,8 @@
 
     insights(person, *, start, end) -> dict                      metrics, AGP, patterns, flags
     upload_readings(person, data, *, filename, fmt="auto") -> dict   import + windows; summary
-    remove_import(person, batch_id) -> int                       one import, its readings, windows
+    remove_import(person, batch_id) -> (int, int)                one import, its readings, treatments, windows
+    treatments_for_page(person) -> dict                          the newest recorded treatments
 
 Texts are translated here so templates only place them; insight texts come from the insights
 modules as `template` + `params` (translated with gettext(template) % params).
@@ -22,7 +23,7 @@ from django.utils.translation import gettext as _
 from observations.charts import agp_chart
 from observations.episodes import INLINE_SPAN, WINDOW_SPAN, rebuild_windows, refresh_windows
 from observations.insights import agp_profile, anomaly_flags, consensus_metrics, pattern_statements
-from observations.models import ImportBatch
+from observations.models import ImportBatch, Treatment
 from observations.readings import readings_frame
 from observations.services import batch_span, delete_import, import_file, schedule_window_refresh
 from observations.units import MMOL_L, from_mgdl
@@ -167,6 +168,15 @@ def imports_for_page(person):
     return ImportBatch.objects.for_person(person).order_by("-created_at")
 
 
+TREATMENTS_ON_PAGE = 50
+
+
+def treatments_for_page(person, limit: int = TREATMENTS_ON_PAGE) -> dict:
+    """The person's newest recorded treatments (usable ones), and how many there are in all."""
+    queryset = Treatment.objects.for_person(person).usable()
+    return {"rows": list(queryset.order_by("-effective_at", "-pk")[:limit]), "total": queryset.count()}
+
+
 def upload_readings(person, data: bytes, *, filename: str, fmt: str = "auto"):
     """Import one file with the ingest service (all or nothing), then fill its similar-episode
     windows: now for a short span, in the worker for a long one.
@@ -186,13 +196,15 @@ def upload_readings(person, data: bytes, *, filename: str, fmt: str = "auto"):
     return result
 
 
-def remove_import(person, batch_id: int) -> int:
-    """Delete one of the person's imports (404 for anyone else's) with its readings; the windows
-    of its span are embedded again from the readings that remain (other imports')."""
+def remove_import(person, batch_id: int) -> tuple[int, int]:
+    """Delete one of the person's imports (404 for anyone else's) with its readings and
+    treatments; the windows of its span are embedded again from the readings that remain (other
+    imports'). Returns (readings, treatments) deleted."""
     batch = get_object_or_404(ImportBatch.objects.for_person(person), pk=batch_id)
     span = batch_span(batch)
     with transaction.atomic():
+        n_treatments = Treatment.objects.for_person(person).filter(import_batch=batch).count()
         n_readings = delete_import(person, batch)  # drops the windows of the deleted readings
         if span is not None:
             rebuild_windows(person, *span)
-    return n_readings
+    return n_readings, n_treatments

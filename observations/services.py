@@ -12,12 +12,15 @@ from django.db.models import Max, Min
 from django.http import Http404
 from django.utils import timezone
 
+from observations.bulk import INSERT_CHUNK, number_array, text_array
 from observations.codes import LOINC_SYSTEM
 from observations.episodes import forget_windows
 from observations.importers import FIELD_NAMES, ParsedFile, parse_bytes, parse_fhir_bundle
 from observations.models import ImportBatch, Observation, ObservationStatus
 from observations.units import MG_DL
-from observations.validation import ImportRejected, RawReading, control_characters, validate_readings
+from observations.treatments.services import store_checked_treatments
+from observations.treatments.validation import validate_treatments
+from observations.validation import ImportRejected, RawReading, RowError, control_characters, validate_readings
 
 logger = logging.getLogger(__name__)
 
@@ -25,27 +28,6 @@ logger = logging.getLogger(__name__)
 # --- Bringing readings in ---------------------------------------------------------------------
 # Every source (REST, FHIR, files, the demo loader) ends in import_readings, after the one
 # validation path in observations.validation.
-
-# Rows per INSERT statement: large enough that 100,000 readings take a handful of round trips,
-# small enough to keep each statement's parameter arrays modest.
-INSERT_CHUNK = 20_000
-
-
-def text_array(values) -> str:
-    """A PostgreSQL array literal of quoted strings (None is NULL).
-
-    Sent as one text parameter and cast server-side (::text[], ::timestamptz[]): adapting
-    100,000 Python objects one by one in the driver costs more than the INSERT itself.
-    """
-    return "{" + ",".join(
-        "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values
-    ) + "}"
-
-
-def number_array(values) -> str:
-    """As text_array, for numbers; None is NULL."""
-    return "{" + ",".join("NULL" if v is None else repr(float(v)) for v in values) + "}"
-
 
 def import_readings(
     person, readings, *, source: str, filename: str = "", skipped: int = 0, batch: ImportBatch | None = None
@@ -160,15 +142,35 @@ class ParsedImport:
 
 
 def _import_parsed(person, parsed: ParsedFile, *, filename: str = "") -> ParsedImport:
+    """Readings and treatments of one parsed file, checked together (every bad row of either
+    named) and stored in one transaction in one import."""
     check_fhir_subjects(person, parsed.subject_patient_ids)
+    names = FIELD_NAMES.get(parsed.format)
+    readings, checked, rejection, treatment_errors = [], None, None, []
     try:
-        batch = import_raw_readings(
-            person, parsed.readings, source=parsed.format, filename=filename, skipped=parsed.n_skipped
-        )
+        readings = validate_readings(parsed.readings, tz=person.tz)
     except ImportRejected as exc:
-        if parsed.format in FIELD_NAMES:
-            raise exc.with_field_names(FIELD_NAMES[parsed.format]) from None
-        raise
+        rejection = exc.with_field_names(names) if names else exc
+    if parsed.treatments:
+        try:
+            checked = validate_treatments(parsed.treatments, tz=person.tz)
+        except ImportRejected as exc:
+            treatment_errors = [
+                RowError(e.row, parsed.treatment_field_names.get(e.row, {}).get(e.field, e.field), e.reason)
+                for e in exc.errors
+            ]
+    if treatment_errors:
+        errors = sorted([*(rejection.errors if rejection else []), *treatment_errors], key=lambda e: e.row)
+        raise ImportRejected(errors)
+    if rejection is not None:
+        raise rejection
+    with transaction.atomic():
+        batch = import_readings(person, readings, source=parsed.format, filename=filename, skipped=parsed.n_skipped)
+        if checked is not None:
+            store_checked_treatments(
+                person=person, checked=checked.treatments, source=parsed.format, batch=batch, repeated=checked.repeated
+            )
+            batch.refresh_from_db()
     return ParsedImport(batch=batch, format=parsed.format, skipped_reasons=dict(parsed.skipped))
 
 

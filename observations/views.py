@@ -69,6 +69,7 @@ def _data_context(person, request=None, **extra):
     context = {
         "person": person,
         "imports": pages.imports_for_page(person),
+        "treatments": pages.treatments_for_page(person),
         "upload_form": UploadForm(),
     }
     if request is not None:
@@ -135,7 +136,7 @@ def upload(request):
         batch = result.batch
         return JsonResponse(
             {"ok": True, "import_id": batch.pk, "created": batch.n_created, "duplicates": batch.n_duplicates,
-             "skipped": batch.n_skipped, "redirect": target}
+             "skipped": batch.n_skipped, "treatments": batch.n_treatments, "redirect": target}
         )
     return redirect(target)
 
@@ -144,8 +145,12 @@ def upload(request):
 @require_POST
 def delete_import(request, batch_id: int):
     person = person_for(request.user)
-    n_readings = pages.remove_import(person, batch_id)
-    messages.success(request, _("The import and its %(n)d readings were deleted.") % {"n": n_readings})
+    n_readings, n_treatments = pages.remove_import(person, batch_id)
+    if n_treatments:
+        messages.success(request, _("The import, its %(n)d readings and its %(t)d treatments were deleted.")
+                         % {"n": n_readings, "t": n_treatments})
+    else:
+        messages.success(request, _("The import and its %(n)d readings were deleted.") % {"n": n_readings})
     return redirect("data")
 
 

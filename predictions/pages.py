@@ -26,6 +26,7 @@ from mlmodels.services import active_model, request_training
 from observations.charts import RANGE_HIGH, RANGE_LOW, glucose_chart, sparkline
 from observations.episodes import FOLLOW, refresh_recent_windows, similar_episodes
 from observations.readings import readings_frame
+from observations.treatments.services import treatments_between
 from observations.units import MMOL_L, from_mgdl
 from predictions import wording
 from predictions.errors import ForecastError
@@ -263,6 +264,30 @@ def forecast_error_text(error: ForecastError, person) -> str:
 
 
 
+def treatment_marks(person, *, start, end, tz) -> list[dict]:
+    """The recorded meals (carbs) and insulin boluses of the chart's span, with the words each
+    mark carries (only what was recorded; nothing here is advice)."""
+    frame = treatments_between(person=person, start=start, end=end, kinds=("carbs", "bolus"))
+    marks = []
+    for row in frame.itertuples(index=False):
+        at = row.time.tz_convert(tz).strftime("%H:%M")
+        value = float(row.amount)
+        decimals = 0 if value.is_integer() else 1 if round(value, 1) == value else 2
+        amount = number_format(value, decimal_pos=decimals)
+        if row.kind == "carbs":
+            title = _("Meal at %(time)s: %(amount)s g carbohydrates recorded") % {"time": at, "amount": amount}
+        else:
+            title = _("Insulin at %(time)s: %(amount)s U recorded") % {"time": at, "amount": amount}
+        marks.append({"time": row.time, "kind": row.kind, "title": title})
+    return marks
+
+
+def _treatments_summary(marks: list[dict]) -> str:
+    if not marks:
+        return ""
+    return _("Marked under the glucose line: %(items)s.") % {"items": "; ".join(m["title"] for m in marks)}
+
+
 def _chart_summary(readings, log, unit, tz, history: timedelta) -> str:
     parts = []
     if not readings.empty:
@@ -349,16 +374,18 @@ def dashboard(person, *, view: str = "2h", now=None) -> dict:
 
     points = log.points if log is not None else None
     charts = {}
+    marks = []
     if not readings.empty or points:
         start = chart_end_now - shape["history"]
         end = chart_end_now + (shape["ahead"] if points else timedelta(0))
+        marks = treatment_marks(person, start=start, end=chart_end_now, tz=tz)
         for name, (width, height, ticks) in {
             "wide": (760, 300, shape["ticks"][0]),
             "narrow": (380, 260, shape["ticks"][1]),
         }.items():
             charts[name] = glucose_chart(
                 readings, start=start, end=end, now=chart_end_now, tz=tz, unit=unit,
-                forecast=points, width=width, height=height, x_tick_hours=ticks,
+                forecast=points, width=width, height=height, x_tick_hours=ticks, treatments=marks,
             )
 
     model_info = None
@@ -398,7 +425,8 @@ def dashboard(person, *, view: str = "2h", now=None) -> dict:
         "log": log,
         "forecast_error": forecast_error,
         "charts": charts,
-        "chart_summary": _chart_summary(readings, log, unit, tz, shape["history"]),
+        "chart_summary": " ".join(filter(None, [_chart_summary(readings, log, unit, tz, shape["history"]),
+                                                _treatments_summary(marks)])),
         "forecast_table": _forecast_table(points, unit, tz) if points else [],
         "model": model_info,
         "provenance": provenance,

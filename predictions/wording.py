@@ -14,8 +14,10 @@ from django.utils.translation import gettext_lazy as _
 
 DISCLAIMER = _(
     "This forecast is informational only and is not medical advice. It is an estimate from "
-    "past readings and can be wrong. It does not replace your own glucose measurements or the "
-    "guidance of your care team."
+    "past readings and any treatments you recorded, and can be wrong. Recorded insulin, meals "
+    "and activity are used only as inputs: glucast never suggests how much insulin to take or "
+    "what to eat. It does not replace your own glucose measurements or the guidance of your "
+    "care team."
 )
 
 # What the interval columns mean (shown beside charts and documented in the API schema).

@@ -39,8 +39,8 @@ class TreatmentQuerySet(PersonOwnedQuerySet):
 
 class Treatment(models.Model):
     class Kind(models.TextChoices):
-        BOLUS = codes.BOLUS, _("insulin bolus")
-        BASAL_RATE = codes.BASAL_RATE, _("basal insulin rate")
+        BOLUS = codes.BOLUS, _("insulin")
+        BASAL_RATE = codes.BASAL_RATE, _("basal rate")
         TEMP_BASAL = codes.TEMP_BASAL, _("temporary basal rate")
         CARBS = codes.CARBS, _("carbohydrates")
         STEPS = codes.STEPS, _("steps")
@@ -54,9 +54,9 @@ class Treatment(models.Model):
         LONG_ACTING = codes.LONG_ACTING, _("long-acting")
 
     class BolusType(models.TextChoices):
-        MEAL = codes.MEAL, _("meal")
+        MEAL = codes.MEAL, _("with a meal")
         CORRECTION = codes.CORRECTION, _("correction")
-        SMB = codes.SMB, _("super micro bolus")
+        SMB = codes.SMB, _("automatic (SMB)")
         EXTENDED = codes.EXTENDED, _("extended")
 
     person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="treatments")
@@ -114,6 +114,10 @@ class Treatment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.amount:g} {self.unit} at {self.effective_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def duration_minutes(self) -> float | None:
+        return None if self.duration is None else self.duration.total_seconds() / 60.0
 
     @property
     def fhir_resource(self) -> str:

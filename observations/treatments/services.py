@@ -27,7 +27,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from observations.models import ImportBatch
-from observations.services import INSERT_CHUNK, number_array, text_array
+from observations.bulk import INSERT_CHUNK, number_array, text_array
 from observations.treatments import codes
 from observations.treatments.models import Treatment
 from observations.treatments.validation import CheckedTreatment, validate_treatments

@@ -23,7 +23,9 @@ from django.db import transaction  # noqa: E402
 
 from config.wsgi import application  # noqa: E402
 from mlmodels.models import MLModel, TrainingJob  # noqa: E402
-from observations.models import ImportBatch, Observation  # noqa: E402
+from observations.models import ImportBatch, Observation, Treatment  # noqa: E402
+from observations.treatments.services import store_treatments  # noqa: E402
+from observations.treatments.validation import RawTreatment  # noqa: E402
 from predictions.models import PredictionLog  # noqa: E402
 from predictions.services import forecast_for_person  # noqa: E402
 from tests.conftest import token_client  # noqa: E402
@@ -41,6 +43,7 @@ OWN_OBJECTS = {
     "/api/models/": MLModel,
     "/api/observations/": Observation,
     "/api/predictions/": PredictionLog,
+    "/api/treatments/": Treatment,
 }
 
 
@@ -79,6 +82,10 @@ def fuzzed_person(person, settings, keep_test_connection):
     register_model(person)
     # One real object of each kind, so a pass with the person's OWN ids reaches the success paths.
     ImportBatch.objects.create(person=person, source="csv", filename="fuzz.csv")
+    store_treatments(person=person, source="api", records=[
+        RawTreatment(row=1, kind="bolus", time="2026-01-01T08:00:00Z", amount=3.0, insulin_kind="rapid"),
+        RawTreatment(row=2, kind="temp_basal", time="2026-01-01T08:05:00Z", amount=0.5, duration_min=30),
+    ])
     TrainingJob.objects.create(person=person, status="queued", trigger="api")
     forecast_for_person(person, source="api")
     settings.ALLOWED_HOSTS = ["*"]

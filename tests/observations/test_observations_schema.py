@@ -23,8 +23,11 @@ def test_observation_endpoints_schema_has_no_warnings_or_errors(db):
         "/api/observations/{id}/",
         "/api/imports/",
         "/api/imports/{id}/",
+        "/api/treatments/",
+        "/api/treatments/{id}/",
         "/api/fhir/Bundle",
         "/api/fhir/Observation",
+        "/api/fhir/MedicationAdministration",
     }
     listing = paths["/api/observations/"]["get"]
     assert {p["name"] for p in listing["parameters"]} >= {"start", "end", "limit", "offset"}
@@ -40,6 +43,8 @@ def test_observation_endpoints_schema_has_no_warnings_or_errors(db):
     assert "application/fhir+json" in paths["/api/fhir/Bundle"]["post"]["requestBody"]["content"]
     search = paths["/api/fhir/Observation"]["get"]
     # `format` is DRF's renderer override (?format=json|fhir), documented because it works
-    assert {p["name"] for p in search["parameters"]} == {"date", "patient", "_count", "_offset", "format"}
+    assert {p["name"] for p in search["parameters"]} == {"date", "patient", "_count", "_offset", "code", "format"}
     assert "application/fhir+json" in search["responses"]["200"]["content"]
     assert "delete" in paths["/api/imports/{id}/"]
+    treatments = paths["/api/treatments/"]["get"]
+    assert {p["name"] for p in treatments["parameters"]} >= {"start", "end", "kind", "import_batch", "limit", "offset"}

@@ -229,11 +229,12 @@ def test_fhir_missing_value_code_and_time(api, person):
     no_value.pop("valueQuantity")
     no_time = observation(person)
     no_time.pop("effectiveDateTime")
-    wrong_code = observation(person, effectiveDateTime="2025-03-01T08:10:00Z", code={"coding": [{"system": "http://loinc.org", "code": "8867-4"}]})
+    # body weight: neither glucose nor a treatment (8867-4, heart rate, is one now)
+    wrong_code = observation(person, effectiveDateTime="2025-03-01T08:10:00Z", code={"coding": [{"system": "http://loinc.org", "code": "29463-7"}]})
     response = post_bundle(api, bundle(person, observation(person), no_value, no_time, wrong_code))
     assert_rejected(response, 2, "valueQuantity", "missing")
     assert_rejected(response, 3, "effectiveDateTime", "missing")
-    assert_rejected(response, 4, "code", "LOINC 8867-4")
+    assert_rejected(response, 4, "code", "LOINC 29463-7")
 
 
 def test_fhir_value_errors_use_the_shared_rules(api, person):

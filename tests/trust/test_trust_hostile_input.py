@@ -21,7 +21,7 @@ from django.db import transaction
 from django.test import Client
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from observations.models import GlucoseWindow, ImportBatch, Observation
+from observations.models import GlucoseWindow, ImportBatch, Observation, Treatment
 from predictions.models import PredictionFeedback, PredictionLog
 
 NUL_AND_CONTROL = ["\x00", "a\x00b", "\x01", "dev\x1bice", "x\x7f", "\x08\x0c"]
@@ -60,7 +60,7 @@ BAD_NUMBERS = [
     [],
     {},
 ]
-NOTHING_STORED_MODELS = (Observation, ImportBatch, GlucoseWindow)
+NOTHING_STORED_MODELS = (Observation, ImportBatch, GlucoseWindow, Treatment)
 
 
 def nothing_stored() -> bool:
@@ -530,3 +530,134 @@ def test_property_nightscout_upload_never_5xx_nor_junk(person, entries):
         assert response.status_code < 500, response.content[:300]
         for obs in Observation.objects.all():
             assert 20 <= obs.value_mg_dl <= 600 and obs.effective_at.year >= 1990 and "\x00" not in obs.device
+
+
+# --- Treatments: REST, Nightscout, FHIR, CSV ------------------------------------------------------
+
+
+def treatment(**overrides):
+    return {"kind": "bolus", "effective_at": "2025-03-01T08:00:00Z", "amount": 2.0, **overrides}
+
+
+@pytest.mark.parametrize("moment", BAD_TIMES)
+def test_rest_treatment_times(api, moment):
+    response = post_json(api, "/api/treatments/", [treatment(), treatment(effective_at=moment)])
+    assert_4xx(response, field="effective_at")
+    assert nothing_stored()
+
+
+@pytest.mark.parametrize("value", BAD_NUMBERS, ids=repr)
+@pytest.mark.parametrize("field", ["amount", "duration_min"])
+def test_rest_treatment_numbers(api, value, field):
+    if field == "duration_min" and value in (0, 1e308) and not isinstance(value, bool):
+        value = -(10**400)  # 0 minutes is "no interval" and 1e308 is caught as amount; both tested elsewhere
+    bad = treatment(kind="temp_basal", effective_at="2025-03-01T08:05:00Z", amount=1.0, duration_min=30)
+    bad[field] = value
+    response = post_json(api, "/api/treatments/", [treatment(), bad])
+    if field == "amount" and value == 0:  # 0 U/h is a real suspension: stored
+        assert response.status_code == 201
+        return
+    assert_4xx(response, field=field)
+    assert nothing_stored()
+
+
+@pytest.mark.parametrize("text", NUL_AND_CONTROL + FORMULAS, ids=repr)
+@pytest.mark.parametrize("field", ["kind", "unit", "insulin_kind", "identifier", "device"])
+def test_rest_treatment_text_fields(api, field, text):
+    if field in ("identifier", "device") and text == "-2+3":
+        return  # a signed number is plain text, not a formula (the readings' rule)
+    response = post_json(api, "/api/treatments/", [treatment(**{field: text})])
+    assert_4xx(response, field=field)
+    assert nothing_stored()
+
+
+def test_treatments_non_finite_constants_deep_and_wide_json(api):
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        assert_4xx(post_json(api, "/api/treatments/", f'[{{"kind": "carbs", "effective_at": "2025-03-01T08:00:00Z", "amount": {constant}}}]'))
+    assert_4xx(post_json(api, "/api/treatments/", "[" * 100_000 + "]" * 100_000))
+    assert_4xx(post_json(api, "/api/treatments/", {f"k{i}": i for i in range(200_000)}))
+    assert nothing_stored()
+
+
+def test_oversized_treatment_batches(api, settings):
+    settings.GLUCAST_IMPORT_MAX_ROWS = 1000
+    body = [treatment(effective_at=f"2025-03-01T{i // 60 % 24:02d}:{i % 60:02d}:00Z", identifier=str(i)) for i in range(1001)]
+    assert_4xx(post_json(api, "/api/treatments/", body), field="limit is 1000")
+    assert nothing_stored()
+
+
+def test_duplicate_identifiers_in_one_batch(api):
+    body = [treatment(identifier="same"), treatment(identifier="same", amount=50)]
+    assert_4xx(post_json(api, "/api/treatments/", body), field="identifier")
+    assert nothing_stored()
+
+
+@pytest.mark.parametrize("field", ["start", "end"])
+def test_treatment_filters(api, field):
+    for moment in ("0001-01-01T00:30:00", "\x00", "x" * 100_000):
+        assert_4xx(api.get("/api/treatments/", {field: moment}), field=field)
+    assert_4xx(api.get("/api/treatments/", {"kind": "dose"}), field="kind")
+    assert_4xx(api.get("/api/treatments/", {"import_batch": "9" * 50}), field="import_batch")
+
+
+def test_another_persons_treatments_answer_404(api, other_api, person):
+    assert post_json(api, "/api/treatments/", [treatment()]).status_code == 201
+    mine = Treatment.objects.get()
+    assert other_api.get(f"/api/treatments/{mine.pk}/").status_code == 404
+    assert other_api.delete(f"/api/imports/{mine.import_batch_id}/").status_code == 404
+    assert other_api.get("/api/treatments/").json()["count"] == 0
+    assert Treatment.objects.count() == 1
+
+
+def test_nightscout_treatments_hostile(person):
+    from observations.nightscout.secrets import issue_secret
+    import hashlib
+
+    secret = hashlib.sha1(issue_secret(person=person).encode()).hexdigest()
+    client = Client()
+
+    def post(body):
+        data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+        return client.post("/ns/api/v1/treatments", data, content_type="application/json", HTTP_API_SECRET=secret)
+
+    base = {"eventType": "Correction Bolus", "created_at": "2025-03-01T08:00:00Z", "insulin": 1.0}
+    for value in BAD_NUMBERS:
+        if value == 0 or value == [] or value == {}:
+            continue  # 0 insulin is "no insulin" (skipped); lists/objects are tested below
+        response = post([{**base, "insulin": value}])
+        assert response.status_code == 400, (value, response.content[:300])
+    for moment in BAD_TIMES:
+        response = post([{**base, "created_at": moment}])
+        assert response.status_code == 400, (moment, response.content[:300])
+    for body in ([{**base, "insulin": []}], [{**base, "carbs": {"$gt": 1}}], [{**base, "eventType": ["x"]}],
+                 ["not a treatment"], "[" * 5000 + "]" * 5000, b"\x00\xff", "{}", "[]"):
+        assert 400 <= post(body).status_code < 500
+    assert nothing_stored()
+
+
+@pytest.mark.parametrize("content", [
+    b"time,kind,amount\n2025-03-01T08:00:00Z,bolus,1" + b"0" * 400 + b"\n",
+    b"time,kind,amount\n2025-03-01T08:00:00Z,bolus,nan\n",
+    b"time,kind,amount\n2999-03-01T08:00:00Z,carbs,20\n",
+    b"time,kind,amount\n2025-03-01T08:00:00Z,=1+2,20\n",
+    b"time,kind,amount,identifier\n2025-03-01T08:00:00Z,carbs,20,@SUM(1)\n",
+    b"time,kind,amount,duration_min\n2025-03-01T08:00:00Z,temp_basal,1,99999\n",
+    b"time,kind,amount\n2025-03-01T08:00:00Z,carbs,12\x000\n",
+], ids=range(7))
+def test_treatments_csv_hostile(api, content):
+    response = api.post("/api/observations/import/", {"file": _file(content, "t.csv")}, format="multipart")
+    assert_4xx(response)
+    assert nothing_stored()
+
+
+def test_fhir_treatment_resources_hostile(api, person):
+    def administration(**dosage):
+        return {"resource": {"resourceType": "MedicationAdministration", "status": "completed",
+                             "medicationCodeableConcept": {"text": "insulin"}, "subject": {"reference": f"Patient/{person.pk}"},
+                             "effectiveDateTime": "2025-03-01T08:00:00Z", "dosage": dosage}}
+
+    for dosage in ({"dose": {"value": 1e308, "code": "U"}}, {"dose": {"value": -1, "code": "U"}},
+                   {"dose": {"value": 2, "code": "mg"}}, {"rateQuantity": {"value": 99, "code": "U/h"}}, {}):
+        bundle = {"resourceType": "Bundle", "type": "collection", "entry": [administration(**dosage)]}
+        assert_4xx(post_json(api, "/api/fhir/Bundle", bundle, content_type="application/fhir+json"))
+    assert nothing_stored()
