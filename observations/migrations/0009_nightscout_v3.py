@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('observations', '0007_treatments'),
+        ('observations', '0008_nightscoutsource_treatments'),
         ('persons', '0004_rate_counter'),
     ]
 

@@ -79,6 +79,8 @@ ROUTE_AUDITS: dict[str, RouteAudit] = {
     ),
     # Staff-only signed link made for A's model; a non-staff B must get 404 (not the zip).
     "artifact-download": RouteAudit(lambda a: {"token": a["artifact_token"]}, owner_get_ok=False),
+    # treatments-data's REST detail (added here so the merged branch keeps the audit whole)
+    "api-treatment-detail": RouteAudit(lambda a: {"pk": a["treatment"].pk}),
     **{f"ns3-{collection}-document": _v3_document(collection)
        for collection in ("entries", "treatments", "devicestatus", "profile", "food", "settings")},
 }
@@ -129,7 +131,8 @@ def owner_objects(db):
     store_treatments_document(a, {"eventType": "Correction Bolus", "insulin": 1.5, "identifier": v3_treatment,
                                   "date": int(reading.effective_at.timestamp() * 1000)}, channel=V3_UPLOAD)
     return {"person": a, "reading": reading, "batch": batch, "model": model, "job": job, "log": log,
-            "feedback": feedback, "artifact_token": token, "v3_entry": v3_entry, "v3_treatment": v3_treatment}
+            "feedback": feedback, "artifact_token": token, "v3_entry": v3_entry, "v3_treatment": v3_treatment,
+            "treatment": Treatment.objects.for_person(a).get(source_identifier__startswith=v3_treatment)}
 
 
 @pytest.fixture
