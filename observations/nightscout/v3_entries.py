@@ -227,7 +227,8 @@ def update(*, person, identifier: str, doc: object, replace: bool = False, now: 
         raise V3Error(410)
     stored = as_document(row, tz=person.tz)
     check_immutable(doc, stored)
-    validate_common({**stored, **doc} if replace else doc, patching=not replace)
+    # PUT carries the whole document (date, utcOffset, app), as Nightscout requires; PATCH a part.
+    validate_common({"identifier": identifier, **doc} if replace else doc, patching=not replace)
     changes = {}
     if "sgv" in doc and doc["sgv"] != stored["sgv"]:
         value = _new_value(row, doc["sgv"], person.tz, now)

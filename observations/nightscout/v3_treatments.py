@@ -209,7 +209,8 @@ def update(*, person, identifier: str, doc: object, replace: bool = False, now: 
     if doc.get("identifier", identifier) != identifier:
         raise V3Error(400, MSG_BAD_IDENTIFIER, field="identifier")
     check_immutable(doc, stored)
-    validate_common({**stored, **doc} if replace else doc, patching=not replace)
+    # PUT carries the whole document (date, utcOffset, app), as Nightscout requires; PATCH a part.
+    validate_common({"identifier": identifier, **doc} if replace else doc, patching=not replace)
     merged = {**stored, **doc}
     if "duration" in doc and "durationInMilliseconds" not in doc:
         merged.pop("durationInMilliseconds", None)  # the client's new minutes, not the stored milliseconds

@@ -514,3 +514,22 @@ def test_a_refused_token_is_not_written_to_the_request_log(db, caplog):
     with caplog.at_level("WARNING", logger="django.request"):
         assert Client().get(f"/api/v2/authorization/request/{presented}").status_code == 401
     assert presented not in caplog.text
+
+
+def test_put_replaces_a_stored_document_and_never_creates_one(person, aaps):
+    data = aaps_fixture()
+    answers = upload_all(aaps, data)
+    entry_id = answers["entry 1"].json()["identifier"]
+    basal_id = answers["temporary basal, absolute"].json()["identifier"]
+    entry = {**data["entries"][1], "identifier": entry_id, "sgv": 140.0}
+    assert aaps.call("put", f"/entries/{entry_id}", entry).status_code == 200
+    assert Observation.objects.for_person(person).get(source_identifier=entry_id).value_mg_dl == 140
+    basal = {k: v for k, v in data["treatments"][6].items() if k not in ("NAME", "expect")}
+    basal.update(identifier=basal_id, absolute=1.2, rate=1.2)
+    assert aaps.call("put", f"/treatments/{basal_id}", basal).status_code == 200
+    assert Treatment.objects.for_person(person).get(source_identifier=f"{basal_id}/temp_basal").amount == 1.2
+    without_app = {k: v for k, v in basal.items() if k != "app"}
+    assert aaps.call("put", f"/treatments/{basal_id}", without_app).json()["message"] == "Bad or missing app field"
+    unknown = "0f0f0f0f-0000-5000-8000-000000000000"
+    assert aaps.call("put", f"/entries/{unknown}", {**entry, "identifier": unknown}).status_code == 404
+    assert aaps.call("put", f"/treatments/{unknown}", {**basal, "identifier": unknown}).status_code == 404
