@@ -207,6 +207,10 @@ FILE_UPLOAD_HANDLERS = [
 GLUCAST_FORECAST_RATE = env_str("GLUCAST_FORECAST_RATE", "120/min")
 # Per-person throttle of the Nightscout upload surface /ns/ (an uploader posts every 5 min).
 GLUCAST_NIGHTSCOUT_RATE = env_str("GLUCAST_NIGHTSCOUT_RATE", "60/min")
+# Per-person throttle of Nightscout API v3 (/ns/api/v3/): AndroidAPS sends one request per record
+# (10 ms apart) and, after a 429, stops until its next 5-minute cycle, so a day's backlog (~300
+# readings and as many treatments) must fit in a few windows.
+GLUCAST_NIGHTSCOUT_V3_RATE = env_str("GLUCAST_NIGHTSCOUT_V3_RATE", "600/min")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "config.rls.PersonTokenAuthentication",  # a token's person becomes the row-security context
@@ -225,6 +229,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "forecast": GLUCAST_FORECAST_RATE,
         "nightscout": GLUCAST_NIGHTSCOUT_RATE,
+        "nightscout-v3": GLUCAST_NIGHTSCOUT_V3_RATE,
     },
     "EXCEPTION_HANDLER": "config.api.exception_handler",
 }

@@ -1,12 +1,18 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from config import views
+from observations.nightscout.v3 import AuthorizationRequestView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    # AndroidAPS asks for its Nightscout API v3 JWT here, at the root, whatever its Nightscout URL
+    # (an absolute path in its client); the same view answers at /ns/api/v2/... A JWT opens
+    # /ns/api/v3 only. The group is a credential, not an object id (see observations.nightscout.urls).
+    re_path(r"^api/v2/authorization/request/([^/]{1,200})/?$", AuthorizationRequestView.as_view(),
+            name="ns-v2-authorization-root"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

@@ -23,7 +23,7 @@ class ImportBatchAdmin(admin.ModelAdmin):
     raw_id_fields = ["person"]
 
 
-from observations.nightscout.models import NightscoutSource, NightscoutUploadSecret  # noqa: E402
+from observations.nightscout.models import NightscoutAccessToken, NightscoutSource, NightscoutUploadSecret  # noqa: E402
 
 
 @admin.register(NightscoutUploadSecret)
@@ -37,6 +37,11 @@ class NightscoutUploadSecretAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(NightscoutAccessToken)
+class NightscoutAccessTokenAdmin(NightscoutUploadSecretAdmin):
+    """The API v3 access token: hint and dates only, like the upload secret."""
 
 
 @admin.register(NightscoutSource)

@@ -1,6 +1,7 @@
 """CGM and blood glucose readings, aligned with FHIR Observation and the HL7 CGM guide."""
 
 from django.db import models
+from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
 
 from persons.models import Person, PersonOwnedQuerySet
@@ -83,6 +84,11 @@ class Observation(models.Model):
     )
     source_identifier = models.CharField(max_length=128, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # API v3's srvModified, the cursor of `history`: the database's clock when the row was
+    # written (imports leave it to the default), moved on by a soft delete or a new identifier.
+    # Not null and a plain column, so the history index serves it: row-level security keeps a
+    # COALESCE(...) filter out of index conditions (not leakproof).
+    modified_at = models.DateTimeField(db_default=Now())
 
     objects = ObservationQuerySet.as_manager()
 
@@ -94,7 +100,13 @@ class Observation(models.Model):
                 fields=["person", "kind", "effective_at"], name="observation_unique_per_instant"
             ),
         ]
-        indexes = [models.Index(fields=["person", "effective_at"], name="observation_person_time")]
+        indexes = [
+            models.Index(fields=["person", "effective_at"], name="observation_person_time"),
+            # API v3: a document by its identifier, and `history` of what came in over API v3
+            # since a modification time: each one index range, not a scan of a person's readings.
+            models.Index(fields=["person", "source_identifier"], name="observation_person_ident"),
+            models.Index(fields=["person", "source", "modified_at"], name="observation_person_modified"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.value_mg_dl:g} mg/dL at {self.effective_at:%Y-%m-%d %H:%M}"

@@ -17,7 +17,8 @@ from observations.models import ImportBatch
 from observations.nightscout import outbound
 from observations.nightscout import pull as nightscout_pull
 from observations.nightscout import secrets as nightscout_secrets
-from observations.nightscout.models import NightscoutSource, NightscoutUploadSecret
+from observations.nightscout import tokens as nightscout_tokens
+from observations.nightscout.models import NightscoutAccessToken, NightscoutSource, NightscoutUploadSecret
 from observations.services import check_upload_size
 from observations.validation import ImportRejected
 from persons.services import person_for
@@ -42,8 +43,9 @@ def insights(request):
         return render(request, "observations/insights.html", context)
 
 
-def _nightscout_context(request, person, *, new_secret=None, source_form=None) -> dict:
-    """The data page's "Live readings" part: upload secret, addresses to type, pull status."""
+def _nightscout_context(request, person, *, new_secret=None, source_form=None, new_token=None) -> dict:
+    """The data page's "Live readings" part: upload secret, API v3 access token, addresses to
+    type, pull status."""
     base = request.build_absolute_uri("/ns/")
     scheme, _, rest = base.partition("://")
     source = NightscoutSource.objects.for_person(person).first()
@@ -56,6 +58,10 @@ def _nightscout_context(request, person, *, new_secret=None, source_form=None) -
         "ns_xdrip_url": f"{scheme}://{new_secret or 'SECRET'}@{rest}api/v1/",
         "ns_source": source,
         "ns_source_form": source_form,
+        # AndroidAPS (NSClientV3) takes the address without /api/ and a trailing slash.
+        "ns_aaps_url": base.rstrip("/"),
+        "ns_token": NightscoutAccessToken.objects.for_person(person).first(),
+        "ns_new_token": new_token,
     }
 
 
@@ -68,7 +74,8 @@ def _data_context(person, request=None, **extra):
     }
     if request is not None:
         context.update(_nightscout_context(request, person, new_secret=extra.pop("new_secret", None),
-                                           source_form=extra.pop("source_form", None)))
+                                           source_form=extra.pop("source_form", None),
+                                           new_token=extra.pop("new_token", None)))
     context.update(extra)
     return context
 
@@ -169,6 +176,27 @@ def nightscout_secret_revoke(request):
     person = person_for(request.user)
     if nightscout_secrets.revoke_secret(person=person):
         messages.success(request, _("The upload secret was removed; apps using it can no longer send readings."))
+    return redirect("data")
+
+
+@login_required
+@require_POST
+def nightscout_token(request):
+    """Create or rotate the API v3 access token (AndroidAPS); shown once, like the secret."""
+    person = person_for(request.user)
+    token = nightscout_tokens.issue_access_token(person=person)
+    with timezone.override(person.tz):
+        response = render(request, "observations/data.html", _data_context(person, request, new_token=token))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def nightscout_token_revoke(request):
+    person = person_for(request.user)
+    if nightscout_tokens.revoke_access_token(person=person):
+        messages.success(request, _("The access token was removed; AndroidAPS can no longer upload with it."))
     return redirect("data")
 
 

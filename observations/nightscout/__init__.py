@@ -6,6 +6,10 @@
 - `api` / `urls`: the Nightscout REST API v1 surface under /ns/ that uploaders post to.
 - `outbound`: safe HTTP to a person's own Nightscout site (address checks, timeouts, size cap).
 - `pull`: the scheduled, incremental pull from that site with backoff and a visible status.
+- API v3 (AndroidAPS' NSClientV3, docs/nightscout-v3.md): `tokens` (access token -> JWT, the
+  bearer authentication, the Date check), `documents` (Nightscout's document rules: identifier,
+  common fields, search query, history pages), `v3_entries` / `v3_treatments` / `v3_unstored`
+  (each collection over the storage above) and `v3` (the views).
 
 Kept apart from the file importers because this is a protocol, not a file format: it has
 authentication, limits and a schedule of its own.

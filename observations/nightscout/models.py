@@ -75,3 +75,29 @@ class NightscoutSource(models.Model):
     @property
     def token_hint(self) -> str:
         return f"{self.access_token[:4]}…" if self.access_token else ""
+
+
+class AccessTokenQuerySet(PersonOwnedQuerySet):
+    pass
+
+
+class NightscoutAccessToken(models.Model):
+    """The access token a person types into AndroidAPS (NSClientV3) to reach Nightscout API v3.
+
+    Nightscout's form, `<name>-<hex>`: `glucast-` and 32 hex digits (128 random bits; AndroidAPS
+    asks for 17 characters or more). The client trades it at /api/v2/authorization/request/ for
+    a short-lived JWT and sends that as a bearer. Like the upload secret, only `lookup` (SHA-256
+    of the token) is stored, unique-indexed, and the plaintext is shown once. A JWT names this
+    row and a prefix of `lookup`, so rotating or removing the token ends every JWT made from it.
+    """
+
+    person = models.OneToOneField(Person, on_delete=models.CASCADE, related_name="nightscout_access_token")
+    lookup = models.CharField(max_length=64, unique=True)
+    hint = models.CharField(max_length=16, help_text="The token's first characters, to recognise it")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AccessTokenQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"API v3 access token {self.hint}… of {self.person}"

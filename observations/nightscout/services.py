@@ -28,7 +28,8 @@ from observations.validation import ImportRejected, RowError, parse_timestamp
 
 UPLOAD = "nightscout-upload"
 PULL = "nightscout-pull"
-CHANNEL_LABELS = {UPLOAD: "live upload", PULL: "Nightscout pull"}
+V3_UPLOAD = "nightscout-v3"  # Nightscout API v3 (AndroidAPS' NSClientV3)
+CHANNEL_LABELS = {UPLOAD: "live upload", PULL: "Nightscout pull", V3_UPLOAD: "API v3 upload"}
 
 
 def _day_batch(person, channel: str, now: datetime) -> ImportBatch:

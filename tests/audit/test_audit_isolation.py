@@ -20,8 +20,7 @@ from django.urls.exceptions import NoReverseMatch
 from mlmodels.artifact_links import signed_artifact_url
 from mlmodels.models import MLModel, TrainingJob
 from observations.models import ImportBatch, Observation, Treatment
-from observations.treatments.services import store_treatments
-from observations.treatments.validation import RawTreatment
+from observations.nightscout.services import V3_UPLOAD, store_treatments_document
 from predictions.models import PredictionFeedback, PredictionLog
 from predictions.services import forecast_for_person
 from tests.conftest import token_client
@@ -38,13 +37,35 @@ class RouteAudit:
     kwargs: Callable[[dict], dict]  # A's objects -> the route's URL kwargs
     owner_get_ok: bool = True  # A's own GET succeeds (proves the factory fills a real id)
     bodies: dict = field(default_factory=dict)  # method -> a VALID body, so only ownership can refuse it
+    # A surface with its own credential (Nightscout API v3: person -> client with its JWT):
+    # A's GET and B's requests use it instead of the API token and the session.
+    client: Callable | None = None
+
+
+def nightscout_v3_client(person) -> Client:
+    """A client sending the person's Nightscout API v3 JWT, as AndroidAPS does."""
+    from observations.nightscout.tokens import issue_access_token
+
+    token = issue_access_token(person=person)
+    jwt = Client().get(f"/api/v2/authorization/request/{token}").json()["token"]
+    return Client(HTTP_AUTHORIZATION=f"Bearer {jwt}")
+
+
+def _v3_document(collection: str) -> RouteAudit:
+    identifier = {"entries": lambda a: a["v3_entry"], "treatments": lambda a: a["v3_treatment"]}.get(
+        collection, lambda a: a["v3_entry"])
+    return RouteAudit(
+        lambda a: {"identifier": identifier(a)},
+        owner_get_ok=collection in ("entries", "treatments"),
+        bodies={"patch": {"sgv": 150, "insulin": 1.0}, "put": {"sgv": 150, "insulin": 1.0}},
+        client=nightscout_v3_client,
+    )
 
 
 # Route name -> how to fill it with person A's objects. Keep one entry per id-bearing route.
 ROUTE_AUDITS: dict[str, RouteAudit] = {
     "api-observation-detail": RouteAudit(lambda a: {"pk": a["reading"].pk}),
     "api-import-detail": RouteAudit(lambda a: {"pk": a["batch"].pk}),
-    "api-treatment-detail": RouteAudit(lambda a: {"pk": a["treatment"].pk}),
     "api-training-job": RouteAudit(lambda a: {"pk": a["job"].pk}),
     "api-model-detail": RouteAudit(lambda a: {"pk": a["model"].pk}),
     "api-model-performance": RouteAudit(lambda a: {"pk": a["model"].pk}),
@@ -58,6 +79,10 @@ ROUTE_AUDITS: dict[str, RouteAudit] = {
     ),
     # Staff-only signed link made for A's model; a non-staff B must get 404 (not the zip).
     "artifact-download": RouteAudit(lambda a: {"token": a["artifact_token"]}, owner_get_ok=False),
+    # treatments-data's REST detail (added here so the merged branch keeps the audit whole)
+    "api-treatment-detail": RouteAudit(lambda a: {"pk": a["treatment"].pk}),
+    **{f"ns3-{collection}-document": _v3_document(collection)
+       for collection in ("entries", "treatments", "devicestatus", "profile", "food", "settings")},
 }
 
 
@@ -100,11 +125,14 @@ def owner_objects(db):
     feedback = PredictionFeedback.objects.create(person=a, prediction=log, helpful=True)
     staff = UserFactory(is_staff=True)
     token = signed_artifact_url(model, staff).rstrip("/").rsplit("/", 1)[-1]
-    store_treatments(person=a, source="api", batch=batch, records=[
-        RawTreatment(row=1, kind="bolus", time=reading.effective_at, amount=2.0)])
-    treatment = Treatment.objects.for_person(a).get()
+    # A's reading and treatment as Nightscout API v3 names them (identifiers, not pks)
+    v3_entry = f"{reading.pk:024x}"
+    v3_treatment = "a-v3-bolus"
+    store_treatments_document(a, {"eventType": "Correction Bolus", "insulin": 1.5, "identifier": v3_treatment,
+                                  "date": int(reading.effective_at.timestamp() * 1000)}, channel=V3_UPLOAD)
     return {"person": a, "reading": reading, "batch": batch, "model": model, "job": job, "log": log,
-            "feedback": feedback, "artifact_token": token, "treatment": treatment}
+            "feedback": feedback, "artifact_token": token, "v3_entry": v3_entry, "v3_treatment": v3_treatment,
+            "treatment": Treatment.objects.for_person(a).get(source_identifier__startswith=v3_treatment)}
 
 
 @pytest.fixture
@@ -133,12 +161,13 @@ def snapshot(objects) -> dict:
     a = objects["person"]
     return {
         "readings": Observation.objects.for_person(a).count(),
-        "treatments": list(Treatment.objects.for_person(a).values_list("pk", "amount", "modified_at")),
         "batches": list(ImportBatch.objects.for_person(a).values_list("pk", flat=True)),
         "models": list(MLModel.objects.for_person(a).values_list("pk", "status", "is_active")),
         "jobs": list(TrainingJob.objects.for_person(a).values_list("pk", "status")),
         "logs": PredictionLog.objects.for_person(a).count(),
         "feedback": list(PredictionFeedback.objects.filter(prediction__person=a).values_list("pk", "person_id", "helpful")),
+        "readings_state": list(Observation.objects.for_person(a).values_list("pk", "status", "value_mg_dl")),
+        "treatments": list(Treatment.objects.for_person(a).values_list("pk", "amount", "is_valid")),
     }
 
 
@@ -147,18 +176,19 @@ def test_another_persons_id_is_refused(name, owner_objects, intruder):
     audit = ROUTE_AUDITS[name]
     url = reverse(name, kwargs=audit.kwargs(owner_objects))
     if audit.owner_get_ok:
-        owner = token_client(owner_objects["person"])
+        owner = (audit.client or token_client)(owner_objects["person"])
         assert owner.get(url).status_code == 200, f"A's own {url} should answer 200: the factory is wrong"
     before = snapshot(owner_objects)
-    for auth in ("token", "session"):
-        client = intruder[auth]
+    clients = {"own": audit.client(intruder["person"])} if audit.client else intruder
+    for auth in (("own",) if audit.client else ("token", "session")):
+        client = clients[auth]
         for method in METHODS:
             body = audit.bodies.get(method)
             if auth == "token":
                 response = getattr(client, method)(url, body, format="json") if body is not None else getattr(client, method)(url)
             else:
                 # The API reads JSON from a session too; the pages read form fields.
-                as_json = {"content_type": "application/json"} if url.startswith("/api/") else {}
+                as_json = {"content_type": "application/json"} if url.startswith(("/api/", "/ns/api/")) else {}
                 response = getattr(client, method)(url, body, **as_json) if body is not None else getattr(client, method)(url)
             if auth == "token" and not url.startswith("/api/") and response.status_code == 302:
                 # Pages do not read API tokens: the caller is anonymous and sent to the login.

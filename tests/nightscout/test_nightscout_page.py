@@ -1,5 +1,5 @@
-"""The data page's "Live readings" part: the upload secret (made, shown once, rotated, removed)
-and the person's own Nightscout site (connected with an address check, status in words)."""
+"""The data page's "Live readings" part: the upload secret and AndroidAPS' API v3 access token
+(made, shown once, rotated, removed) and the person's own Nightscout site (connected with an address check, status in words)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from observations.nightscout.models import NightscoutSource, NightscoutUploadSecret
+from observations.nightscout.models import NightscoutAccessToken, NightscoutSource, NightscoutUploadSecret
 from tests.nightscout.conftest import SITE_TOKEN
 
 
@@ -80,3 +80,27 @@ def test_connect_a_site_refused_address_and_status(logged_in, person, nightscout
 def test_the_live_readings_part_in_german(logged_in):
     page = logged_in.get("/data/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
     assert "Live-Messwerte aus Ihrer CGM-App" in page and "Upload-Secret erstellen" in page
+
+
+def test_create_see_once_rotate_and_remove_the_androidaps_access_token(logged_in, person):
+    page = logged_in.get("/data/").content.decode()
+    assert "No access token yet" in page and "<code data-testid=\"ns-aaps-url\">http://testserver/ns</code>" in page
+    assert logged_in.get("/data/nightscout/token/").status_code == 405
+    created = logged_in.post("/data/nightscout/token/")
+    assert created.status_code == 200 and created["Cache-Control"] == "no-store"
+    token = re.search(r'data-testid="ns-new-token">.*?<code class="secret">([^<]+)</code>', created.content.decode(), re.S).group(1)
+    assert re.fullmatch(r"glucast-[0-9a-f]{32}", token)
+    later = logged_in.get("/data/").content.decode()
+    assert token not in later and f"{token[:12]}…" in later and "Not used yet" in later
+
+    app = Client(enforce_csrf_checks=True)
+    assert app.get(f"/api/v2/authorization/request/{token}").status_code == 200
+    assert "Last used" in logged_in.get("/data/").content.decode()
+    rotated = re.search(r'data-testid="ns-new-token">.*?<code class="secret">([^<]+)</code>',
+                        logged_in.post("/data/nightscout/token/").content.decode(), re.S).group(1)
+    assert rotated != token
+    assert app.get(f"/api/v2/authorization/request/{token}").status_code == 401
+    logged_in.post("/data/nightscout/token/remove/")
+    assert not NightscoutAccessToken.objects.filter(person=person).exists()
+    assert app.get(f"/api/v2/authorization/request/{rotated}").status_code == 401
+    assert Client().post("/data/nightscout/token/").status_code == 302  # login first

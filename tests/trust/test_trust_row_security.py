@@ -17,6 +17,7 @@ from mlmodels.rollouts import pin_person
 from observations.episodes import refresh_windows
 from observations.nightscout.models import NightscoutSource
 from observations.nightscout.secrets import issue_secret
+from observations.nightscout.tokens import issue_access_token
 from observations.treatments.services import store_treatments
 from observations.treatments.validation import RawTreatment
 from persons.models import Person
@@ -52,6 +53,7 @@ def populate(person) -> None:
     ModelPerformance.objects.create(person=person, ml_model=model, model_version=model.version, horizon_min=30)
     pin_person(model, actor="test", reason="row security test")
     issue_secret(person=person)  # a Nightscout upload secret
+    issue_access_token(person=person)  # a Nightscout API v3 access token
     NightscoutSource.objects.create(person=person, url="https://ns.example.org/", access_token="t" * 16)
     store_treatments(person=person, source="api", records=[
         RawTreatment(row=1, kind="bolus", time="2026-01-01T08:00:00Z", amount=3.0),
