@@ -439,11 +439,17 @@ def train_forecaster(
                       else RELEASE_2_CANDIDATES if release >= RELEASE_2 else DEFAULT_CANDIDATES)
     minimum = MIN_ROWS[min(release, RELEASE_2)]
     grid = prepare_grid(readings)
+    if release >= RELEASE_3 and treatments.latest_ns() is None and candidates == RELEASE_3_CANDIDATES:
+        # Nothing recorded (no insulin, basal or carbs): treatment candidates would see only
+        # zeros. Release 3 then trains release 2's candidates, and forecasts as release 2 would.
+        candidates = RELEASE_2_CANDIDATES
     figures = check_sufficiency(grid, MIN_SPAN_DAYS_WITH_PRIOR if release >= RELEASE_2 else MIN_SPAN_DAYS)
     log(
         f"data: {figures['n_observed']} readings over {figures['span_days']:.2f} days "
         f"({figures['coverage']:.0%} of expected), grid {len(grid)} slots, tz {tz}; release {release}"
         + (f" on population prior {prior.version}" if prior is not None else "")
+        + (f"; recorded treatments: {len(treatments.insulin_ns)} insulin, {len(treatments.basal_ns)} basal, "
+           f"{len(treatments.carbs_ns)} meals" if release >= RELEASE_3 else "")
     )
     t0 = time.perf_counter()
     X_all = builder.build_grid(grid, tz).to_numpy()
