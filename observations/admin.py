@@ -45,3 +45,28 @@ class NightscoutSourceAdmin(admin.ModelAdmin):
     list_filter = ["enabled"]
     exclude = ["access_token"]
     raw_id_fields = ["person"]
+
+
+from observations.treatments.models import Treatment  # noqa: E402
+
+
+@admin.register(Treatment)
+class TreatmentAdmin(admin.ModelAdmin):
+    """Read-only: treatments come from the person's apps and files; staff look, never edit."""
+
+    list_display = ["person", "effective_at", "kind", "amount", "unit", "duration", "insulin_kind",
+                    "bolus_type", "is_valid", "source", "modified_at"]
+    list_filter = ["kind", "source", "insulin_kind", "bolus_type", "is_valid"]
+    search_fields = ["person__display_name", "person__owner__username", "source_identifier"]
+    date_hierarchy = "effective_at"
+    raw_id_fields = ["person", "import_batch"]
+    list_select_related = ["person"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -28,6 +28,9 @@ class ImportBatch(models.Model):
     # Rows of the source that are not glucose readings (insulin, carbs, notes, Nightscout
     # calibrations...): counted so the summary accounts for every row, never silently dropped.
     n_skipped = models.PositiveIntegerField(default=0)
+    # Treatments (insulin, carbs, steps, heart rate: observations.treatments) the import brought.
+    n_treatments = models.PositiveIntegerField(default=0)
+    n_treatment_duplicates = models.PositiveIntegerField(default=0)
 
     objects = ImportBatchQuerySet.as_manager()
 
@@ -150,3 +153,7 @@ class GlucoseWindow(models.Model):
 
 # --- Nightscout connection (observations.nightscout) ---------------------------------------------
 from observations.nightscout.models import NightscoutSource, NightscoutUploadSecret  # noqa: E402,F401
+
+
+# --- Treatments (observations.treatments) ---------------------------------------------------------
+from observations.treatments.models import Treatment  # noqa: E402,F401

@@ -31,17 +31,20 @@ logger = logging.getLogger(__name__)
 INSERT_CHUNK = 20_000
 
 
-def _text_array(values) -> str:
-    """A PostgreSQL array literal of quoted strings.
+def text_array(values) -> str:
+    """A PostgreSQL array literal of quoted strings (None is NULL).
 
     Sent as one text parameter and cast server-side (::text[], ::timestamptz[]): adapting
     100,000 Python objects one by one in the driver costs more than the INSERT itself.
     """
-    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+    return "{" + ",".join(
+        "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values
+    ) + "}"
 
 
-def _number_array(values) -> str:
-    return "{" + ",".join(repr(float(v)) for v in values) + "}"
+def number_array(values) -> str:
+    """As text_array, for numbers; None is NULL."""
+    return "{" + ",".join("NULL" if v is None else repr(float(v)) for v in values) + "}"
 
 
 def import_readings(
@@ -103,16 +106,16 @@ def import_readings(
                         source[:32],
                         batch.pk,
                         now,
-                        _text_array([r.kind for r in chunk]),
-                        _text_array([r.code for r in chunk]),
-                        _text_array([r.display for r in chunk]),
-                        _number_array([r.value_mg_dl for r in chunk]),
-                        _number_array([r.original_value for r in chunk]),
-                        _text_array([r.original_unit for r in chunk]),
+                        text_array([r.kind for r in chunk]),
+                        text_array([r.code for r in chunk]),
+                        text_array([r.display for r in chunk]),
+                        number_array([r.value_mg_dl for r in chunk]),
+                        number_array([r.original_value for r in chunk]),
+                        text_array([r.original_unit for r in chunk]),
                         "{" + ",".join("t" if r.at_sensor_limit else "f" for r in chunk) + "}",
-                        _text_array([r.effective_at.isoformat() for r in chunk]),
-                        _text_array([r.device for r in chunk]),
-                        _text_array([r.source_identifier for r in chunk]),
+                        text_array([r.effective_at.isoformat() for r in chunk]),
+                        text_array([r.device for r in chunk]),
+                        text_array([r.source_identifier for r in chunk]),
                     ],
                 )
                 created += cursor.fetchone()[0]

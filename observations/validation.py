@@ -328,6 +328,9 @@ class _LocalClock:
         return naive.replace(tzinfo=self.tz, fold=fold).astimezone(timezone.utc)
 
 
+LocalClock = _LocalClock  # public for the other validation paths (treatments) that read naive times
+
+
 def _parse_time(raw: object, clock: _LocalClock) -> datetime:
     moment = _as_datetime(raw)
     try:
@@ -336,6 +339,9 @@ def _parse_time(raw: object, clock: _LocalClock) -> datetime:
         return moment.astimezone(timezone.utc)
     except OverflowError:  # e.g. year 1 read in a zone east of UTC
         raise ValueError(f"{str(raw)[:40]!r} lies outside the representable dates") from None
+
+
+parse_time = _parse_time
 
 
 def _parse_value(raw: object) -> tuple[float | None, str | None]:

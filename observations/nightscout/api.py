@@ -6,9 +6,11 @@ secret as the API secret. Every view here authenticates only with that secret
 every token-authenticated API view (DRF views are, and no session authentication runs here).
 Left out of the OpenAPI schema: it is Nightscout's protocol, documented by Nightscout.
 
-Treatments and device status are accepted (so uploaders do not retry them forever) and counted
-in the answer, but not stored: glucast forecasts from glucose readings only and never gives
-insulin or carbohydrate advice.
+Treatments are stored where glucast models them (insulin boluses, temporary basals and
+carbohydrates: observations.nightscout.treatments maps what Loop, AndroidAPS and xDrip+ send);
+the rest (notes, targets, device events, profile switches) is skipped with its reason in the
+answer. They are inputs of the forecast only: glucast never suggests a dose. Device status is
+accepted (so uploaders do not retry it forever) and counted, but not stored.
 
 POST answers are what Nightscout answers: a JSON array with one object per posted item, in
 order (Loop treats anything else, or another count, as a failed upload and re-queues it
@@ -33,7 +35,14 @@ from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from observations.nightscout.secrets import NightscoutSecretAuthentication
-from observations.nightscout.services import UPLOAD, entries_for, from_epoch_ms, store_entries
+from observations.nightscout.services import (
+    UPLOAD,
+    entries_for,
+    from_epoch_ms,
+    store_entries,
+    store_treatments_document,
+    treatments_for,
+)
 from observations.validation import ImportRejected
 
 # Nightscout's compatibility level these answers follow (xDrip+ refuses 0.6-0.8 servers).
@@ -98,17 +107,18 @@ def read_json(request):
         return None, _bad_request("the body nests JSON too deeply")
 
 
-def _date_bounds(query) -> tuple[dict, list[str]]:
-    """find[date][$gt]=MS style filters -> ({"gt": instant}, errors)."""
+def _date_bounds(query, *, fields=("date", "dateString"), extra="find[type]=sgv") -> tuple[dict, list[str]]:
+    """find[date][$gt]=MS style filters (on `fields`) -> ({"gt": instant}, errors)."""
     bounds, errors = {}, []
     for key, value in query.items():
         if not key.startswith("find["):
             continue
         parts = key[len("find[") :].rstrip("]").split("][")
-        if parts == ["type"] and value == "sgv":
+        if parts == ["type"] and value == "sgv" and extra:
             continue
-        if len(parts) != 2 or parts[0] not in ("date", "dateString") or parts[1] not in FIND_OPERATORS:
-            errors.append(f"{key}: only find[date][$gt|$gte|$lt|$lte] (and find[type]=sgv) are supported")
+        if len(parts) != 2 or parts[0] not in fields or parts[1] not in FIND_OPERATORS:
+            also = f" (and {extra})" if extra else ""
+            errors.append(f"{key}: only find[{fields[0]}][$gt|$gte|$lt|$lte]{also} are supported")
             continue
         try:
             bounds[FIND_OPERATORS[parts[1]]] = from_epoch_ms(value)
@@ -117,26 +127,34 @@ def _date_bounds(query) -> tuple[dict, list[str]]:
     return bounds, errors
 
 
+def _read_query(query, **find):
+    """count and find[...] of a GET -> (count, bounds, None) or (None, None, a 400)."""
+    errors = []
+    count = DEFAULT_COUNT
+    if "count" in query:
+        try:
+            count = int(query["count"])
+            if count < 0:
+                raise ValueError
+        except ValueError:
+            errors.append("count: must be a non-negative whole number")
+    count = min(count, settings.GLUCAST_NIGHTSCOUT_MAX_COUNT)
+    bounds, find_errors = _date_bounds(query, **find)
+    errors += find_errors
+    if errors:
+        return None, None, Response({"detail": "Invalid query.", "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+    return count, bounds, None
+
+
 class EntriesView(NightscoutView):
     """GET the person's sensor readings as Nightscout entries; POST one entry or a list."""
 
     def get(self, request, kind: str | None = None):
         if kind not in (None, "sgv"):
             return Response([])  # glucast stores no mbg/cal entries
-        errors = []
-        count = DEFAULT_COUNT
-        if "count" in request.query_params:
-            try:
-                count = int(request.query_params["count"])
-                if count < 0:
-                    raise ValueError
-            except ValueError:
-                errors.append("count: must be a non-negative whole number")
-        count = min(count, settings.GLUCAST_NIGHTSCOUT_MAX_COUNT)
-        bounds, find_errors = _date_bounds(request.query_params)
-        errors += find_errors
-        if errors:
-            return Response({"detail": "Invalid query.", "errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+        count, bounds, refusal = _read_query(request.query_params)
+        if refusal is not None:
+            return refusal
         return Response(entries_for(self.person, count=count, bounds=bounds))
 
     def post(self, request, kind: str | None = None):
@@ -168,8 +186,50 @@ def _summary_headers(summary: dict) -> dict:
     }
 
 
+class TreatmentsView(NightscoutView):
+    """POST (or PUT) one treatment or a list: insulin, carbs and temporary basals are stored, the
+    rest skipped with its reason; one answer object per posted treatment, in order. GET them
+    back, newest first (count, find[created_at][$gt|$gte|$lt|$lte] as ISO or epoch ms)."""
+
+    def get(self, request):
+        count, bounds, refusal = _read_query(
+            request.query_params, fields=("created_at", "date", "mills"), extra=""
+        )
+        if refusal is not None:
+            return refusal
+        return Response(treatments_for(self.person, count=count, bounds=bounds))
+
+    def post(self, request):
+        document, refusal = read_json(request)
+        if refusal is not None:
+            return refusal
+        try:
+            summary = store_treatments_document(
+                self.person, document, channel=UPLOAD, max_items=settings.GLUCAST_NIGHTSCOUT_MAX_ENTRIES
+            )
+        except ImportRejected as exc:
+            return Response(exc.as_payload(), status=status.HTTP_400_BAD_REQUEST)
+        items = document if isinstance(document, list) else [document]
+        answer = []
+        for position, item in enumerate(items, start=1):
+            shown = {key: item.get(key) for key in ("eventType", "created_at", "date") if key in item}
+            if position in summary["skipped_at"]:
+                shown.update(status="skipped", reason=summary["skipped_at"][position])
+            elif position in summary["withdrawn_at"]:
+                shown.update(status="withdrawn")
+            elif position in summary["cancelled_at"]:
+                shown.update(status="stored", stored_as=["end of temp_basal"])
+            else:
+                shown.update(status="stored", stored_as=summary["kinds_at"].get(position, []))
+            answer.append(shown)
+        return Response(answer, status=status.HTTP_200_OK, headers=_summary_headers(summary))
+
+    def put(self, request):
+        return self.post(request)
+
+
 class NotStoredView(NightscoutView):
-    """POST treatments / devicestatus: accepted and counted, never stored (see the module doc)."""
+    """POST devicestatus: accepted and counted, never stored (see the module doc)."""
 
     collection = ""
 
@@ -178,8 +238,8 @@ class NotStoredView(NightscoutView):
         if refusal is not None:
             return refusal
         items = document if isinstance(document, list) else [document]
-        reason = (f"glucast does not store Nightscout {self.collection}: only glucose readings are used, "
-                  "for information, never for dosing")
+        reason = (f"glucast does not store Nightscout {self.collection}: it forecasts from readings and "
+                  "recorded treatments, for information, never for dosing")
         answer = [{"status": "not stored", "reason": reason} for _ in items]
         return Response(answer, headers={"X-Glucast-Received": str(len(items)), "X-Glucast-Stored": "0"})
 

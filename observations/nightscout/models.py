@@ -59,6 +59,13 @@ class NightscoutSource(models.Model):
     consecutive_failures = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_n_created = models.PositiveIntegerField(default=0)
+    # Treatments (insulin, carbs, temp basals) are walked the same way, on created_at, with a
+    # cursor of their own; their failure is shown but does not stop or back off the readings.
+    treatments_cursor_at = models.DateTimeField(null=True, blank=True)
+    treatments_backfill_before = models.DateTimeField(null=True, blank=True)
+    treatments_backfill_newest = models.DateTimeField(null=True, blank=True)
+    treatments_last_error = models.TextField(blank=True)
+    last_n_treatments = models.PositiveIntegerField(default=0)
 
     objects = NightscoutSourceQuerySet.as_manager()
 

@@ -15,7 +15,7 @@ urlpatterns = [
     re_path(r"^api/v1/experiments/test/?$", api.VerifyAuthView.as_view(), name="ns-experiments-test"),
     re_path(
         r"^api/v1/treatments(?:\.json)?/?$",
-        api.NotStoredView.as_view(collection="treatments"),
+        api.TreatmentsView.as_view(),
         name="ns-treatments",
     ),
     re_path(

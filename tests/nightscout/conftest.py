@@ -2,7 +2,10 @@
 
 /site/api/v1/entries/sgv.json serves tests/fixtures/nightscout_api_entries_sgv.json (a recorded
 /api/v1/entries/sgv.json answer) with its dates shifted so the newest entry is two minutes old,
-and honours count, find[date][$gt|$gte|$lt|$lte] and token like Nightscout does. Other paths
+and honours count, find[date][$gt|$gte|$lt|$lte] and token like Nightscout does.
+/site/api/v1/treatments.json serves tests/fixtures/nightscout_api_treatments.json (AndroidAPS'
+treatments as a Nightscout site answers them: created_at with the uploader's offset) shifted the
+same way, newest first, honouring count and find[created_at][...] (ISO text). Other paths
 misbehave on purpose: slow, 500, redirects, oversized, a slow drip.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,6 +35,15 @@ class NightscoutSite:
             stamp = time.gmtime(entry["date"] / 1000)
             entry["dateString"] = entry["sysTime"] = time.strftime("%Y-%m-%dT%H:%M:%S", stamp) + f".{entry['date'] % 1000:03d}Z"
             self.entries.append(entry)
+        self.treatments = []
+        recorded = json.loads((FIXTURES / "nightscout_api_treatments.json").read_text())
+        newest = max(datetime.fromisoformat(t["created_at"]) for t in recorded)
+        offset = datetime.now(timezone.utc) - timedelta(minutes=2) - newest
+        for treatment in recorded:
+            moment = datetime.fromisoformat(treatment["created_at"]) + offset
+            shifted = dict(treatment, created_at=moment.isoformat(timespec="milliseconds"))
+            shifted["date"] = int(moment.timestamp() * 1000)
+            self.treatments.append(shifted)
         self.requests: list[str] = []
         self.redirect_to = "http://169.254.169.254/latest/meta-data/"
         self.require_token = True
@@ -43,6 +56,18 @@ class NightscoutSite:
             if key in query:
                 selected = [e for e in selected if test(e["date"], int(query[key][0]))]
         return selected[: int(query.get("count", ["10"])[0])]
+
+    def answer_treatments(self, query: dict) -> list:
+        def at(text):
+            return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+        selected = sorted(self.treatments, key=lambda t: at(t["created_at"]), reverse=True)
+        for op, test in (("$gt", lambda d, v: d > v), ("$gte", lambda d, v: d >= v),
+                         ("$lt", lambda d, v: d < v), ("$lte", lambda d, v: d <= v)):
+            key = f"find[created_at][{op}]"
+            if key in query:
+                selected = [t for t in selected if test(at(t["created_at"]), at(query[key][0]))]
+        return selected[: int(query.get("count", ["100"])[0])]
 
 
 def _handler(site: NightscoutSite):
@@ -68,6 +93,8 @@ def _handler(site: NightscoutSite):
             if kind == "site":
                 if site.require_token and query.get("token") != [SITE_TOKEN]:
                     return self._send(401, b'{"status":401,"message":"Unauthorized","description":"Invalid/Missing"}')
+                if parts.path.endswith("/treatments.json"):
+                    return self._send(200, json.dumps(site.answer_treatments(query)).encode())
                 return self._send(200, json.dumps(site.answer(query)).encode())
             if kind == "slow":
                 time.sleep(3)

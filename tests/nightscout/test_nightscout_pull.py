@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone as dt_timezone
+from urllib.parse import urlencode
 
 import pytest
 from django.utils import timezone
@@ -182,3 +183,47 @@ def test_the_schedule_is_ensured_with_the_others():
     ensure_schedules()
     rows = Schedule.objects.filter(name="glucast: pull Nightscout sites")
     assert rows.count() == 1 and rows[0].minutes == 5 and rows[0].func == "observations.tasks.pull_nightscout_sites_task"
+
+
+def test_treatments_are_pulled_incrementally_on_created_at(person, nightscout_site, allow_loopback):
+    from observations.models import Treatment
+
+    base, site = nightscout_site
+    source = connect(person, f"{base}/site/")
+    result = pull_source(source)
+    assert result["ok"] and result["treatments"]["ok"], result
+    # bolus, SMB, carbs, two temp basals; the target, note and site change are skipped
+    assert (result["treatments"]["created"], result["treatments"]["skipped"]) == (5, 3)
+    kinds = sorted(Treatment.objects.for_person(person).values_list("kind", flat=True))
+    assert kinds == ["bolus", "bolus", "carbs", "temp_basal", "temp_basal"]
+    temp = Treatment.objects.get(source_identifier="683c6002a1b2c3d4e5f61002/temp_basal")
+    assert temp.amount == 1.35 and temp.duration == timedelta(minutes=30)
+    source.refresh_from_db()
+    newest = max(site.treatments, key=lambda t: t["date"])
+    assert int(source.treatments_cursor_at.timestamp() * 1000) == newest["date"]
+    assert source.last_n_treatments == 5 and source.treatments_last_error == ""
+    treatment_requests = [r for r in site.requests if "treatments.json" in r]
+    assert "find%5Bcreated_at%5D%5B%24gt%5D=" in treatment_requests[0]
+    # a new carb entry on the site: the next run asks after the cursor and stores only it
+    later = datetime.fromisoformat(newest["created_at"]) + timedelta(seconds=30)
+    site.treatments.append({"_id": "683c6099a1b2c3d4e5f61099", "eventType": "Carb Correction", "carbs": 12,
+                            "created_at": later.isoformat(timespec="milliseconds"), "isValid": True})
+    cursor = source.treatments_cursor_at.astimezone(dt_timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    site.requests.clear()
+    again = pull_source(source)
+    assert (again["treatments"]["created"], again["treatments"]["duplicates"]) == (1, 0)
+    asked = [r for r in site.requests if "treatments.json" in r][0]
+    assert urlencode({"find[created_at][$gt]": cursor}) in asked
+    assert Treatment.objects.for_person(person).count() == 6
+
+
+def test_a_treatments_failure_is_shown_but_readings_still_arrive(person, nightscout_site, allow_loopback):
+    base, site = nightscout_site
+    site.treatments.append({"_id": "bad", "eventType": "Meal Bolus", "insulin": 900,
+                            "created_at": site.treatments[0]["created_at"]})
+    source = connect(person, f"{base}/site/")
+    result = pull_source(source)
+    assert result["ok"] and result["created"] == 12 and not result["treatments"]["ok"]
+    source.refresh_from_db()
+    assert "invalid treatments (treatment" in source.treatments_last_error and "insulin" in source.treatments_last_error
+    assert source.consecutive_failures == 0 and source.treatments_cursor_at is None

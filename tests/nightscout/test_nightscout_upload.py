@@ -231,20 +231,14 @@ def test_status_and_verifyauth_answer_what_apps_read(client, person, secret):
     assert client.get("/ns/api/v1/experiments/test", HTTP_API_SECRET=sha1("wrong")).status_code == 401
 
 
-def test_treatments_and_devicestatus_are_accepted_counted_and_not_stored(client, person, secret):
-    treatments = [{"eventType": "Meal Bolus", "carbs": 30, "insulin": 2.5, "created_at": "2025-06-01T08:00:00Z",
-                   "enteredBy": "xdrip", "uuid": "a7c7e0a4-7c77-4e0b-8b5d-0a0b0c0d0e0f"}]
-    response = post(client, treatments, secret, path="/ns/api/v1/treatments")
-    assert response.status_code == 200
+def test_devicestatus_is_accepted_counted_and_not_stored(client, person, secret):
+    device = {"device": "xDrip-DexcomG6", "uploader": {"battery": 80}}
+    response = post(client, device, secret, path="/ns/api/v1/devicestatus")
     assert (response["X-Glucast-Received"], response["X-Glucast-Stored"]) == ("1", "0")
     (item,) = response.json()  # one object per item, without an invented _id
     assert item["status"] == "not stored" and "does not store" in item["reason"] and "_id" not in item
-    device = {"device": "xDrip-DexcomG6", "uploader": {"battery": 80}}
-    assert len(post(client, device, secret, path="/ns/api/v1/devicestatus").json()) == 1
-    # xDrip+ upserts treatments with PUT
-    assert client.put("/ns/api/v1/treatments", json.dumps(treatments), content_type="application/json",
-                      HTTP_API_SECRET=sha1(secret)).status_code == 200
     assert Observation.objects.count() == 0 and ImportBatch.objects.count() == 0
+    # (treatments are stored: tests/nightscout/test_nightscout_treatments.py)
 
 
 def test_ns_routes_stay_out_of_the_public_schema(api):

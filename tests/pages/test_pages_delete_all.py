@@ -7,7 +7,9 @@ from django.urls import reverse
 from config.account import person_related_models
 from mlmodels.storage import artifact_storage
 from observations.episodes import refresh_windows
-from observations.models import ImportBatch, Observation
+from observations.models import ImportBatch, Observation, Treatment
+from observations.treatments.services import store_treatments
+from observations.treatments.validation import RawTreatment
 from predictions.models import PredictionFeedback, PredictionLog
 from tests.pages.conftest import load_readings, train_model
 
@@ -28,6 +30,10 @@ def test_delete_all_leaves_nothing_of_the_person(client, person, other_person, s
         load_readings(who, days=14, seed=seed)
         refresh_windows(who)
         train_model(who)
+        store_treatments(person=who, source="api", records=[
+            RawTreatment(row=1, kind="bolus", time="2026-01-01T08:00:00Z", amount=3.0, insulin_kind="rapid"),
+            RawTreatment(row=2, kind="carbs", time="2026-01-01T08:01:00Z", amount=40.0),
+        ])
     person.owner.save()
     client.force_login(person.owner)
     client.get(reverse("dashboard"))
@@ -38,6 +44,7 @@ def test_delete_all_leaves_nothing_of_the_person(client, person, other_person, s
     assert storage.exists(f"models/{person.pk}")
     before = _rows_of(person)
     for label in ("observations.Observation", "observations.ImportBatch", "observations.GlucoseWindow",
+                  "observations.Treatment",
                   "mlmodels.MLModel", "mlmodels.TrainingJob", "predictions.PredictionLog",
                   "predictions.PredictionFeedback"):
         assert before[label] > 0, label
@@ -57,3 +64,4 @@ def test_delete_all_leaves_nothing_of_the_person(client, person, other_person, s
     assert not PredictionFeedback.objects.filter(person=person).exists()
     assert Observation.objects.filter(person=other_person).exists()
     assert ImportBatch.objects.filter(person=other_person).exists()
+    assert Treatment.objects.filter(person=other_person).count() == 2

@@ -17,6 +17,8 @@ from mlmodels.rollouts import pin_person
 from observations.episodes import refresh_windows
 from observations.nightscout.models import NightscoutSource
 from observations.nightscout.secrets import issue_secret
+from observations.treatments.services import store_treatments
+from observations.treatments.validation import RawTreatment
 from persons.models import Person
 from persons.row_security import everyone, for_person
 from predictions.models import PredictionFeedback
@@ -51,6 +53,10 @@ def populate(person) -> None:
     pin_person(model, actor="test", reason="row security test")
     issue_secret(person=person)  # a Nightscout upload secret
     NightscoutSource.objects.create(person=person, url="https://ns.example.org/", access_token="t" * 16)
+    store_treatments(person=person, source="api", records=[
+        RawTreatment(row=1, kind="bolus", time="2026-01-01T08:00:00Z", amount=3.0),
+        RawTreatment(row=2, kind="carbs", time="2026-01-01T08:01:00Z", amount=40.0),
+    ])
 
 
 @pytest.fixture
@@ -130,7 +136,17 @@ def test_a_person_context_cannot_write_another_persons_rows(two_people):
                     "detail, error, task_id, created_at) VALUES (%s, 'x', 'failed', '', 'api', 0, '{}', '', '', now())",
                     [b.pk],
                 )
+        with pytest.raises((ProgrammingError, IntegrityError)), transaction.atomic():
+            with connection.cursor() as cursor:  # nor add treatments to another person
+                cursor.execute(
+                    "INSERT INTO observations_treatment (person_id, kind, effective_at, amount, unit, is_valid, "
+                    "device, source, source_identifier, client_fields, created_at, modified_at) "
+                    "VALUES (%s, 'bolus', now(), 5, 'U', true, '', 'api', 'x', '{}', now(), now())",
+                    [b.pk],
+                )
         with connection.cursor() as cursor:
+            cursor.execute("UPDATE observations_treatment SET amount = 99 WHERE person_id = %s", [b.pk])
+            assert cursor.rowcount == 0
             cursor.execute("UPDATE observations_observation SET value_mg_dl = 1 WHERE person_id = %s", [b.pk])
             assert cursor.rowcount == 0
             cursor.execute("DELETE FROM observations_observation WHERE person_id = %s", [b.pk])
