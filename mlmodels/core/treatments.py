@@ -155,6 +155,36 @@ class Treatments:
         times = np.concatenate([self.insulin_ns, self.basal_ns, self.carbs_ns])
         return int(times.max()) if len(times) else None
 
+    @classmethod
+    def from_frame(cls, frame) -> "Treatments":
+        """From the frame `observations.treatments.services.treatments_between` returns (columns
+        time, kind, amount, duration_min, insulin_kind, bolus_type; withdrawn rows never in it).
+
+        - bolus: a dose at its time, with its insulin kind (unknown: rapid); intermediate and
+          long-acting insulin has a flat action and is not used; an extended bolus counts at its
+          start (its spread over the duration is not modelled);
+        - basal_rate holds until the next basal_rate (at most 24 h); a temp_basal replaces it for
+          its duration (the delivered rate); the basal features count the deviation from the
+          person's usual rate;
+        - carbs: grams at their time; steps: counted at the end of their interval; heart rate is
+          not used.
+        """
+        if frame is None or len(frame) == 0:
+            return cls()
+        t = frame["time"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+        kind = frame["kind"].to_numpy(dtype=object)
+        amount = frame["amount"].to_numpy(dtype=float)
+        duration = frame["duration_min"].to_numpy(dtype=float)
+        ins_kind = np.array([k or DEFAULT_INSULIN_KIND for k in frame["insulin_kind"]], dtype=object)
+        bolus = (kind == "bolus") & np.isin(ins_kind, list(INSULIN_PEAK_MIN))
+        carbs, steps = kind == "carbs", kind == "steps"
+        start, rate, minutes = delivered_basal(t[kind == "basal_rate"], amount[kind == "basal_rate"],
+                                               t[kind == "temp_basal"], amount[kind == "temp_basal"],
+                                               duration[kind == "temp_basal"])
+        step_end = t[steps] + (np.nan_to_num(duration[steps]) * MINUTE_NS).astype(np.int64)
+        return cls(t[bolus], amount[bolus], ins_kind[bolus], start, rate, minutes,
+                   t[carbs], amount[carbs], step_end, amount[steps])
+
     def median_basal_u_h(self) -> float | None:
         """The person's typical basal rate, weighted by how long each rate ran."""
         ok = np.isfinite(self.basal_rate_u_h) & (self.basal_minutes > 0)
@@ -164,6 +194,40 @@ class Treatments:
         order = np.argsort(rates)
         cum = np.cumsum(weights[order])
         return float(rates[order][np.searchsorted(cum, cum[-1] / 2)])
+
+
+def delivered_basal(schedule_ns, schedule_rate, temp_ns, temp_rate, temp_minutes, *, hold_max_min: float = 24 * 60.0):
+    """Segments (start, U/h, minutes) of the basal actually delivered: each scheduled rate holds
+    until the next one (at most `hold_max_min`), a temporary basal overrides it while it runs (a
+    new one ends the one before). Sorted; cost O(n log n) in the rows."""
+    schedule_ns, schedule_rate = np.asarray(schedule_ns, np.int64), np.asarray(schedule_rate, float)
+    temp_ns, temp_rate = np.asarray(temp_ns, np.int64), np.asarray(temp_rate, float)
+    temp_minutes = np.nan_to_num(np.asarray(temp_minutes, float))
+    hold = int(hold_max_min * MINUTE_NS)
+    order = np.argsort(schedule_ns, kind="stable")
+    s_ns, s_rate = schedule_ns[order], schedule_rate[order]
+    s_end = np.minimum(np.append(s_ns[1:], s_ns[-1] + hold if len(s_ns) else []), s_ns + hold) if len(s_ns) else s_ns
+    order = np.argsort(temp_ns, kind="stable")
+    t_ns, t_rate = temp_ns[order], temp_rate[order]
+    # a new temporary basal ends the one before it (pumps run one at a time)
+    t_end = np.minimum(t_ns + (temp_minutes[order] * MINUTE_NS).astype(np.int64),
+                       np.append(t_ns[1:], np.iinfo(np.int64).max))
+    cuts = np.unique(np.concatenate([s_ns, s_end, t_ns, t_end]))
+    if len(cuts) < 2:
+        return np.empty(0, np.int64), np.empty(0), np.empty(0)
+    lo, hi = cuts[:-1], cuts[1:]
+    rate = np.full(len(lo), np.nan)
+    # the schedule row in force at each elementary interval
+    i = np.searchsorted(s_ns, lo, side="right") - 1
+    ok = (i >= 0) & (lo < s_end[np.maximum(i, 0)]) if len(s_ns) else np.zeros(len(lo), bool)
+    rate[ok] = s_rate[i[ok]]
+    # a temporary basal overrides it while it runs
+    if len(t_ns):
+        j = np.searchsorted(t_ns, lo, side="right") - 1
+        run = (j >= 0) & (lo < t_end[np.maximum(j, 0)])
+        rate[run] = t_rate[j[run]]
+    keep = np.isfinite(rate)
+    return lo[keep], rate[keep], (hi[keep] - lo[keep]) / MINUTE_NS
 
 
 def treatment_feature_names() -> list[str]:

@@ -137,3 +137,35 @@ def test_cost_is_linear_in_the_span():
     run(2)
     small, large = min(run(10) for _ in range(3)), min(run(80) for _ in range(3))
     assert large < 8 * small * 3  # 8x the data; generous for a shared machine
+
+
+def test_delivered_basal_is_the_schedule_with_temporary_basals_over_it():
+    from mlmodels.core.treatments import delivered_basal
+
+    # schedule 1.0 from 0, 2.0 from 120 min (holds 24 h at most); temp 0 U/h for 30 min at 60,
+    # temp 3 U/h for 60 min at 150 cut short by a temp 1.5 at 180 for 30 min
+    start, rate, minutes = delivered_basal(
+        [T0, T0 + 120 * MIN], [1.0, 2.0],
+        [T0 + 60 * MIN, T0 + 150 * MIN, T0 + 180 * MIN], [0.0, 3.0, 1.5], [30, 60, 30])
+    got = [(int((s - T0) // MIN), r, m) for s, r, m in zip(start, rate, minutes)]
+    assert got[:6] == [(0, 1.0, 60), (60, 0.0, 30), (90, 1.0, 30), (120, 2.0, 30), (150, 3.0, 30), (180, 1.5, 30)]
+    assert got[6] == (210, 2.0, 24 * 60 - 90)
+
+
+def test_from_the_stored_frame():
+    import pandas as pd
+
+    frame = pd.DataFrame({
+        "time": pd.to_datetime([T0, T0 + 10 * MIN, T0 + 20 * MIN, T0 + 30 * MIN, T0 + 40 * MIN], utc=True),
+        "kind": ["bolus", "bolus", "carbs", "steps", "heart_rate"],
+        "amount": [2.0, 10.0, 45.0, 300.0, 80.0],
+        "unit": ["U", "U", "g", "{steps}", "/min"],
+        "duration_min": [np.nan, np.nan, np.nan, 15.0, np.nan],
+        "insulin_kind": ["ultra_rapid", "long_acting", None, None, None],
+        "bolus_type": ["meal", None, None, None, None],
+        "absorption_min": [np.nan] * 5,
+    })
+    tr = Treatments.from_frame(frame)
+    assert list(tr.insulin_units) == [2.0] and list(tr.insulin_kind) == ["ultra_rapid"]  # long-acting: not used
+    assert list(tr.carbs_g) == [45.0] and list(tr.steps_ns) == [T0 + 45 * MIN]
+    assert Treatments.from_frame(frame.iloc[:0]).latest_ns() is None
