@@ -1,7 +1,7 @@
 """Release 3 (recorded treatments as inputs) against glucast's glucose-only release 2, on held-out people.
 
 Run: OMP_NUM_THREADS=1 GLUCAST_SHARED_DATA=/work/shared/data .venv/bin/python bench/treatments.py
-     [--role test|dev] [--stride 6] [--people N] [--controls N] [--no-costs]
+     [--role test|dev] [--stride 6] [--people N] [--controls N] [--no-costs] [--inputs insulin,carbs,...]
 
 People: the held-out 30% of T1D-UOM and of ShanghaiT1DM (by person: the fixed split of
 mlmodels/core/treatment_data.py, never used to choose anything; `--role dev` runs the other 70%,
@@ -23,6 +23,9 @@ release 3 as served and release 3's trained model before the deploy rule; the sa
 hours after a logged meal, outside them, and at night (00:00-06:00 local); 80% / 95% band
 coverage per glucose range; which release-3 candidates the per-person blends kept (weights at 30
 / 60 min); training time and warm forecast p50 / p95 of both releases in the same run.
+
+`--inputs` (which inputs help): the treatment candidates see only these groups of treatment
+features (insulin, basal, carbs, meals, steps, logged); run it on `--role dev` people.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.cold_start import RANGES, Tally, served, train_or_none  # noqa: E402
+from mlmodels.core import estimators  # noqa: E402
 from mlmodels.core.coldstart import PopulationForecaster  # noqa: E402
 from mlmodels.core.features import HORIZONS, build_targets  # noqa: E402
 from mlmodels.core.forecaster import window_from_arrays  # noqa: E402
@@ -60,6 +64,25 @@ TZ = "UTC"  # the corpora hold local clock times, read as UTC
 METHODS = ("release_2", "release_3", "release_3_trained")
 SUBSETS = ("all", "after_meal_3h", "no_meal_3h", "night")
 MEAL_WINDOW_MIN = 180.0
+
+
+INPUT_GROUPS = {
+    "insulin": ("iob_", "insulin_next_"), "basal": ("basal_",), "carbs": ("cob_", "carbs_next_"),
+    "meals": ("meals_on_board", "minutes_since_meal", "carbs_last_3h"), "steps": ("steps_",),
+    "logged": ("treatments_logged_",),
+}
+
+
+def restrict_inputs(groups: list[str]) -> list[str]:
+    """The treatment candidates see only the treatment features of `groups` (an ablation)."""
+    keep = [n for n in TREATMENT_FEATURES if any(n.startswith(p) for g in groups for p in INPUT_GROUPS[g])]
+    original = estimators.default_features
+
+    def restricted(kind, release=1, *, treatments=False):
+        return [n for n in original(kind, release, treatments=treatments) if n not in TREATMENT_FEATURES or n in keep]
+
+    estimators.default_features = restricted
+    return keep
 
 
 def units(role: str, limit: int) -> dict[str, list[tuple[str, pd.DataFrame, Treatments]]]:
@@ -221,7 +244,10 @@ def main() -> None:
     parser.add_argument("--controls", type=int, default=8, help="held-out Weinstock people without treatments")
     parser.add_argument("--no-costs", action="store_true")
     parser.add_argument("--only", choices=["treated", "controls", "costs"], default=None)
+    parser.add_argument("--inputs", help=f"comma-separated groups of {sorted(INPUT_GROUPS)} (default all)")
     args = parser.parse_args()
+    if args.inputs:
+        print(f"treatment candidates restricted to: {restrict_inputs(args.inputs.split(','))}")
     prior = shipped_prior()
     print(f"glucast treatments bench — prior {prior.version}, role {args.role}, stride {args.stride}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, load {os.getloadavg()[0]:.1f}")

@@ -40,6 +40,7 @@ never early).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -266,6 +267,45 @@ def _causal(slots: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return np.convolve(slots, kernel)[: len(slots)]
 
 
+# Below this many origins (serving, a batch of one person) the few needed sums are dot products
+# with the last kernel-length slots instead of whole convolutions.
+FEW_ORIGINS = 64
+
+
+class _Reader:
+    """The causal convolution of one slot series with any kernel, read at the origin slots."""
+
+    def __init__(self, slots: np.ndarray, at: np.ndarray, n_kernel: int):
+        self.slots, self.at = slots, at
+        self.windows = None
+        if len(at) <= FEW_ORIGINS:
+            idx = at[:, None] - np.arange(n_kernel)[None, :]
+            self.windows = np.where(idx >= 0, slots[np.clip(idx, 0, None)], 0.0)
+
+    def __call__(self, kernel: np.ndarray) -> np.ndarray:
+        if self.windows is not None:
+            return self.windows @ kernel
+        return _causal(self.slots, kernel)[self.at]
+
+
+@lru_cache(maxsize=256)
+def _kernel(curve: str, a: float, b: float, ahead: float) -> np.ndarray:
+    """A cached kernel over the slot lags: what is on board now minus what will be at +`ahead`."""
+    lags = _lags(KERNEL_MIN // STEP_MIN + 1)
+    if curve == "iob":
+        out = exponential_iob(lags, a, b) - (exponential_iob(lags + ahead, a, b) if ahead else 0.0)
+    elif curve == "linear":
+        out = linear_cob(lags, a) - (linear_cob(lags + ahead, a) if ahead else 0.0)
+    elif curve == "bilinear":
+        out = bilinear_cob(lags, a) - (bilinear_cob(lags + ahead, a) if ahead else 0.0)
+    elif curve == "within":  # 1 for lags up to `a` minutes (b = 1: strictly below)
+        out = (lags < a if b else lags <= a).astype(float)
+    else:
+        raise ValueError(curve)
+    out.setflags(write=False)
+    return out
+
+
 def _lags(n_kernel: int) -> np.ndarray:
     return np.arange(n_kernel) * float(STEP_MIN)
 
@@ -293,63 +333,54 @@ def treatment_features(
     first = int(times_ns[0]) - int(max(KERNEL_MIN, LOGGED_RECENTLY_MIN) // STEP_MIN) * STEP_NS
     n = int((last - first) // STEP_NS) + 1
     at = ((times_ns - first + STEP_NS // 2) // STEP_NS).astype(np.int64)
-    lags = _lags(n_kernel)
     col = 0
 
     # Bolus insulin, per kind (each kind has its own curve), under each peak scale.
     kinds = np.array([k if k in INSULIN_PEAK_MIN else DEFAULT_INSULIN_KIND for k in tr.insulin_kind], dtype=object)
     per_kind = {
-        kind: _slots(times_ns, tr.insulin_ns[kinds == kind], tr.insulin_units[kinds == kind], first, n)
+        kind: _Reader(_slots(times_ns, tr.insulin_ns[kinds == kind], tr.insulin_units[kinds == kind], first, n), at, n_kernel)
         for kind in INSULIN_PEAK_MIN if (kinds == kind).any()
     }
     for scale in INSULIN_PEAK_SCALES:
-        block = np.zeros((n, 1 + len(AHEAD_MIN)))
-        for kind, slots in per_kind.items():
+        for kind, read in per_kind.items():
             peak, dia = INSULIN_PEAK_MIN[kind] * scale, INSULIN_DIA_MIN[kind] * max(scale, 1.0)
-            remaining = exponential_iob(lags, peak, dia)
-            block[:, 0] += _causal(slots, remaining)
+            out[:, col] += read(_kernel("iob", peak, dia, 0.0))
             for i, h in enumerate(AHEAD_MIN):
-                block[:, 1 + i] += _causal(slots, remaining - exponential_iob(lags + h, peak, dia))
-        out[:, col: col + block.shape[1]] = block[at]
-        col += block.shape[1]
+                out[:, col + 1 + i] += read(_kernel("iob", peak, dia, float(h)))
+        col += 1 + len(AHEAD_MIN)
 
     # Basal: the deviation from the usual rate, as small doses every 5 minutes.
     reference = reference_basal_u_h if reference_basal_u_h is not None else tr.median_basal_u_h()
-    net = np.zeros(n)
     if len(tr.basal_ns) and reference is not None:
-        net = _basal_net_slots(tr, float(reference), first, n)
-    remaining = exponential_iob(lags, INSULIN_PEAK_MIN["rapid"], DEFAULT_DIA_MIN)
-    out[:, col] = _causal(net, remaining)[at]
-    for i, h in enumerate(AHEAD_MIN[:2]):
-        kernel = remaining - exponential_iob(lags + h, INSULIN_PEAK_MIN["rapid"], DEFAULT_DIA_MIN)
-        out[:, col + 1 + i] = _causal(net, kernel)[at]
+        read = _Reader(_basal_net_slots(tr, float(reference), first, n), at, n_kernel)
+        peak = INSULIN_PEAK_MIN["rapid"]
+        out[:, col] = read(_kernel("iob", peak, DEFAULT_DIA_MIN, 0.0))
+        for i, h in enumerate(AHEAD_MIN[:2]):
+            out[:, col + 1 + i] = read(_kernel("iob", peak, DEFAULT_DIA_MIN, float(h)))
     col += 1 + len(AHEAD_MIN[:2])
 
     # Carbohydrates (grams known), linear at each absorption time, and one bilinear curve.
-    grams = _slots(times_ns, tr.carbs_ns, tr.carbs_g, first, n)
+    grams = _Reader(_slots(times_ns, tr.carbs_ns, tr.carbs_g, first, n), at, n_kernel)
     for a in CARB_ABSORPTION_MIN:
-        cob = linear_cob(lags, a)
-        out[:, col] = _causal(grams, cob)[at]
+        out[:, col] = grams(_kernel("linear", a, 0.0, 0.0))
         for i, h in enumerate(AHEAD_MIN):
-            out[:, col + 1 + i] = _causal(grams, cob - linear_cob(lags + h, a))[at]
+            out[:, col + 1 + i] = grams(_kernel("linear", a, 0.0, float(h)))
         col += 1 + len(AHEAD_MIN)
-    cob = bilinear_cob(lags, BILINEAR_ABSORPTION_MIN)
-    out[:, col] = _causal(grams, cob)[at]
-    out[:, col + 1] = _causal(grams, cob - bilinear_cob(lags + 60, BILINEAR_ABSORPTION_MIN))[at]
+    out[:, col] = grams(_kernel("bilinear", BILINEAR_ABSORPTION_MIN, 0.0, 0.0))
+    out[:, col + 1] = grams(_kernel("bilinear", BILINEAR_ABSORPTION_MIN, 0.0, 60.0))
     col += 2
 
     # Meals as events (also those logged without grams): on board, time since, grams in 3 h.
-    meals = _slots(times_ns, tr.carbs_ns, np.ones(len(tr.carbs_ns)), first, n)
-    out[:, col] = _causal(meals, linear_cob(lags, BILINEAR_ABSORPTION_MIN))[at]
-    out[:, col + 1] = _minutes_since(meals > 0, TIME_SINCE_MEAL_CAP_MIN)[at]
-    recent = (lags <= MEAL_RECENT_MIN).astype(float)
-    out[:, col + 2] = _causal(grams, recent)[at]
+    meal_slots = _slots(times_ns, tr.carbs_ns, np.ones(len(tr.carbs_ns)), first, n)
+    out[:, col] = _Reader(meal_slots, at, n_kernel)(_kernel("linear", BILINEAR_ABSORPTION_MIN, 0.0, 0.0))
+    out[:, col + 1] = _minutes_since(meal_slots > 0, TIME_SINCE_MEAL_CAP_MIN)[at]
+    out[:, col + 2] = grams(_kernel("within", MEAL_RECENT_MIN, 0.0, 0.0))
     col += 3
 
     # Steps in the last 30 / 60 minutes.
-    steps = _slots(times_ns, tr.steps_ns, tr.steps, first, n)
+    steps = _Reader(_slots(times_ns, tr.steps_ns, tr.steps, first, n), at, n_kernel)
     for m in STEPS_MIN:
-        out[:, col] = _causal(steps, (lags < m).astype(float))[at]
+        out[:, col] = steps(_kernel("within", float(m), 1.0, 0.0))
         col += 1
 
     # Whether anything was recorded in the last 24 hours (a person who logs sometimes).
