@@ -105,3 +105,16 @@ def test_a_history_row_that_carries_a_treatment_is_a_400(api, person_on_release_
     answer = api.post("/api/predictions/glucose/", {"history": rows}, format="json")
     assert answer.status_code == 400
     assert "cannot carry insulin" in answer.content.decode()
+
+
+def test_every_treatment_feature_has_plain_words_in_english_and_german():
+    from django.utils import translation
+
+    from mlmodels.core.treatments import TREATMENT_FEATURES
+    from predictions.pages import feature_in_words
+
+    for name in TREATMENT_FEATURES:
+        words = str(feature_in_words(name))
+        assert "_" not in words and "recorded" in words or "steps" in words, (name, words)
+    with translation.override("de"):
+        assert str(feature_in_words("insulin_next_60min_p100")) == "erfasstes Insulin, das in den nächsten 60 Minuten wirkt"
