@@ -350,6 +350,12 @@ GLUCAST_TRAINING_TIME_BUDGET_S = env_float("GLUCAST_TRAINING_TIME_BUDGET_S", 15)
 # Serve people without a personal model from the shipped population prior and train release-2
 # models that start from it; 0 = AR2 answers them and release 1 is trained (as before the prior).
 GLUCAST_POPULATION_PRIOR = env_bool("GLUCAST_POPULATION_PRIOR", True)
+# Train release 3 (release 2 plus the person's recorded past insulin, meals and steps as inputs)
+# instead of release 2; switch on to start release 3's rollout (docs/treatments-forecasting.md).
+GLUCAST_TRAIN_RELEASE_3 = env_bool("GLUCAST_TRAIN_RELEASE_3", False)
+# A model that uses treatments says in `quality` that they are missing when none were recorded
+# in this many hours before the forecast.
+GLUCAST_TREATMENTS_EXPECTED_WITHIN_H = env_float("GLUCAST_TREATMENTS_EXPECTED_WITHIN_H", 6)
 # A running training job whose attempt started this long ago (s) lost its worker: retry + timeout + 2 min.
 GLUCAST_TRAINING_STALL_S = env_int("GLUCAST_TRAINING_STALL_S", GLUCAST_Q_RETRY + GLUCAST_Q_TIMEOUT + 120)
 # A queued training job never picked up this long (s) lost its broker message (a backlog waits hours).

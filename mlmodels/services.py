@@ -16,6 +16,7 @@ strictly lower. Otherwise it is kept as `rejected` with both sets of numbers in 
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -23,13 +24,15 @@ import traceback
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 
+import pandas as pd
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from mlmodels.core.coldstart import PopulationForecaster
 from mlmodels.core.evaluation import DEPLOY_HORIZONS, FAR_TIEBREAK_HORIZONS, decide, deploy_score  # noqa: F401 - the rule lives in the core
-from mlmodels.core.schemas import RELEASE_1, RELEASE_2, PriorUnavailable, load_prior
+from mlmodels.core.schemas import RELEASE_1, RELEASE_2, RELEASE_3, PriorUnavailable, Release3Features, load_prior
+from mlmodels.core.treatments import KERNEL_MIN, LOGGED_RECENTLY_MIN, Treatments
 from mlmodels.models import (
     GLUCOSE_PREDICTION,
     OPEN_JOB_STATUSES,
@@ -52,6 +55,7 @@ from mlmodels.storage import (
 from mlmodels.training_queue import dispatch_training_jobs
 from persons.erasure import PersonErased, check_not_erased, erasure_mark
 from observations.readings import readings_frame
+from observations.treatments.services import treatments_between
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +75,11 @@ def training_prior():
 
 
 def pipeline_major() -> int:
-    """MAJOR of every version = the feature schema version (release) training produces now."""
-    return RELEASE_2 if training_prior() is not None else RELEASE_1
+    """MAJOR of every version = the feature schema version (release) training produces now:
+    release 3 (treatments as inputs) when GLUCAST_TRAIN_RELEASE_3 is on, else release 2."""
+    if training_prior() is None:
+        return RELEASE_1
+    return RELEASE_3 if settings.GLUCAST_TRAIN_RELEASE_3 else RELEASE_2
 
 
 def training_time_budget_s() -> float:
@@ -252,9 +259,21 @@ def prior_for_release(release: int | None):
         return training_prior()
     if release == RELEASE_1:
         return None
-    if release == RELEASE_2:
+    if release in (RELEASE_2, RELEASE_3):
         return load_prior()
-    raise ValueError(f"release {release} cannot be trained by this code (it trains releases 1 and 2)")
+    raise ValueError(f"release {release} cannot be trained by this code (it trains releases 1, 2 and 3)")
+
+
+def training_treatments(person, readings, release: int):
+    """Release 3: the person's recorded treatments over their readings' span (plus the look-back
+    the features need), as the numeric core reads them; None for other releases."""
+    if release != RELEASE_3:
+        return None
+    if len(readings) == 0:
+        return Treatments()
+    start = pd.Timestamp(readings["time"].iloc[0]) - pd.Timedelta(minutes=max(KERNEL_MIN, LOGGED_RECENTLY_MIN))
+    end = pd.Timestamp(readings["time"].iloc[-1])
+    return Treatments.from_frame(treatments_between(person=person, start=start.to_pydatetime(), end=end.to_pydatetime()))
 
 
 def _train(person, job, model_type, time_budget_s, mark, *, release=None, data_until=None) -> TrainingJob:
@@ -265,9 +284,10 @@ def _train(person, job, model_type, time_budget_s, mark, *, release=None, data_u
         prior = prior_for_release(release)
         readings = readings_frame(person, end=data_until)
         budget = training_time_budget_s() if time_budget_s is None else time_budget_s
+        treatments = training_treatments(person, readings, pipeline_major() if release is None else release)
         try:
             result = training.train_forecaster(
-                readings, tz=person.time_zone, time_budget_s=budget, prior=prior
+                readings, tz=person.time_zone, time_budget_s=budget, prior=prior, treatments=treatments
             )
         except training.InsufficientData as exc:  # the core may raise it ...
             return _finish_skipped(job, exc, mark)
@@ -279,7 +299,7 @@ def _train(person, job, model_type, time_budget_s, mark, *, release=None, data_u
         # A retirement retrain moves the person off a schema that is going away: its active
         # version is not the reference to beat (the baseline is), or nobody could ever leave it.
         comparison = compare_with_reference(
-            mlmodel, result, readings, use_active=job.trigger != JobTrigger.RETIREMENT
+            mlmodel, result, readings, use_active=job.trigger != JobTrigger.RETIREMENT, treatments=treatments
         )
         _decide(mlmodel, comparison, mark)
     except PersonErased:
@@ -372,7 +392,7 @@ def feature_list(feature_schema) -> list[str]:
 # --- Deploy only if better --------------------------------------------------------------------
 
 
-def compare_with_reference(mlmodel: MLModel, result, readings, *, use_active: bool = True) -> dict:
+def compare_with_reference(mlmodel: MLModel, result, readings, *, use_active: bool = True, treatments=None) -> dict:
     """Score the new version and its reference with evaluate_on on the new test period.
 
     The candidate is scored as it was before its final refit (`result.evaluated_forecaster`):
@@ -381,7 +401,8 @@ def compare_with_reference(mlmodel: MLModel, result, readings, *, use_active: bo
     part of it (`saw_test_period`), which favours keeping it — deployment errs on the cautious
     side. Without an active version (or with one that cannot be loaded) the reference is what
     would answer the person instead: the population prior served alone, or where it cannot load
-    the AR2 baseline (scored by the same evaluate_on call on the same rows).
+    the AR2 baseline (scored by the same evaluate_on call on the same rows). A release-3 reference
+    is scored with the person's recorded treatments (`treatments`, else read here), as it serves.
     """
     from mlmodels.core import training
 
@@ -402,6 +423,10 @@ def compare_with_reference(mlmodel: MLModel, result, readings, *, use_active: bo
     elif active is not None:
         try:
             reference_forecaster = load_forecaster(active)
+            if isinstance(reference_forecaster.features, Release3Features):
+                reference_forecaster = copy.copy(reference_forecaster)
+                reference_forecaster.features = reference_forecaster.features.bind(
+                    treatments if treatments is not None else training_treatments(mlmodel.person, readings, RELEASE_3))
             reference_metrics = training.evaluate_on(
                 reference_forecaster, readings, start, end, tz=tz, horizons=horizons
             )

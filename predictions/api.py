@@ -30,6 +30,12 @@ from predictions.serializers import (
 from predictions.services import forecast_for_person, prediction_payload
 
 REQUEST_FIELDS = {"horizons", "range", "history", "unit", "as_of"}
+# What a request may never carry (only recorded, past treatments are inputs; no "what if I take
+# N units"): named, so the 400 says why instead of "unknown field".
+TREATMENT_FIELDS = {
+    "treatments", "treatment", "insulin", "bolus", "basal", "temp_basal", "carbs", "carbohydrates", "meals",
+    "meal", "steps", "heart_rate", "insulin_on_board", "carbs_on_board",
+}
 
 
 # Counted per user with one statement, shared by every process (persons.throttling).
@@ -40,6 +46,9 @@ def forecast_arguments(data) -> dict:
     """Request body -> keyword arguments of forecast_for_person (shape checks only)."""
     if not isinstance(data, dict):
         raise BadForecastRequest(wording.UNKNOWN_FIELDS % {"fields": type(data).__name__})
+    treatments = sorted(set(map(str, data)) & TREATMENT_FIELDS)
+    if treatments:
+        raise BadForecastRequest(wording.TREATMENTS_NOT_ACCEPTED, field=treatments[0])
     unknown = sorted(set(data) - REQUEST_FIELDS)
     if unknown:
         raise BadForecastRequest(wording.UNKNOWN_FIELDS % {"fields": ", ".join(unknown)})

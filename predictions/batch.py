@@ -22,6 +22,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from mlmodels.core.forecaster import ForecastInputError
+from mlmodels.core.treatments import Treatments
 from mlmodels.storage import load_forecaster
 from observations.models import Observation
 from persons.erasure import erasure_marks, not_erased
@@ -40,6 +41,8 @@ from predictions.services import (
     artifact_nbytes,
     build_log,
     fallback_reason_for,
+    is_release_3,
+    recorded_treatments,
     to_ns,
 )
 
@@ -145,11 +148,15 @@ def predict_batch(persons=None, *, now=None, horizons=None) -> BatchResult:
         groups[(mlmodel.artifact_sha256 if mlmodel else None, people[pid].time_zone)].append(pid)
     result.n_groups = len(groups)
 
+    # Release 3: each such person's recorded treatments (one query each; nobody else pays).
+    recorded = {pid: recorded_treatments(people[pid], choices[pid][0], now) for pid in fresh
+                if is_release_3(choices[pid][0])}
+
     t = time.perf_counter()
     logs: list[PredictionLog] = []
     for (sha, tz), pids in groups.items():
         with xgboost.config_context(nthread=1):  # see services.single_threaded_numerics
-            answers = _predict_group(pids, sha, tz, choices, fresh, now, horizons, result)
+            answers = _predict_group(pids, sha, tz, choices, fresh, now, horizons, result, recorded)
         for pid, answer in answers:
             if answer is None:
                 continue
@@ -165,6 +172,7 @@ def predict_batch(persons=None, *, now=None, horizons=None) -> BatchResult:
                 last_reading_ns=int(fresh[pid].times_ns[-1]),
                 source=Source.BATCH,
                 from_history=False,
+                treatments=recorded.get(pid),
             )
             record_choice(log, choices[pid])
             logs.append(log)
@@ -185,7 +193,7 @@ def predict_batch(persons=None, *, now=None, horizons=None) -> BatchResult:
     return result
 
 
-def _predict_group(pids, sha, tz, choices, readings, now, horizons, result) -> list[tuple[int, Answer | None]]:
+def _predict_group(pids, sha, tz, choices, readings, now, horizons, result, recorded=None) -> list[tuple[int, Answer | None]]:
     now_ns = to_ns(now)
     items = [(readings[pid], now_ns) for pid in pids]
     fallback_reason = ""
@@ -194,14 +202,24 @@ def _predict_group(pids, sha, tz, choices, readings, now, horizons, result) -> l
         try:
             forecaster, hit = _group_forecaster(mlmodel)
             result.n_model_loads += 0 if hit else 1
-            forecasts = fastpath.predict_many(forecaster, items, horizons=horizons, tz=tz)
+            uses = bool(getattr(forecaster, "uses_treatments", False))
+            if recorded and pids[0] in recorded:
+                # A release-3 artifact is one person's: each person with their own records.
+                forecasts = [
+                    fastpath.predict_many(forecaster, [item], horizons=horizons, tz=tz,
+                                          treatments=Treatments.from_frame(recorded.get(pid)))[0]
+                    for pid, item in zip(pids, items)
+                ]
+            else:
+                forecasts = fastpath.predict_many(forecaster, items, horizons=horizons, tz=tz)
             out, short = [], []
             for pid, forecast in zip(pids, forecasts):
                 model, variant = choices[pid]
                 if isinstance(forecast, ForecastInputError):
                     short.append(pid)  # e.g. a sensor change: the short-history answer below
                 else:
-                    out.append((pid, Answer(forecast, model, variant, model.version, model.algorithm or "")))
+                    out.append((pid, Answer(forecast, model, variant, model.version, model.algorithm or "",
+                                            uses_treatments=uses)))
             if short:
                 out += _without_model(
                     short, readings, now_ns, tz, horizons, result,

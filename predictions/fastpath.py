@@ -94,11 +94,12 @@ def _supports_fast_path(forecaster) -> bool:
     return callable(getattr(forecaster, "forecast_windows", None))
 
 
-def predict_many(forecaster, items, *, horizons: list[int], tz: str, window=input_window) -> list:
+def predict_many(forecaster, items, *, horizons: list[int], tz: str, window=input_window, treatments=None) -> list:
     """Forecast or ForecastInputError per (Readings, as_of_ns) item, with one model call.
 
     Equals `forecaster.predict_many([(frame, as_of), ...], horizons=..., tz=..., errors="return")`.
     `window=short_input_window` serves a short-history forecaster from what readings there are.
+    `treatments`: one person's recorded treatments before the origin, for a release-3 model.
     """
     if window is input_window and not _supports_fast_path(forecaster):
         return forecaster.predict_many(
@@ -111,14 +112,18 @@ def predict_many(forecaster, items, *, horizons: list[int], tz: str, window=inpu
             windows.append(window(readings, as_of_ns))
         except ForecastInputError as exc:
             windows.append(exc)
+    if treatments is not None:
+        return forecaster.forecast_windows(windows, horizons=horizons, tz=tz, treatments=treatments)
     return forecaster.forecast_windows(windows, horizons=horizons, tz=tz)
 
 
 def predict(
-    forecaster, readings: Readings, *, as_of_ns: int | None, horizons: list[int], tz: str, window=input_window
+    forecaster, readings: Readings, *, as_of_ns: int | None, horizons: list[int], tz: str, window=input_window,
+    treatments=None,
 ):
     """One forecast; raises NotEnoughReadings / StaleReadings like `forecaster.predict`."""
-    result = predict_many(forecaster, [(readings, as_of_ns)], horizons=horizons, tz=tz, window=window)[0]
+    result = predict_many(forecaster, [(readings, as_of_ns)], horizons=horizons, tz=tz, window=window,
+                          treatments=treatments)[0]
     if isinstance(result, Exception):
         raise result
     return result

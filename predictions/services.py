@@ -40,11 +40,13 @@ from django.utils.dateparse import parse_datetime
 from mlmodels.core.coldstart import PopulationForecaster, ShortHistoryForecaster
 from mlmodels.core.forecaster import BaselineForecaster, ForecastInputError, NotEnoughReadings
 from mlmodels.core.preparation import STEP_NS
-from mlmodels.core.schemas import load_prior
+from mlmodels.core.schemas import RELEASE_3, load_prior
+from mlmodels.core.treatments import KERNEL_MIN, LOGGED_RECENTLY_MIN, Treatments
 from mlmodels.core.short_history import GAP_MARGIN_MIN, HISTORY_DAYS, POOLED, ShortHistoryBands, variability
 from mlmodels.models import Variant
 from mlmodels.storage import RESERVED_FILES, ArtifactIntegrityError, artifact_storage, load_forecaster
 from observations.models import Observation
+from observations.treatments.services import treatments_between
 from observations.units import MG_DL, UNITS, from_mgdl
 from observations.validation import ImportRejected, RawReading, implausible_time, validate_readings
 from predictions import fastpath, wording
@@ -150,6 +152,11 @@ def parse_as_of(value) -> datetime | None:
 
 
 HISTORY_FIELDS = {"effective_at", "value", "unit"}
+# A history row carrying a treatment (Nightscout's and the apps' names for them) is refused as such.
+TREATMENT_ROW_FIELDS = {
+    "insulin", "bolus", "basal", "carbs", "carbohydrates", "absolute", "rate", "percent", "eventType",
+    "enteredinsulin", "duration", "treatment", "treatments", "meal", "steps",
+}
 
 
 def history_readings(rows, *, as_of: datetime | None = None, tz=dt_timezone.utc) -> Readings:
@@ -172,6 +179,11 @@ def history_readings(rows, *, as_of: datetime | None = None, tz=dt_timezone.utc)
         if not isinstance(row, dict):
             problems.setdefault(index, []).append(str(wording.HISTORY_ROW_SHAPE))
             continue
+        treatment_fields = sorted(set(map(str, row)) & TREATMENT_ROW_FIELDS)
+        if treatment_fields:
+            raise BadHistory(wording.TREATMENTS_NOT_ACCEPTED, field="history",
+                             rows=[{"index": index, "errors": [f"{', '.join(treatment_fields)}: "
+                                                                f"{wording.TREATMENTS_NOT_ACCEPTED}"]}])
         unknown = set(row) - HISTORY_FIELDS
         if unknown:
             problems.setdefault(index, []).append(
@@ -440,6 +452,7 @@ class Answer:
     algorithm: str
     fallback_reason: str = ""
     reason: str = ""  # why no personal model answered (quality.reason), for population/short history
+    uses_treatments: bool = False  # a release-3 model whose blend reads the person's treatments
 
 
 def fallback_reason_for(exc: BaseException) -> str:
@@ -471,14 +484,78 @@ def _meta(forecaster) -> dict:
         return {}
 
 
-def predict_with_fallback(person, mlmodel, variant, readings: Readings, *, as_of, horizons, earlier=None) -> Answer:
+# How far back recorded treatments can shape a forecast (the slowest insulin curve, and the
+# "anything logged in the last 24 h" input); what provenance lists: the last 12 hours.
+TREATMENT_LOOKBACK = timedelta(minutes=max(KERNEL_MIN, LOGGED_RECENTLY_MIN))
+TREATMENT_PROVENANCE_LOOKBACK = timedelta(minutes=KERNEL_MIN)
+MAX_PROVENANCE_TREATMENTS = 100
+# Names in provenance: what was recorded, in plain words (never the pumps' own vocabulary).
+TREATMENT_LABELS = {
+    "bolus": "insulin", "basal_rate": "basal_rate", "temp_basal": "temporary_basal_rate",
+    "carbs": "carbohydrates", "steps": "steps",
+}
+UNUSED_INSULIN_KINDS = ("intermediate", "long_acting")
+
+
+def is_release_3(mlmodel) -> bool:
+    return mlmodel is not None and int(mlmodel.version_major) == RELEASE_3
+
+
+def recorded_treatments(person, mlmodel, until: datetime) -> pd.DataFrame | None:
+    """The person's recorded treatments that can shape a release-3 forecast made at `until`
+    (withdrawn ones never; only those at or before `until`); None for other models, which read
+    none (so serving a release-2 person costs no query)."""
+    if not is_release_3(mlmodel):
+        return None
+    return treatments_between(person=person, start=until - TREATMENT_LOOKBACK, end=until)
+
+
+def treatment_provenance(frame: pd.DataFrame | None, forecast_time: datetime) -> list[dict]:
+    """What provenance lists: kind, time, amount and unit of the recorded treatments in the 12
+    hours before the forecast that its inputs read (heart rate and long-acting insulin are not
+    inputs), newest first, at most MAX_PROVENANCE_TREATMENTS."""
+    if frame is None or frame.empty:
+        return []
+    since = pd.Timestamp(forecast_time - TREATMENT_PROVENANCE_LOOKBACK)
+    used = frame[frame["kind"].isin(list(TREATMENT_LABELS)) & ~frame["insulin_kind"].isin(UNUSED_INSULIN_KINDS)
+                 & (frame["time"] <= pd.Timestamp(forecast_time))
+                 & ((frame["time"] >= since) | (frame["kind"] == "basal_rate"))]
+    used = used.iloc[::-1].head(MAX_PROVENANCE_TREATMENTS)
+    return [
+        {"kind": TREATMENT_LABELS[row.kind], "time": _iso(row.time), "amount": round(float(row.amount), 3),
+         "unit": str(row.unit),
+         **({"duration_min": round(float(row.duration_min), 1)} if np.isfinite(row.duration_min) else {})}
+        for row in used.itertuples()
+    ]
+
+
+def treatment_quality(frame: pd.DataFrame | None, forecast_time: datetime, *, expected: bool) -> dict:
+    """`quality.treatments`: whether the model uses them, how many were recorded in the last
+    GLUCAST_TREATMENTS_EXPECTED_WITHIN_H hours, and `missing` when it uses them and none were."""
+    hours = float(settings.GLUCAST_TREATMENTS_EXPECTED_WITHIN_H)
+    recent = 0
+    if frame is not None and not frame.empty:
+        since = pd.Timestamp(forecast_time - timedelta(hours=hours))
+        insulin_or_carbs = frame["kind"].isin(["bolus", "temp_basal", "carbs"])
+        recent = int((insulin_or_carbs & (frame["time"] >= since) & (frame["time"] <= pd.Timestamp(forecast_time))).sum())
+    out = {"expected": bool(expected), "recorded_within_hours": hours, "recorded": recent,
+           "missing": bool(expected and recent == 0)}
+    if out["missing"]:
+        out["note"] = str(wording.TREATMENTS_MISSING % {"hours": f"{hours:g}"})
+    return out
+
+
+def predict_with_fallback(
+    person, mlmodel, variant, readings: Readings, *, as_of, horizons, earlier=None, treatments=None
+) -> Answer:
     """Predict with the person's model within the time bound; the baseline on any failure.
 
     `earlier`: where readings before a gap are, for short-history bands (short_history_classes):
     default the person's stored readings.
 
     Readings that cannot support any forecast (too few in the window) give TooFewReadings; the
-    baseline is still tried first in case it needs less than the model.
+    baseline is still tried first in case it needs less than the model. `treatments`: the
+    person's recorded treatments (mlmodels.core.treatments.Treatments) for a release-3 model.
     """
     tz = person.time_zone
     as_of_ns = to_ns(as_of)
@@ -487,12 +564,15 @@ def predict_with_fallback(person, mlmodel, variant, readings: Readings, *, as_of
     if mlmodel is not None:
         def run():
             forecaster = cached_forecaster(mlmodel)
-            return fastpath.predict(forecaster, readings, as_of_ns=as_of_ns, horizons=horizons, tz=tz)
+            uses = bool(getattr(forecaster, "uses_treatments", False))
+            return fastpath.predict(
+                forecaster, readings, as_of_ns=as_of_ns, horizons=horizons, tz=tz, treatments=treatments
+            ), uses
 
         future = _prediction_executor().submit(run)
         try:
-            forecast = future.result(timeout=predict_timeout_s())
-            return Answer(forecast, mlmodel, variant, mlmodel.version, mlmodel.algorithm or "")
+            forecast, uses = future.result(timeout=predict_timeout_s())
+            return Answer(forecast, mlmodel, variant, mlmodel.version, mlmodel.algorithm or "", uses_treatments=uses)
         except Exception as exc:  # noqa: BLE001 - never a 500: the baseline answers instead
             future.cancel()
             failure = exc
@@ -647,8 +727,12 @@ def forecast_for_person(
 
     choice = choose_model(person)
     mlmodel, variant = choice
+    # Release 3 reads the person's RECORDED treatments up to the forecast time, never any sent
+    # with the request (forecast_arguments and history_readings refuse those with a 400).
+    recorded = recorded_treatments(person, mlmodel, forecast_time)
     answer = predict_with_fallback(
-        person, mlmodel, variant, readings, as_of=forecast_time, horizons=horizons, earlier=earlier
+        person, mlmodel, variant, readings, as_of=forecast_time, horizons=horizons, earlier=earlier,
+        treatments=None if recorded is None else Treatments.from_frame(recorded),
     )
     log = build_log(
         person,
@@ -661,6 +745,7 @@ def forecast_for_person(
         last_reading_ns=last_reading_ns,
         source=source,
         from_history=history is not None,
+        treatments=recorded,
     )
     record_choice(log, choice)
     log.latency_ms = round((time.perf_counter() - started) * 1000, 2)
@@ -713,8 +798,12 @@ def build_log(
     last_reading_ns: int,
     source,
     from_history,
+    treatments: pd.DataFrame | None = None,
 ) -> PredictionLog:
-    """An unsaved PredictionLog from a forecast (the batch path bulk-creates these)."""
+    """An unsaved PredictionLog from a forecast (the batch path bulk-creates these).
+
+    `treatments`: the person's recorded treatments read for a release-3 model (recorded_treatments):
+    provenance lists those that shaped the answer, quality says whether any were expected and missing."""
     forecast = answer.forecast
     points = [
         {
@@ -756,6 +845,10 @@ def build_log(
     }
     if answer.reason:
         quality["reason"] = answer.reason
+    if is_release_3(answer.ml_model):
+        if answer.uses_treatments:
+            provenance["treatments"] = treatment_provenance(treatments, forecast_time)
+        quality["treatments"] = treatment_quality(treatments, forecast_time, expected=answer.uses_treatments)
     # Scored only when made live from stored readings: a what-if has no real outcome, and a
     # replay of the past (as_of long before now) may lie inside the model's own training data,
     # which would flatter its realized accuracy. Looked up from when the first point can be.

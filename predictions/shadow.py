@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from mlmodels.core.forecaster import ForecastInputError
 from mlmodels.core.paired import paired_mae_difference
+from mlmodels.core.treatments import Treatments
 from mlmodels.models import Variant
 from observations.models import Observation
 from persons.models import Person
@@ -45,6 +46,8 @@ from predictions.services import (
     build_log,
     cached_forecaster,
     fallback_reason_for,
+    is_release_3,
+    recorded_treatments,
     to_ns,
 )
 
@@ -143,10 +146,21 @@ def _forecast_group(group, tz, horizons, choices, readings, counts, people) -> l
     empty = Readings.from_rows([], [], [], [])
     items = [(_window_of(readings.get(log.person_id, empty), to_ns(log.as_of)), to_ns(log.as_of)) for log in group]
     t = time.perf_counter()
+    # A release-3 candidate reads the person's treatments recorded up to each forecast's time.
+    recorded = None
+    if is_release_3(model):
+        latest = max(log.as_of for log in group)
+        recorded = recorded_treatments(people[group[0].person_id], model, latest)
     try:
         with xgboost.config_context(nthread=1):
             forecaster = cached_forecaster(model)
-            forecasts = fastpath.predict_many(forecaster, items, horizons=horizons, tz=tz)
+            if recorded is not None:
+                whole = Treatments.from_frame(recorded)
+                forecasts = [fastpath.predict_many(forecaster, [item], horizons=horizons, tz=tz,
+                                                   treatments=whole.before(item[1]))[0] for item in items]
+            else:
+                forecasts = fastpath.predict_many(forecaster, items, horizons=horizons, tz=tz)
+            uses = bool(getattr(forecaster, "uses_treatments", False))
     except Exception as exc:  # noqa: BLE001 - a failing candidate is evidence, not an outage
         reason = f"{fallback_reason_for(exc)}: model {model.version}"
         logger.error("Shadow: model %s failed for %d forecasts: %s", model.version, len(group), exc)
@@ -160,9 +174,11 @@ def _forecast_group(group, tz, horizons, choices, readings, counts, people) -> l
             out.append(_failed_shadow(log, model, rollout_id, f"{NOT_ERROR_FALLBACK}_for_model: model {model.version}"))
             continue
         shadow = build_log(
-            people[log.person_id], Answer(forecast, model, Variant.SHADOW, model.version, model.algorithm or ""),
+            people[log.person_id],
+            Answer(forecast, model, Variant.SHADOW, model.version, model.algorithm or "", uses_treatments=uses),
             window, horizons=horizons, unit=log.unit, issued_at=log.issued_at, forecast_time=log.issued_at,
             last_reading_ns=int(window.times_ns[-1]), source=Source.SHADOW, from_history=False,
+            treatments=recorded,
         )
         shadow.model_type = log.model_type
         shadow.arm = SHADOW_ARM

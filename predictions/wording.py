@@ -84,3 +84,11 @@ FORECAST_UNAVAILABLE = _(
     "Please try again later."
 )
 BAD_AS_OF = _("`as_of` must be an ISO 8601 time with a UTC offset.")
+TREATMENTS_NOT_ACCEPTED = _(
+    "A forecast request cannot carry insulin, meals or other treatments: glucast forecasts only "
+    "from what you have recorded before the forecast time, never from planned treatments."
+)
+TREATMENTS_MISSING = _(
+    "Your model also learns from recorded insulin and meals, but none were recorded in the last "
+    "%(hours)s hours: for that time this forecast rests on your glucose readings alone."
+)

@@ -29,7 +29,13 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mlmodels.core.features import HORIZONS, PRIOR_CHANGE_FEATURES, WINDOW_VALUE_FEATURES, all_feature_names
+from mlmodels.core.features import (
+    HORIZONS,
+    PRIOR_CHANGE_FEATURES,
+    TREATMENT_INPUT_FEATURES,
+    WINDOW_VALUE_FEATURES,
+    all_feature_names,
+)
 
 AR2_BG_REF = 140.0
 AR2_BG_MIN = 36.0
@@ -52,7 +58,7 @@ _I_LAG10 = _FEATURES.index("lag_10min")
 _I_LAG15 = _FEATURES.index("lag_15min")
 
 
-def default_features(kind: str, release: int = 1) -> list[str]:
+def default_features(kind: str, release: int = 1, *, treatments: bool = False) -> list[str]:
     """Feature subset a learned candidate uses by default.
 
     Day of week is left out: with the one to three weeks of data a person has, each weekday occurs
@@ -61,9 +67,13 @@ def default_features(kind: str, release: int = 1) -> list[str]:
     ridge can only use it as a single sinusoid, which hurt more than it helped.
 
     With release 2 both also see the population prior's forecast changes: the person's model
-    then learns how far to trust (and how to correct) the prior on their own data.
+    then learns how far to trust (and how to correct) the prior on their own data. With
+    `treatments` (release 3's treatment candidates) they also see the recorded treatments'
+    features; without, never (release 3 keeps glucose-only candidates beside them).
     """
     names = [n for n in _FEATURES if not n.startswith("day_of_week") and n not in WINDOW_VALUE_FEATURES]
+    if not treatments:
+        names = [n for n in names if n not in TREATMENT_INPUT_FEATURES]
     if release < 2:
         names = [n for n in names if n not in PRIOR_CHANGE_FEATURES]
     if kind == "ridge":
@@ -508,7 +518,7 @@ class XGBoostForecaster(Candidate):
     @classmethod
     def from_files(cls, files: dict[str, bytes], prefix: str, params: dict) -> "XGBoostForecaster":
         model = cls(
-            max_depth=params["max_depth"],
+            max_depth=params["max_depth"],  # a subclass keeps its own name
             learning_rate=params["learning_rate"],
             min_child_weight=params["min_child_weight"],
             reg_lambda=params["reg_lambda"],
@@ -524,6 +534,29 @@ class XGBoostForecaster(Candidate):
             model.boosters[h] = booster
         model.best_rounds = {int(h): int(r) for h, r in params.get("rounds", {}).items()}
         return model
+
+
+class RidgeTreatmentsForecaster(RidgeForecaster):
+    """Release 3: ridge on the release-2 inputs plus the recorded treatments' features. Its
+    coefficients are the person's sensitivity to insulin and carbs (mg/dL per unit, per gram) at
+    each horizon, and how it weighs the several absorption curves is their absorption."""
+
+    name = "ridge_treatments"
+
+    def __init__(self, alpha: float | None = None, features: list[str] | None = None):
+        super().__init__(alpha=alpha, features=features if features is not None else default_features(
+            "ridge", 3, treatments=True))
+
+
+class XGBoostTreatmentsForecaster(XGBoostForecaster):
+    """Release 3: trees on the release-2 inputs plus the treatments' features, correcting the prior."""
+
+    name = "xgboost_treatments"
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("features", default_features("xgboost", 3, treatments=True))
+        kwargs.setdefault("base", "prior")
+        super().__init__(**kwargs)
 
 
 def nonnegative_simplex_weights(
@@ -632,6 +665,8 @@ CANDIDATE_CLASSES = {
     "ridge_prior": RidgeOnPriorForecaster,
     "xgboost": XGBoostForecaster,
     "prior": PriorForecaster,
+    "ridge_treatments": RidgeTreatmentsForecaster,
+    "xgboost_treatments": XGBoostTreatmentsForecaster,
 }
 
 
@@ -644,6 +679,10 @@ def candidate_from_files(name: str, files: dict[str, bytes], params: dict) -> Ca
         return RidgeOnPriorForecaster.from_files(files, "ridge_prior", params)
     if name == "xgboost":
         return XGBoostForecaster.from_files(files, "xgboost", params)
+    if name == "ridge_treatments":
+        return RidgeTreatmentsForecaster.from_files(files, name, params)
+    if name == "xgboost_treatments":
+        return XGBoostTreatmentsForecaster.from_files(files, name, params)
     if name == "damped_trend":
         return DampedTrendForecaster(phi=params.get("phi", 0.85))
     if name in ("persistence", "ar2", "prior"):

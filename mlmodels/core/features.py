@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mlmodels.core.preparation import STEP_MIN
+from mlmodels.core.treatments import TREATMENT_FEATURES
 
 FEATURE_SCHEMA_VERSION = 1  # release 1; every shipped schema is in mlmodels/core/schemas.py
 
@@ -44,15 +45,18 @@ PRIOR_CHANGE_FEATURES = [f"prior_change_{h}min" for h in HORIZONS]
 # forecast is computed with the person's profile when a forecast reaches beyond 2 hours. No
 # learned candidate uses these columns.
 WINDOW_VALUE_FEATURES = [f"window_{m}min_ago" for m in range(WINDOW_MIN, -1, -STEP_MIN)]
+# Release 3 appends the recorded treatments' features (mlmodels/core/treatments.py) after those.
+TREATMENT_INPUT_FEATURES = list(TREATMENT_FEATURES)
 
 
 def all_feature_names() -> list[str]:
-    """The widest feature matrix any shipped schema builds: release 1's columns, then release 2's.
+    """The widest feature matrix any shipped schema builds: release 1's columns, then release 2's,
+    then release 3's.
 
     Candidates name the columns they use; indices into this list are valid in every schema
     whose matrix contains those columns.
     """
-    return feature_names() + PRIOR_CHANGE_FEATURES + WINDOW_VALUE_FEATURES
+    return feature_names() + PRIOR_CHANGE_FEATURES + WINDOW_VALUE_FEATURES + TREATMENT_INPUT_FEATURES
 
 
 def feature_names() -> list[str]:

@@ -42,7 +42,7 @@ from mlmodels.core.preparation import (
     reading_arrays,
 )
 from mlmodels.core.profile import TimeOfDayProfile
-from mlmodels.core.schemas import FeatureBuilder, Release1Features, Release2Features, builder_for
+from mlmodels.core.schemas import FeatureBuilder, Release1Features, Release2Features, Release3Features, builder_for
 
 FILE_FORMAT_VERSION = 1
 # Release 2 beyond 120 minutes: weights of the population prior's far forecast (made with the
@@ -279,12 +279,24 @@ class GlucoseForecaster:
     def feature_schema(self) -> FeatureSchema:
         return FeatureSchema(tuple(self.features.names()), self.features.version)
 
-    def build_features(self, windows, interpolated, at_limit, times_ns, tz: str, *, far: bool = False) -> np.ndarray:
+    @property
+    def uses_treatments(self) -> bool:
+        """Release 3 with a treatment candidate in its blend: the person's records shape it."""
+        if not isinstance(self.features, Release3Features):
+            return False
+        weights = np.asarray(self.model.weights)
+        return any(c.name.endswith("_treatments") and weights[:, i].max() > 0 for i, c in enumerate(self.model.candidates))
+
+    def build_features(
+        self, windows, interpolated, at_limit, times_ns, tz: str, *, far: bool = False, treatments=None
+    ) -> np.ndarray:
         """This model's input matrix from (n, 25) windows (its own schema's builder). `far`: the
-        forecast reaches past 2 hours (release 2 then asks the prior once, with the profile)."""
+        forecast reaches past 2 hours (release 2 then asks the prior once, with the profile).
+        `treatments`: the person's records before the origins (release 3; others ignore them)."""
+        kwargs = {"treatments": treatments} if isinstance(self.features, Release3Features) else {}
         if far and self.far_weights and isinstance(self.features, Release2Features):
-            return self.features.build(windows, interpolated, at_limit, times_ns, tz, profile=self.profile)
-        return self.features.build(windows, interpolated, at_limit, times_ns, tz)
+            return self.features.build(windows, interpolated, at_limit, times_ns, tz, profile=self.profile, **kwargs)
+        return self.features.build(windows, interpolated, at_limit, times_ns, tz, **kwargs)
 
     # ----- numeric core on feature matrices (used by training, evaluation and serving) -----
     def predict_change(self, X: np.ndarray) -> np.ndarray:
@@ -388,9 +400,12 @@ class GlucoseForecaster:
         as_of: pd.Timestamp | None = None,
         horizons: list[int] | None = None,
         tz: str | None = None,
+        treatments=None,
     ) -> Forecast:
-        """Forecast from the readings at or before `as_of` (default: the last reading)."""
-        return self.predict_many([(readings, as_of)], horizons=horizons, tz=tz, errors="raise")[0]
+        """Forecast from the readings at or before `as_of` (default: the last reading); a release-3
+        model also reads `treatments` recorded at or before that reading."""
+        return self.predict_many([(readings, as_of)], horizons=horizons, tz=tz, errors="raise",
+                                 treatments=treatments)[0]
 
     def predict_many(
         self,
@@ -399,6 +414,7 @@ class GlucoseForecaster:
         horizons: list[int] | None = None,
         tz: str | None = None,
         errors: str = "return",
+        treatments=None,
     ) -> list[Forecast | ForecastInputError]:
         """Batch forecasts: one vectorised model call for all items.
 
@@ -418,10 +434,11 @@ class GlucoseForecaster:
                 if errors == "raise":
                     raise
                 windows.append(exc)
-        return self.forecast_windows(windows, horizons=horizons, tz=tz)
+        return self.forecast_windows(windows, horizons=horizons, tz=tz, treatments=treatments)
 
     def forecast_windows(
-        self, windows: list[InputWindow | ForecastInputError], *, horizons: list[int], tz: str | None = None
+        self, windows: list[InputWindow | ForecastInputError], *, horizons: list[int], tz: str | None = None,
+        treatments=None,
     ) -> list[Forecast | ForecastInputError]:
         """A Forecast per InputWindow (an error in the list stays in its place): one vectorised
         model call for all of them. The serving fast path calls this with windows it built from
@@ -439,6 +456,7 @@ class GlucoseForecaster:
                 times_ns,
                 tz,
                 far=max(horizons) > MAX_SHORT_HORIZON,
+                treatments=treatments,
             )
             matrix = self.forecast_matrix(X, times_ns, horizons, tz)
             short_requested = [h for h in horizons if h <= MAX_SHORT_HORIZON] or [MAX_SHORT_HORIZON]

@@ -21,6 +21,13 @@ Registered schemas:
    prior's version; a model built on one prior cannot be served with another (its inputs would
    silently change), so a different shipped prior is a mismatch too, and the person falls back
    until retrained.
+3. `Release3Features`: release 2's columns, then the features of the person's RECORDED, PAST
+   treatments at each origin (`mlmodels/core/treatments.py`: insulin and carbs on board under
+   several curves, what already-given insulin and carbs will do in the next 30/60/120 min,
+   basal deviations, meal timing, steps). The schema also records the person's usual basal
+   rate (basal insulin counts as its deviation from it). The builder is bound to a person's
+   treatments (`bind`) for training and evaluation; serving passes the treatments recorded
+   before the forecast's origin to `build`.
 
 Adding a release: write a builder whose `build` returns the new matrix (keep the old columns as
 a prefix where possible, so `features.all_feature_names()` indices stay valid), register it in
@@ -32,12 +39,15 @@ reason logged.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 
 from mlmodels.core.features import (
     HORIZONS,
     PRIOR_CHANGE_FEATURES,
+    TREATMENT_INPUT_FEATURES,
     WINDOW_VALUE_FEATURES,
     FeatureSchemaMismatch,
     feature_names,
@@ -45,9 +55,14 @@ from mlmodels.core.features import (
     window_features,
 )
 from mlmodels.core.population import forecast_line, shipped_prior
+from mlmodels.core.treatments import Treatments, treatment_features
 
 RELEASE_1 = 1
 RELEASE_2 = 2
+RELEASE_3 = 3
+# Column where the window values start in every release-2-or-later matrix (release 3 appends
+# its treatment columns after them).
+_WINDOW_START = len(feature_names()) + len(PRIOR_CHANGE_FEATURES)
 
 
 class PriorUnavailable(FeatureSchemaMismatch):
@@ -180,11 +195,60 @@ class Release2Features(FeatureBuilder):
 
     @staticmethod
     def windows_of(X: np.ndarray) -> np.ndarray:
-        """The (n, 25) windows a release-2 matrix carries (its last columns)."""
-        return np.asarray(X)[:, -len(WINDOW_VALUE_FEATURES):]
+        """The (n, 25) windows a release-2 (or later) matrix carries."""
+        return np.asarray(X)[:, _WINDOW_START: _WINDOW_START + len(WINDOW_VALUE_FEATURES)]
 
 
-REGISTRY: dict[int, type[FeatureBuilder]] = {RELEASE_1: Release1Features, RELEASE_2: Release2Features}
+class Release3Features(Release2Features):
+    """Release 2 plus the person's recorded past treatments (module docstring)."""
+
+    version = RELEASE_3
+
+    def __init__(self, prior, *, reference_basal_u_h: float | None = None, treatments: Treatments | None = None):
+        super().__init__(prior)
+        self.reference_basal_u_h = None if reference_basal_u_h is None else float(reference_basal_u_h)
+        self.treatments = treatments
+
+    def names(self) -> list[str]:
+        return super().names() + TREATMENT_INPUT_FEATURES
+
+    def schema(self) -> dict:
+        return {**super().schema(), "reference_basal_u_h": self.reference_basal_u_h}
+
+    def bind(self, treatments: Treatments | None) -> "Release3Features":
+        """A builder for the same model that reads `treatments` (training, evaluation, benches).
+        A copy: a served model's builder is shared between threads and never bound."""
+        bound = copy.copy(self)
+        bound.treatments = treatments
+        bound._last = None
+        return bound
+
+    def build(self, windows, interpolated, at_limit, times_ns, tz: str, *, profile=None, treatments=None) -> np.ndarray:
+        """`treatments`: what was recorded before the origins (serving); default the bound ones.
+        Either way each origin sees only the treatments at or before it."""
+        base = super().build(windows, interpolated, at_limit, times_ns, tz, profile=profile)
+        tr = treatments if treatments is not None else self.treatments
+        out = np.empty((len(base), base.shape[1] + len(TREATMENT_INPUT_FEATURES)))
+        out[:, : base.shape[1]] = base
+        times_ns = np.asarray(times_ns, dtype=np.int64)
+        if len(times_ns) == 0:
+            return out
+        order = np.argsort(times_ns, kind="stable")
+        sorted_ns = times_ns[order]
+        if len(sorted_ns) > 1 and np.any(np.diff(sorted_ns) % (5 * 60 * 10**9)):
+            # Origins on different 5-minute offsets (a batch of people): one origin at a time.
+            feats = np.vstack([treatment_features(sorted_ns[i: i + 1], tr, reference_basal_u_h=self.reference_basal_u_h)
+                               for i in range(len(sorted_ns))])
+        else:
+            feats = treatment_features(sorted_ns, tr, reference_basal_u_h=self.reference_basal_u_h)
+        out[order, base.shape[1]:] = feats
+        out[~np.isfinite(base).all(axis=1), base.shape[1]:] = np.nan
+        return out
+
+
+REGISTRY: dict[int, type[FeatureBuilder]] = {
+    RELEASE_1: Release1Features, RELEASE_2: Release2Features, RELEASE_3: Release3Features,
+}
 
 
 def builder_for(stored: dict | None, *, prior=None) -> FeatureBuilder:
@@ -201,14 +265,21 @@ def builder_for(stored: dict | None, *, prior=None) -> FeatureBuilder:
         raise FeatureSchemaMismatch(
             f"feature schema version {version} is unknown to this code (known: {sorted(REGISTRY)})"
         )
-    if version == RELEASE_2:
-        builder: FeatureBuilder = Release2Features(prior if prior is not None else load_prior())
+    if version == RELEASE_3:
+        builder: FeatureBuilder = Release3Features(
+            prior if prior is not None else load_prior(), reference_basal_u_h=stored.get("reference_basal_u_h"))
+    elif version == RELEASE_2:
+        builder = Release2Features(prior if prior is not None else load_prior())
     else:
         builder = REGISTRY[version]()
     builder.check(stored)
     return builder
 
 
-def training_builder(prior=None) -> FeatureBuilder:
-    """What new models are trained with: release 2 when a prior is given, else release 1."""
+def training_builder(prior=None, treatments: Treatments | None = None) -> FeatureBuilder:
+    """What new models are trained with: release 3 when a prior and the person's recorded
+    treatments are given (bound to them; their usual basal from those records), release 2 with
+    a prior alone, else release 1."""
+    if prior is not None and treatments is not None:
+        return Release3Features(prior, reference_basal_u_h=treatments.median_basal_u_h()).bind(treatments)
     return Release2Features(prior) if prior is not None else Release1Features()

@@ -57,7 +57,9 @@ from mlmodels.core.estimators import (
     RidgeForecaster,
     RidgeOnAR2Forecaster,
     RidgeOnPriorForecaster,
+    RidgeTreatmentsForecaster,
     XGBoostForecaster,
+    XGBoostTreatmentsForecaster,
     default_features,
 )
 from mlmodels.core.evaluation import decide, horizon_metrics, improvement, summarise
@@ -68,7 +70,7 @@ from mlmodels.core.features import (
     feature_names,
 )
 from mlmodels.core.forecaster import FAR_BLEND_KNOTS, BaselineForecaster, GlucoseForecaster, jsonable
-from mlmodels.core.schemas import RELEASE_2, FeatureBuilder, Release2Features, training_builder
+from mlmodels.core.schemas import RELEASE_2, RELEASE_3, FeatureBuilder, Release2Features, training_builder
 from mlmodels.core.preparation import STEP_MIN, data_sufficiency, prepare_grid
 from mlmodels.core.profile import TimeOfDayProfile
 
@@ -102,6 +104,10 @@ FAR_WEIGHT_DEFAULT = (1.0, 0.0)
 FAR_WEIGHT_MAX_ROWS = 800
 DEFAULT_CANDIDATES = ("persistence", "ar2", "damped_trend", "ridge", "xgboost")
 RELEASE_2_CANDIDATES = ("persistence", "ar2", "damped_trend", "prior", "ridge", "xgboost")
+# Release 3 keeps every release-2 candidate (glucose only) and adds the same two learners with the
+# recorded treatments as inputs; the blend, chosen on the person's own out-of-sample days, decides
+# per person and horizon how much the treatments earn.
+RELEASE_3_CANDIDATES = RELEASE_2_CANDIDATES + ("ridge_treatments", "xgboost_treatments")
 RELEASE_2_BLEND_TARGET = "prior"
 RELEASE_2_BLEND_PRIOR_ROWS = BLEND_PRIOR_ROWS
 # Release 2's rolling-origin split (fractions of the usable rows before the test part).
@@ -259,6 +265,10 @@ def _make_candidates(names, random_state: int, release: int = 1) -> list[Candida
             made.append(RidgeOnPriorForecaster(features=default_features("ridge", release)))
         elif name == "xgboost":
             made.append(XGBoostForecaster(random_state=random_state, **_xgb_release_params(release)))
+        elif name == "ridge_treatments":
+            made.append(RidgeTreatmentsForecaster())
+        elif name == "xgboost_treatments":
+            made.append(XGBoostTreatmentsForecaster(random_state=random_state))
         else:
             raise ValueError(f"unknown candidate {name!r}")
     return made
@@ -269,7 +279,7 @@ def _refit(cand: Candidate, X: np.ndarray, Y: np.ndarray, random_state: int) -> 
     if isinstance(cand, RidgeForecaster):
         return type(cand)(alpha=cand.alpha, features=cand.features).fit(X, Y)
     if isinstance(cand, XGBoostForecaster):
-        fresh = XGBoostForecaster(
+        fresh = type(cand)(
             max_depth=cand.max_depth,
             min_child_weight=cand.min_child_weight,
             learning_rate=cand.learning_rate,
@@ -297,20 +307,19 @@ def _xgb_release_params(release: int) -> dict:
 
 
 def _tune_xgboost(
-    Xf, Yf, Xv, Yv, log: _Log, budget_end: float, random_state: int, release: int = 1
+    Xf, Yf, Xv, Yv, log: _Log, budget_end: float, random_state: int, release: int = 1, kind=XGBoostForecaster
 ) -> XGBoostForecaster:
     best = None
+    extra = _xgb_release_params(release) if kind is XGBoostForecaster else {}
     for i, params in enumerate(XGB_GRID):
         if i > 0 and log.elapsed() > budget_end:
-            log(f"xgboost: time budget reached, skipping grid point {params}")
+            log(f"{kind.name}: time budget reached, skipping grid point {params}")
             break
         started = time.perf_counter()
-        model = XGBoostForecaster(random_state=random_state, **params, **_xgb_release_params(release)).fit(
-            Xf, Yf, Xv, Yv
-        )
+        model = kind(random_state=random_state, **params, **extra).fit(Xf, Yf, Xv, Yv)
         score = _mae(model.predict(Xv), Yv)
         log(
-            f"xgboost {params}: val MAE (all horizons) {score:.2f} mg/dL, rounds {model.best_rounds}, "
+            f"{kind.name} {params}: val MAE (all horizons) {score:.2f} mg/dL, rounds {model.best_rounds}, "
             f"{time.perf_counter() - started:.2f}s"
         )
         if best is None or score < best[0]:
@@ -410,27 +419,37 @@ def train_forecaster(
     refit_on_all: bool = True,
     drift_factor: float = DRIFT_MISCOVERAGE_FACTOR,
     prior=None,
+    treatments=None,
 ) -> TrainingResult:
     """Train, select, calibrate and test a forecaster for one person (see module docstring).
 
     `prior`: the population prior (mlmodels.core.population); with it the model is release 2,
     starts from the prior and needs 1 day of data instead of 3. `candidates` restricts the blend
     (e.g. ("ridge",) for a plain ridge); `drift_factor` scales the conformal miscoverage (1.0 =
-    plain split conformal, see conformal.py).
+    plain split conformal, see conformal.py). `treatments` (with `prior`): the person's recorded
+    treatments (mlmodels.core.treatments.Treatments); the model is then release 3, whose
+    candidates see them (each origin only those at or before it) beside the glucose-only ones.
     """
     log = _Log()
     timings: dict[str, float] = {}
-    builder: FeatureBuilder = training_builder(prior)
+    builder: FeatureBuilder = training_builder(prior, treatments)
     release = builder.version
     if candidates is None:
-        candidates = RELEASE_2_CANDIDATES if release >= RELEASE_2 else DEFAULT_CANDIDATES
+        candidates = (RELEASE_3_CANDIDATES if release >= RELEASE_3
+                      else RELEASE_2_CANDIDATES if release >= RELEASE_2 else DEFAULT_CANDIDATES)
     minimum = MIN_ROWS[min(release, RELEASE_2)]
     grid = prepare_grid(readings)
+    if release >= RELEASE_3 and treatments.latest_ns() is None and candidates == RELEASE_3_CANDIDATES:
+        # Nothing recorded (no insulin, basal or carbs): treatment candidates would see only
+        # zeros. Release 3 then trains release 2's candidates, and forecasts as release 2 would.
+        candidates = RELEASE_2_CANDIDATES
     figures = check_sufficiency(grid, MIN_SPAN_DAYS_WITH_PRIOR if release >= RELEASE_2 else MIN_SPAN_DAYS)
     log(
         f"data: {figures['n_observed']} readings over {figures['span_days']:.2f} days "
         f"({figures['coverage']:.0%} of expected), grid {len(grid)} slots, tz {tz}; release {release}"
         + (f" on population prior {prior.version}" if prior is not None else "")
+        + (f"; recorded treatments: {len(treatments.insulin_ns)} insulin, {len(treatments.basal_ns)} basal, "
+           f"{len(treatments.carbs_ns)} meals" if release >= RELEASE_3 else "")
     )
     t0 = time.perf_counter()
     X_all = builder.build_grid(grid, tz).to_numpy()
@@ -462,7 +481,7 @@ def train_forecaster(
     fitted: list[Candidate] = []
     for cand in _make_candidates(candidates, random_state, release):
         if isinstance(cand, XGBoostForecaster):
-            cand = _tune_xgboost(Xf, Yf, Xv, Yv, log, budget_xgb_grid, random_state, release)
+            cand = _tune_xgboost(Xf, Yf, Xv, Yv, log, budget_xgb_grid, random_state, release, type(cand))
         else:
             cand.fit(Xf, Yf, Xv, Yv)
         fitted.append(cand)

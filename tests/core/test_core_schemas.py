@@ -16,10 +16,12 @@ from mlmodels.core.schemas import (
     REGISTRY,
     Release1Features,
     Release2Features,
+    Release3Features,
     builder_for,
     load_prior,
 )
 from mlmodels.core.training import InsufficientData, evaluate_on, train_forecaster
+from mlmodels.core.treatments import TREATMENT_FEATURES
 from tests.core.synthetic import synthetic_person
 
 
@@ -34,13 +36,18 @@ def release_2(prior):
 
 
 def test_every_shipped_schema_is_registered_and_release_1_is_a_prefix_of_release_2(prior):
-    assert sorted(REGISTRY) == [1, 2]
+    assert sorted(REGISTRY) == [1, 2, 3]
     one, two = Release1Features(), Release2Features(prior)
     assert two.names()[: len(one.names())] == one.names() == feature_names()
     assert two.names()[len(one.names()):] == PRIOR_CHANGE_FEATURES + WINDOW_VALUE_FEATURES
     assert isinstance(builder_for(one.schema()), Release1Features)
     assert isinstance(builder_for(two.schema()), Release2Features)
     assert two.schema()["prior_version"] == str(prior.version)
+    three = Release3Features(prior, reference_basal_u_h=0.8)
+    assert three.names()[: len(two.names())] == two.names()
+    assert three.names()[len(two.names()):] == TREATMENT_FEATURES
+    rebuilt = builder_for(three.schema())
+    assert isinstance(rebuilt, Release3Features) and rebuilt.reference_basal_u_h == 0.8
 
 
 @pytest.mark.parametrize(
