@@ -56,7 +56,7 @@ sys.path.insert(0, str(REPO))
 from bench.population import RANGES, covered  # noqa: E402
 from mlmodels.core import coldstart, training  # noqa: E402
 from mlmodels.core.coldstart import PopulationForecaster, ShortHistoryForecaster  # noqa: E402
-from mlmodels.core.estimators import RidgeForecaster  # noqa: E402
+from mlmodels.core.estimators import PlainRidgeForecaster  # noqa: E402
 from mlmodels.core.evaluation import DEPLOY_HORIZONS, FAR_TIEBREAK_HORIZONS, decide  # noqa: E402
 from mlmodels.core.features import HORIZONS, build_targets  # noqa: E402
 from mlmodels.core.forecaster import (  # noqa: E402
@@ -89,13 +89,13 @@ METHODS = ("persistence", "ar2", "ridge", "prior", "release_1", "release_2")
 TZ = "UTC"  # the corpora hold local clock times, read as UTC (as in bench/population.py)
 
 
-def ridge_baseline(X1: np.ndarray, Y: np.ndarray, past: np.ndarray) -> RidgeForecaster:
+def ridge_baseline(X1: np.ndarray, Y: np.ndarray, past: np.ndarray) -> PlainRidgeForecaster:
     """A per-person ridge on release-1 features: alpha on the last 20% of the past, refitted on all."""
     rows = np.flatnonzero(past & np.isfinite(X1).all(axis=1) & np.isfinite(Y).all(axis=1))
     cut = rows[int(len(rows) * 0.8)] if len(rows) else 0
     fit, val = rows[rows < cut], rows[rows >= cut]
-    tuned = RidgeForecaster().fit(X1[fit], Y[fit], X1[val], Y[val])
-    return RidgeForecaster(alpha=tuned.alpha).fit(X1[rows], Y[rows])
+    tuned = PlainRidgeForecaster().fit(X1[fit], Y[fit], X1[val], Y[val])
+    return PlainRidgeForecaster(alpha=tuned.alpha).fit(X1[rows], Y[rows])
 
 
 def served(result, readings, reference, fallback_name: str, tz: str):

@@ -1,0 +1,135 @@
+"""Release 2 against the best simple forecast at every horizon to 2 hours, on every held-out set.
+
+Run: OMP_NUM_THREADS=1 .venv/bin/python bench/simple_floor.py [--data DIR] [--people N] [--stride 6]
+     [--role test|val] [--sets weinstock2016 colas2019 broll2021]
+
+The protocol of bench/cold_start.py's scenario A (the same people and functions): the held-out
+20% of Weinstock and Colás (the prior's fixed split, never trained or tuned on) and the 5 Broll
+people, each set reported separately; per person the first 70% of time is their past, from the
+rest a forecast every 30 minutes. On the same origins: persistence, AR2, a per-person ridge on
+the 2-hour window of glucose (PlainRidgeForecaster, alpha on the last 20% of the past), and
+release 2 as glucast serves it (trained on the past by the real pipeline, served only if it beats
+the prior on its own held-out part; else the prior).
+
+Printed per set and horizon (5..120 min): MAE of each, release 2 / best of (persistence, AR2,
+ridge) and release 2 / ridge. Goal (issue 19): <= 0.97 against the best everywhere, and never
+above 1 against the ridge. `--role val` runs the corpora's validation people instead.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections import Counter, defaultdict  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.cold_start import TRAIN_FRACTION, TZ, ridge_baseline, served, train_or_none  # noqa: E402
+from mlmodels.core.coldstart import PopulationForecaster  # noqa: E402
+from mlmodels.core.features import HORIZONS, build_targets  # noqa: E402
+from mlmodels.core.forecaster import BaselineForecaster  # noqa: E402
+from mlmodels.core.population import shipped_prior  # noqa: E402
+from mlmodels.core.preparation import prepare_grid  # noqa: E402
+from mlmodels.core.prior_data import CORPUS_FILES, default_data_dir, load_broll, load_corpus, split_subjects  # noqa: E402
+from mlmodels.core.schemas import Release1Features, Release2Features  # noqa: E402
+
+METHODS = ("persistence", "ar2", "ridge", "release_2")
+SIMPLE = ("persistence", "ar2", "ridge")
+GOAL_VS_BEST = 0.97
+
+
+def score_person(errors: dict, readings, prior) -> str | None:
+    """Absolute errors (origins x HORIZONS) of every method for one person; what release 2 served."""
+    t0, t1 = readings["time"].iloc[0], readings["time"].iloc[-1]
+    known_until = t0 + (t1 - t0) * TRAIN_FRACTION
+    past_readings = readings[readings["time"] < known_until]
+    grid = prepare_grid(readings)
+    times = grid.index
+    X1 = Release1Features().build_grid(grid, TZ).to_numpy()
+    X2 = Release2Features(prior).build_grid(grid, TZ).to_numpy()
+    Y = build_targets(grid, HORIZONS).to_numpy()
+    past = np.asarray(times < known_until)
+    if (past & np.isfinite(X1).all(axis=1) & np.isfinite(Y).all(axis=1)).sum() < 100:
+        return None
+    origins = np.flatnonzero(
+        ~past & grid["observed"].to_numpy() & np.isfinite(X1).all(axis=1) & np.isfinite(X2).all(axis=1)
+    )[:: errors["stride"]]
+    if len(origins) < 5:
+        return None
+    now = X1[origins, 0]
+    actual = now[:, None] + build_targets(grid, HORIZONS, observed_only=True).to_numpy()[origins]
+    result = train_or_none(past_readings, prior=prior)
+    model, chose = served(result, past_readings, PopulationForecaster(prior), "prior", TZ)
+    t_ns = times.asi8[origins]
+    values = {
+        "persistence": np.repeat(now[:, None], len(HORIZONS), axis=1),
+        "ar2": BaselineForecaster(tz=TZ).forecast_matrix(X1[origins], t_ns, HORIZONS, TZ)["value"],
+        "ridge": now[:, None] + ridge_baseline(X1, Y, past).predict(X1[origins]),
+        "release_2": model.forecast_matrix((X1 if model.features.version == 1 else X2)[origins], t_ns, HORIZONS, TZ)["value"],
+    }
+    for name, value in values.items():
+        errors[name].append(np.abs(value - actual))
+    if result is not None and chose == "model":
+        return "model: " + ",".join(sorted(set(result.hyperparameters.get("per_horizon_choice", {}).values()) or {"blend"}))
+    return chose
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=default_data_dir())
+    parser.add_argument("--people", type=int, default=0, help="at most N held-out people per corpus (0 = all)")
+    parser.add_argument("--stride", type=int, default=6)
+    parser.add_argument("--role", choices=["test", "val"], default="test")
+    parser.add_argument("--sets", nargs="+", default=[*CORPUS_FILES, "broll2021"])
+    args = parser.parse_args()
+    prior = shipped_prior()
+    print(f"glucast simple-floor bench — prior {prior.version}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
+          f"load {os.getloadavg()[0]:.1f}, role {args.role}")
+    sets = {}
+    for corpus, name in CORPUS_FILES.items():
+        if corpus not in args.sets:
+            continue
+        everyone = load_corpus(args.data / name)
+        roles = split_subjects(corpus, everyone)
+        chosen = [s for s in sorted(everyone) if roles[s] == args.role]
+        sets[corpus] = {s: everyone[s] for s in (chosen[: args.people] if args.people else chosen)}
+    if args.role == "test" and "broll2021" in args.sets:
+        sets["broll2021"] = load_broll(args.data)
+    started = time.perf_counter()
+    worst = defaultdict(float)
+    for corpus, people in sets.items():
+        errors = defaultdict(list, stride=args.stride)
+        served_counts = Counter()
+        for readings in people.values():
+            chose = score_person(errors, readings, prior)
+            if chose is not None:
+                served_counts[chose] += 1
+        mae = {m: np.nanmean(np.vstack(errors[m]), axis=0) for m in METHODS}
+        n_origins = sum(len(e) for e in errors["ridge"])
+        print(f"\n{corpus}: {sum(served_counts.values())} people, {n_origins} origins; served {dict(served_counts)}")
+        print(f"{'min':>5s} " + "".join(f"{m:>12s}" for m in METHODS) + "   r2/best  r2/ridge  best simple")
+        for j, h in enumerate(HORIZONS):
+            best_name = min(SIMPLE, key=lambda m: mae[m][j])
+            vs_best = mae["release_2"][j] / mae[best_name][j]
+            vs_ridge = mae["release_2"][j] / mae["ridge"][j]
+            worst[(corpus, "best")] = max(worst[(corpus, "best")], vs_best)
+            worst[(corpus, "ridge")] = max(worst[(corpus, "ridge")], vs_ridge)
+            flag = "" if vs_best <= GOAL_VS_BEST and vs_ridge <= 1 else "  <- goal missed"
+            print(f"{h:>5d} " + "".join(f"{mae[m][j]:>12.2f}" for m in METHODS)
+                  + f"   {vs_best:7.3f}  {vs_ridge:8.3f}  {best_name}{flag}")
+    print("\nworst ratio over horizons 5..120 min (goal <= 0.97 vs best, <= 1 vs ridge): " + "; ".join(
+        f"{c} {worst[(c, 'best')]:.3f} / {worst[(c, 'ridge')]:.3f}" for c in sets))
+    print(f"total {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
