@@ -1,7 +1,7 @@
 """Release 2 against the best simple forecast at every horizon to 2 hours, on every held-out set.
 
 Run: OMP_NUM_THREADS=1 .venv/bin/python bench/simple_floor.py [--data DIR] [--people N] [--stride 6]
-     [--role test|val] [--sets weinstock2016 colas2019 broll2021]
+     [--role test|val] [--sets weinstock2016 colas2019 broll2021] [--range-by forecast|now|none]
 
 The protocol of bench/cold_start.py's scenario A (the same people and functions): the held-out
 20% of Weinstock and Colás (the prior's fixed split, never trained or tuned on) and the 5 Broll
@@ -14,6 +14,11 @@ the prior on its own held-out part; else the prior).
 Printed per set and horizon (5..120 min): MAE of each, release 2 / best of (persistence, AR2,
 ridge) and release 2 / ridge. Goal (issue 19): <= 0.97 against the best everywhere, and never
 above 1 against the ridge. `--role val` runs the corpora's validation people instead.
+
+Then release 2's band coverage (80%, 95%) and mean 80% width per glucose range of the outcome
+at 30 and 60 min, pooled over the set's origins: the training-time (Mondrian) bands, before any
+outcome of the person's own adapts them. `--range-by` tries the other ways of placing a row in a
+range (conformal.RANGE_BY; "none": pooled quantiles), on validation people where it is chosen.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.population import RANGES, covered  # noqa: E402
 from bench.cold_start import TRAIN_FRACTION, TZ, ridge_baseline, served, train_or_none  # noqa: E402
+from mlmodels.core import training  # noqa: E402
 from mlmodels.core.coldstart import PopulationForecaster  # noqa: E402
 from mlmodels.core.features import HORIZONS, build_targets  # noqa: E402
 from mlmodels.core.forecaster import BaselineForecaster  # noqa: E402
@@ -78,9 +85,33 @@ def score_person(errors: dict, readings, prior) -> str | None:
     }
     for name, value in values.items():
         errors[name].append(np.abs(value - actual))
+    out = model.forecast_matrix((X1 if model.features.version == 1 else X2)[origins], t_ns, HORIZONS, TZ)
+    errors["bands"].append((actual, {k: out[k] for k in ("lower_80", "upper_80", "lower_95", "upper_95")}))
     if result is not None and chose == "model":
         return "model: " + ",".join(sorted(set(result.hyperparameters.get("per_horizon_choice", {}).values()) or {"blend"}))
     return chose
+
+
+def report_bands(pairs) -> None:
+    """Coverage 80% (95%) and mean 80% width per outcome range at 30 and 60 min, pooled."""
+    actual = np.vstack([a for a, _ in pairs])
+    bands = {k: np.vstack([b[k] for _, b in pairs]) for k in pairs[0][1]}
+    print("  release 2's bands, by outcome range: 80% coverage (95%) [outcomes] mean 80% width")
+    for h in (30, 60):
+        j = HORIZONS.index(h)
+        a = actual[:, j]
+        ok = np.isfinite(a)
+        parts = []
+        for name, low, high in (("all", -np.inf, np.inf), *RANGES):
+            rows = ok & (a >= low) & (a < high)
+            if not rows.any():
+                parts.append(f"{name} -")
+                continue
+            c80 = covered(a[rows], bands["lower_80"][rows, j], bands["upper_80"][rows, j]).mean()
+            c95 = covered(a[rows], bands["lower_95"][rows, j], bands["upper_95"][rows, j]).mean()
+            width = (bands["upper_80"][rows, j] - bands["lower_80"][rows, j]).mean()
+            parts.append(f"{name} {c80:.3f} ({c95:.3f}) [{rows.sum()}] {width:.1f}")
+        print(f"    {h:>3d} min: " + "; ".join(parts))
 
 
 def main() -> None:
@@ -90,7 +121,10 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=6)
     parser.add_argument("--role", choices=["test", "val"], default="test")
     parser.add_argument("--sets", nargs="+", default=[*CORPUS_FILES, "broll2021"])
+    parser.add_argument("--range-by", choices=["forecast", "now", "none"], default=None)
     args = parser.parse_args()
+    if args.range_by:
+        training.RELEASE_2_RANGE_BY = None if args.range_by == "none" else args.range_by
     prior = shipped_prior()
     print(f"glucast simple-floor bench — prior {prior.version}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
           f"load {os.getloadavg()[0]:.1f}, role {args.role}")
@@ -126,6 +160,7 @@ def main() -> None:
             flag = "" if vs_best <= GOAL_VS_BEST and vs_ridge <= 1 else "  <- goal missed"
             print(f"{h:>5d} " + "".join(f"{mae[m][j]:>12.2f}" for m in METHODS)
                   + f"   {vs_best:7.3f}  {vs_ridge:8.3f}  {best_name}{flag}")
+        report_bands(errors["bands"])
     print("\nworst ratio over horizons 5..120 min (goal <= 0.97 vs best, <= 1 vs ridge): " + "; ".join(
         f"{c} {worst[(c, 'best')]:.3f} / {worst[(c, 'ridge')]:.3f}" for c in sets))
     print(f"total {time.perf_counter() - started:.0f} s")

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from mlmodels.core.coldstart import POPULATION_BAND_WIDEN
-from mlmodels.core.conformal import DRIFT_MISCOVERAGE_FACTOR, ConformalIntervals
+from mlmodels.core.conformal import DRIFT_MISCOVERAGE_FACTOR, RANGE_BY, ConformalIntervals
 from mlmodels.core.estimators import (
     AR2Forecaster,
     BlendForecaster,
@@ -111,6 +111,8 @@ RELEASE_2_CANDIDATES = ("persistence", "ar2", "damped_trend", "prior", "ridge", 
 # shrink toward the prior), and where the prior is a little off for a person the plain ridge wins
 # (docs/bands.md, "Nobody worse than their own regression").
 PER_HORIZON_ALTERNATIVES = ("prior", "plain_ridge", "persistence")
+# Release 2's bands are Mondrian per glucose range (conformal.py); release 1's stay pooled.
+RELEASE_2_RANGE_BY = RANGE_BY
 RELEASE_2_BLEND_TARGET = "prior"
 RELEASE_2_BLEND_PRIOR_ROWS = BLEND_PRIOR_ROWS
 # Release 2's rolling-origin split (fractions of the usable rows before the test part).
@@ -543,9 +545,10 @@ def train_forecaster(
         (refitted on everything before the test part), far weights, test metrics."""
         stacked_blend = sum(p * weights[:, i][None, :] for i, p in enumerate(kept_preds))
         oos_residual = Ys - stacked_blend
-        conformal = ConformalIntervals(normalized=NORMALIZED_CONFORMAL, drift_factor=drift_factor).fit_difficulty(
-            Xs, oos_residual
-        )
+        conformal = ConformalIntervals(
+            normalized=NORMALIZED_CONFORMAL, drift_factor=drift_factor,
+            range_by=RELEASE_2_RANGE_BY if release >= RELEASE_2 else None,
+        ).fit_difficulty(Xs, oos_residual)
         # 4. refit on fit+validation, calibrate the bands on the calibration part
         t0 = time.perf_counter()
         refit_fv = [_refit(c, X_fv, Y_fv, random_state) for c in kept]
@@ -554,7 +557,7 @@ def train_forecaster(
         if release >= RELEASE_2:
             # No calibration part: the pooled out-of-sample folds (models that saw less data than
             # the served one, so this errs on the wide side) calibrate the bands.
-            conformal.calibrate(Xs, oos_residual)
+            conformal.calibrate(Xs, oos_residual, predicted_change=stacked_blend)
             _shrink_bands_toward_prior(conformal, prior, Xs, stacked_T_all, tz, log)
         elif CALIBRATE_WITH_FOLDS:
             # Errors from several different days make the quantiles less hostage to one calm or
