@@ -43,6 +43,7 @@ from mlmodels.core.preparation import STEP_NS
 from mlmodels.core.schemas import load_prior
 from mlmodels.core.short_history import GAP_MARGIN_MIN, HISTORY_DAYS, POOLED, ShortHistoryBands, variability
 from mlmodels.models import Variant
+from mlmodels.recalibration import calibration_info
 from mlmodels.storage import RESERVED_FILES, ArtifactIntegrityError, artifact_storage, load_forecaster
 from observations.models import Observation
 from observations.units import MG_DL, UNITS, from_mgdl
@@ -756,6 +757,8 @@ def build_log(
     }
     if answer.reason:
         quality["reason"] = answer.reason
+    # Which calibration the bands used (training-time or the person's own outcomes).
+    provenance["calibration"] = calibration_info(answer.ml_model)
     # Scored only when made live from stored readings: a what-if has no real outcome, and a
     # replay of the past (as_of long before now) may lie inside the model's own training data,
     # which would flatter its realized accuracy. Looked up from when the first point can be.
@@ -820,9 +823,10 @@ def prediction_payload(log: PredictionLog, *, with_outcomes: bool = False) -> di
             "version": log.model_version,
             "variant": log.variant,
             "algorithm": log.algorithm,
+            "calibration": (log.provenance or {}).get("calibration") or calibration_info(None),
         },
         "points": points,
-        "provenance": log.provenance,
+        "provenance": {k: v for k, v in (log.provenance or {}).items() if k != "calibration"},
         "quality": log.quality,
         "disclaimer": str(wording.DISCLAIMER),
     }

@@ -99,6 +99,9 @@ class ConformalIntervals:
         # calibration rows behind them, (n_ranges, n_horizons).
         self.range_quantiles: dict[str, np.ndarray] = {}
         self.range_counts: np.ndarray | None = None
+        # Per-person online calibration (mlmodels/core/personal_bands.py): factors on the half-widths
+        # per level, range of the forecast's level and horizon; None: the training-time bands.
+        self.personal: dict | None = None
         self.n_calibration = 0
 
     def fit_difficulty(self, X_val: np.ndarray, residual_val: np.ndarray) -> "ConformalIntervals":
@@ -182,14 +185,34 @@ class ConformalIntervals:
         weight = counts / (counts + RANGE_PRIOR_ROWS)
         return np.where(np.isfinite(table), weight * table + (1 - weight) * pooled, pooled)
 
+    def personal_table(self, tag: str) -> np.ndarray | None:
+        """(n_ranges, n_horizons) personal factors of one level, interpolated between the horizons
+        that had outcomes and held constant beyond them; None without a personal calibration."""
+        if not self.personal or tag not in self.personal.get("factors", {}):
+            return None
+        table = np.asarray(self.personal["factors"][tag], dtype=float)
+        knots = np.asarray(self.personal["horizons"], dtype=float)
+        if table.size == 0:
+            return None
+        return np.vstack([np.interp(np.asarray(HORIZONS, float), knots, row) for row in table])
+
     def bands(self, X: np.ndarray, predicted_change: np.ndarray) -> dict[str, np.ndarray]:
         """Band edges as changes from the current value, each (n, n_horizons)."""
         s = self.scale(X)
-        if not self.range_quantiles:
-            return {key: predicted_change + q[None, :] * s for key, q in self.quantiles.items()}
-        ranges = range_index(self.levels(X, predicted_change))
         cols = np.arange(len(HORIZONS))[None, :]
-        return {key: predicted_change + self.effective_quantiles(key)[ranges, cols] * s for key in self.quantiles}
+        if self.range_quantiles:
+            ranges = range_index(self.levels(X, predicted_change))
+            q = {key: self.effective_quantiles(key)[ranges, cols] for key in self.quantiles}
+        else:
+            q = {key: np.asarray(v, dtype=float)[None, :] for key, v in self.quantiles.items()}
+        if self.personal:
+            now = np.asarray(X, dtype=float)[:, _FEATURES.index("glucose_now")][:, None]
+            by_forecast = range_index(now + np.asarray(predicted_change, dtype=float))
+            for key in q:
+                table = self.personal_table(key.split("_")[1])
+                if table is not None:
+                    q[key] = q[key] * table[by_forecast, cols]
+        return {key: predicted_change + v * s for key, v in q.items()}
 
     def to_dict(self) -> dict:
         return {
@@ -202,6 +225,7 @@ class ConformalIntervals:
             "ranges": [name for name, _, _ in RANGES],
             "range_quantiles": {k: np.where(np.isfinite(v), v, None).tolist() for k, v in self.range_quantiles.items()},
             "range_counts": None if self.range_counts is None else self.range_counts.tolist(),
+            "personal": self.personal,
             "n_calibration": self.n_calibration,
             "horizons": HORIZONS,
         }
@@ -218,6 +242,7 @@ class ConformalIntervals:
         }
         counts = data.get("range_counts")
         obj.range_counts = None if counts is None else np.asarray(counts, dtype=int)
+        obj.personal = data.get("personal")
         coef = data.get("difficulty_coef")
         obj.difficulty_coef = None if coef is None else np.asarray(coef, dtype=float)
         obj.quantiles = {k: np.asarray(v, dtype=float) for k, v in data["quantiles"].items()}
