@@ -162,22 +162,33 @@ class Tally:
         return (float(np.mean(np.concatenate(v))) if n else float("nan")), n
 
 
-def score_person(tally: Tally, scenario: str, corpus: str, readings: pd.DataFrame, known_until, stride: int, prior):
-    """Fit everything on readings before `known_until`, forecast every `stride` slots after it."""
+def person_rows(readings: pd.DataFrame, known_until, stride: int, prior):
+    """(past readings, grid, X1, X2, Y, past mask, origins) of one person, or None where the known
+    days hold too few complete windows (e.g. a gap at the start) or the rest too few origins.
+    Shared by bench/simple_floor.py."""
     past_readings = readings[readings["time"] < known_until]
     grid = prepare_grid(readings)
-    times = grid.index
     X1 = Release1Features().build_grid(grid, TZ).to_numpy()
     X2 = Release2Features(prior).build_grid(grid, TZ).to_numpy()
     Y = build_targets(grid, HORIZONS).to_numpy()
-    past = np.asarray(times < known_until)
+    past = np.asarray(grid.index < known_until)
     if (past & np.isfinite(X1).all(axis=1) & np.isfinite(Y).all(axis=1)).sum() < 100:
-        return False  # the known days hold too few complete windows (e.g. a gap at the start)
+        return None
     origins = np.flatnonzero(
         ~past & grid["observed"].to_numpy() & np.isfinite(X1).all(axis=1) & np.isfinite(X2).all(axis=1)
     )[::stride]
     if len(origins) < 5:
+        return None
+    return past_readings, grid, X1, X2, Y, past, origins
+
+
+def score_person(tally: Tally, scenario: str, corpus: str, readings: pd.DataFrame, known_until, stride: int, prior):
+    """Fit everything on readings before `known_until`, forecast every `stride` slots after it."""
+    rows = person_rows(readings, known_until, stride, prior)
+    if rows is None:
         return False
+    past_readings, grid, X1, X2, Y, past, origins = rows
+    times = grid.index
     horizons = list(SHORT) + list(EXTRA) + list(FAR)
     future = {h: (grid["glucose_mg_dl"].to_numpy() + build_targets(grid, [h], observed_only=True)[f"h{h}"].to_numpy())[origins]
               for h in horizons}

@@ -39,15 +39,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.population import RANGES, covered  # noqa: E402
-from bench.cold_start import TRAIN_FRACTION, TZ, ridge_baseline, served, train_or_none  # noqa: E402
+from bench.cold_start import TRAIN_FRACTION, TZ, person_rows, ridge_baseline, served, train_or_none  # noqa: E402
 from mlmodels.core import training  # noqa: E402
 from mlmodels.core.coldstart import PopulationForecaster  # noqa: E402
 from mlmodels.core.features import HORIZONS, build_targets  # noqa: E402
 from mlmodels.core.forecaster import BaselineForecaster  # noqa: E402
 from mlmodels.core.population import shipped_prior  # noqa: E402
-from mlmodels.core.preparation import prepare_grid  # noqa: E402
 from mlmodels.core.prior_data import CORPUS_FILES, default_data_dir, load_broll, load_corpus, split_subjects  # noqa: E402
-from mlmodels.core.schemas import Release1Features, Release2Features  # noqa: E402
 
 METHODS = ("persistence", "ar2", "ridge", "release_2")
 SIMPLE = ("persistence", "ar2", "ridge")
@@ -57,21 +55,11 @@ GOAL_VS_BEST = 0.97
 def score_person(errors: dict, readings, prior) -> str | None:
     """Absolute errors (origins x HORIZONS) of every method for one person; what release 2 served."""
     t0, t1 = readings["time"].iloc[0], readings["time"].iloc[-1]
-    known_until = t0 + (t1 - t0) * TRAIN_FRACTION
-    past_readings = readings[readings["time"] < known_until]
-    grid = prepare_grid(readings)
+    rows = person_rows(readings, t0 + (t1 - t0) * TRAIN_FRACTION, errors["stride"], prior)
+    if rows is None:
+        return None
+    past_readings, grid, X1, X2, Y, past, origins = rows
     times = grid.index
-    X1 = Release1Features().build_grid(grid, TZ).to_numpy()
-    X2 = Release2Features(prior).build_grid(grid, TZ).to_numpy()
-    Y = build_targets(grid, HORIZONS).to_numpy()
-    past = np.asarray(times < known_until)
-    if (past & np.isfinite(X1).all(axis=1) & np.isfinite(Y).all(axis=1)).sum() < 100:
-        return None
-    origins = np.flatnonzero(
-        ~past & grid["observed"].to_numpy() & np.isfinite(X1).all(axis=1) & np.isfinite(X2).all(axis=1)
-    )[:: errors["stride"]]
-    if len(origins) < 5:
-        return None
     now = X1[origins, 0]
     actual = now[:, None] + build_targets(grid, HORIZONS, observed_only=True).to_numpy()[origins]
     result = train_or_none(past_readings, prior=prior)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 from django.conf import settings
@@ -145,7 +145,9 @@ def calibrate_personal_bands(now=None) -> dict:
             skipped["a newer patch exists"] += 1
             continue
         current = personal_calibration_of(model)
-        last_at = model.created_at if current is not None else None
+        # As of the outcomes it used (a replay of past days runs with an earlier `now`).
+        last_at = datetime.fromisoformat(current["at"]) if current is not None and current.get("at") else (
+            model.created_at if current is not None else None)
         if last_at is not None and now - last_at < every:
             skipped["calibrated recently"] += 1
             continue
@@ -175,7 +177,7 @@ def calibrate_personal_bands(now=None) -> dict:
                 applied[rows_of] = applied_factors(versions.get(mid), points["horizon"][rows_of],
                                                    points["value"][rows_of], tag)
             points[f"applied_{tag}"] = applied
-        calibration = personal_factors(points)
+        calibration = personal_factors(points, at=now.isoformat())
         evidence = {"outcomes_used": calibration["outcomes_used"], "new_outcomes": int(new),
                     "counts": calibration["counts"], "since": since.isoformat(), "at": now.isoformat()}
         job = request_recalibration(model, factors={}, evidence=evidence, personal=calibration)

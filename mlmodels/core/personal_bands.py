@@ -96,10 +96,11 @@ def applied_factors(factors: dict | None, horizons: np.ndarray, values: np.ndarr
     return np.array([np.interp(h, knots, table[r]) for h, r in zip(horizons, ranges)])
 
 
-def personal_factors(points: dict, *, kind: str = KIND, prior_points: float | None = None) -> dict:
+def personal_factors(points: dict, *, kind: str | None = None, prior_points: float | None = None, at=None) -> dict:
     """points: arrays "horizon", "age_days" (how long before now the outcome's forecast was
     issued), "value", "actual", "lower_80", "upper_80", "lower_95", "upper_95", and "applied_80",
     "applied_95" (the personal factor the band was served with, 1 for a training-time band)."""
+    kind = KIND if kind is None else kind
     if kind not in KINDS:
         raise ValueError(f"unknown personal calibration kind {kind!r}")
     prior_points = PRIOR_POINTS if prior_points is None else float(prior_points)
@@ -140,4 +141,5 @@ def personal_factors(points: dict, *, kind: str = KIND, prior_points: float | No
         "counts": counts.tolist(),
         "outcomes_used": int(keep.sum()),
         "prior_points": prior_points,
+        "at": None if at is None else str(at),
     }
