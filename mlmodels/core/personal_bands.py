@@ -38,6 +38,7 @@ import math
 import numpy as np
 
 from mlmodels.core.conformal import RANGES, range_index
+from mlmodels.core.forecaster import CLAMP_HIGH, CLAMP_LOW
 from mlmodels.core.recalibration import MAX_FACTOR, MIN_FACTOR, band_ratios
 
 LEVELS = (("80", 0.80), ("95", 0.95))
@@ -112,8 +113,13 @@ def personal_factors(points: dict, *, kind: str | None = None, prior_points: flo
     ranges = range_index(value)
     counts = np.zeros((len(RANGES), len(horizons)), dtype=int)
     out = {tag: np.ones((len(RANGES), len(horizons))) for tag, _ in LEVELS}
+    # Bands are clamped to the sensor's limits like every forecast, and a reading at a limit is
+    # censored ("40 or lower"): scored against the limit, it counts as inside a band that reaches
+    # it (the rule of bench/population.covered). Unclamped, the unreachable readings below 40
+    # would widen a person's low-range band to the cap.
+    actual = np.clip(np.asarray(points["actual"], dtype=float), CLAMP_LOW, CLAMP_HIGH)
     for tag, level in LEVELS:
-        r_all = band_ratios(value, points["actual"], points[f"lower_{tag}"], points[f"upper_{tag}"])
+        r_all = band_ratios(value, actual, points[f"lower_{tag}"], points[f"upper_{tag}"])
         r_all = r_all * np.asarray(points[f"applied_{tag}"], dtype=float)
         for j, h in enumerate(horizons):
             for g in range(len(RANGES)):
