@@ -25,9 +25,9 @@ Reported from the stored log, per set, at 30 and 60 min: coverage of the 80% and
 glucose range of the outcome (the censored-limit rule of bench/population.py), pooled, for the
 forecasts made after 0-1, 1-3, 3-7, 7-14 and 14+ days of the person's own stream, and from 3 days
 on; per person (min / quartiles / max of the 80% coverage from 3 days on, and the share of people
-within 0.75-0.85); mean 80% width per range. "train" is the same forecast with its training-time
-band (the served band divided by the personal factor it was served with), "served" the band as
-served: the difference is what the person's own outcomes did.
+within 0.75-0.85); mean 80% width per range. The same run with `--no-personal` (the same
+people, models and origins: training is deterministic) gives the training-time bands: the
+difference is what the person's own outcomes did.
 """
 
 from __future__ import annotations
@@ -126,40 +126,26 @@ def replay(people: list, begins: dict, stop, every: dt.timedelta) -> dict:
 
 
 def points_of(person_ids, begins) -> pd.DataFrame:
-    """One row per matched point of the replayed forecasts, with its training-time band."""
-    from mlmodels.core.personal_bands import applied_factors
-    from mlmodels.models import MLModel
-    from mlmodels.recalibration import personal_calibration_of
+    """One row per matched point of the replayed forecasts at 30/60 min, with its stream day."""
     from predictions.models import PredictionLog
 
-    versions = {m.pk: personal_calibration_of(m) for m in MLModel.objects.filter(person_id__in=person_ids)}
     rows = []
     for log in PredictionLog.objects.filter(person_id__in=person_ids, source="batch").iterator():
         day = (log.issued_at - begins[log.person_id]).total_seconds() / 86400.0
         if day < 0:
             continue
+        calibration = (log.provenance or {}).get("calibration") or {}
         for p in log.points:
             if p.get("actual_mg_dl") is None or p["horizon_min"] not in HORIZONS:
                 continue
-            rows.append((log.person_id, log.ml_model_id, day, p["horizon_min"], p["value_mg_dl"], p["actual_mg_dl"],
+            rows.append((log.person_id, calibration.get("kind"), day, p["horizon_min"], p["actual_mg_dl"],
                          p["lower_80_mg_dl"], p["upper_80_mg_dl"], p["lower_95_mg_dl"], p["upper_95_mg_dl"]))
-    frame = pd.DataFrame(rows, columns=["person", "model", "day", "h", "value", "actual", "lower_80", "upper_80",
-                                        "lower_95", "upper_95"])
-    for tag in ("80", "95"):
-        factor = np.ones(len(frame))
-        for mid, group in frame.groupby("model"):
-            factor[group.index] = applied_factors(versions.get(mid), group["h"].to_numpy(), group["value"].to_numpy(), tag)
-        v = frame["value"]
-        frame[f"train_lower_{tag}"] = v - (v - frame[f"lower_{tag}"]) / factor
-        frame[f"train_upper_{tag}"] = v + (frame[f"upper_{tag}"] - v) / factor
-        frame[f"factor_{tag}"] = factor
-    return frame
+    return pd.DataFrame(rows, columns=["person", "calibration", "day", "h", "actual", "lower_80", "upper_80",
+                                       "lower_95", "upper_95"])
 
 
-def coverage(frame: pd.DataFrame, band: str, tag: str) -> np.ndarray:
-    prefix = "train_" if band == "train" else ""
-    return covered(frame["actual"].to_numpy(), frame[f"{prefix}lower_{tag}"].to_numpy(),
-                   frame[f"{prefix}upper_{tag}"].to_numpy())
+def inside(frame: pd.DataFrame, tag: str) -> np.ndarray:
+    return covered(frame["actual"].to_numpy(), frame[f"lower_{tag}"].to_numpy(), frame[f"upper_{tag}"].to_numpy())
 
 
 def report(name: str, frame: pd.DataFrame, goals: dict) -> None:
@@ -168,7 +154,8 @@ def report(name: str, frame: pd.DataFrame, goals: dict) -> None:
         return
     for h in HORIZONS:
         at = frame[frame["h"] == h]
-        print(f"  {h} min — 80% coverage (95%) by outcome range, train -> served [points]; 80% width train -> served")
+        print(f"  {h} min — 80% coverage (95%) [points] mean 80% width, by outcome range; share of forecasts "
+              "with a personal calibration")
         spans = [(f"day {lo}-{hi}" if hi < 10_000 else f"day {lo}+", (at["day"] >= lo) & (at["day"] < hi))
                  for lo, hi in WINDOWS]
         spans.append((f"from day {FROM_DAYS}", at["day"] >= FROM_DAYS))
@@ -182,30 +169,23 @@ def report(name: str, frame: pd.DataFrame, goals: dict) -> None:
                 if sel.empty:
                     cells.append(f"{rname} -")
                     continue
-                c = {(b, t): coverage(sel, b, t).mean() for b in ("train", "served") for t in ("80", "95")}
-                w_train = (sel["train_upper_80"] - sel["train_lower_80"]).mean()
-                w_served = (sel["upper_80"] - sel["lower_80"]).mean()
-                cells.append(f"{rname} {c[('train', '80')]:.2f}->{c[('served', '80')]:.2f} "
-                             f"({c[('train', '95')]:.2f}->{c[('served', '95')]:.2f}) [{len(sel)}] "
-                             f"w {w_train:.0f}->{w_served:.0f}")
+                c80, c95 = inside(sel, "80").mean(), inside(sel, "95").mean()
+                width = (sel["upper_80"] - sel["lower_80"]).mean()
+                cells.append(f"{rname} {c80:.3f} ({c95:.3f}) [{len(sel)}] {width:.0f}")
                 if label == f"from day {FROM_DAYS}":
-                    goals[(name, h, rname)] = (c[("served", "80")], c[("served", "95")], len(sel))
-            print(f"    {label:>11s}: " + "; ".join(cells))
+                    goals[(name, h, rname)] = (c80, c95, len(sel), width)
+            personal = float((part["calibration"] == "personal").mean())
+            print(f"    {label:>11s}: " + "; ".join(cells) + f"; personal {personal:.0%}")
         later = at[at["day"] >= FROM_DAYS]
         if not later.empty:
-            per = later.assign(inside=coverage(later, "served", "80"),
-                               before=coverage(later, "train", "80")).groupby("person")
+            per = later.assign(inside=inside(later, "80")).groupby("person")
             served = per["inside"].mean()[per.size() >= 20]
-            before = per["before"].mean()[per.size() >= 20]
             if len(served):
                 q = np.percentile(served, [0, 25, 50, 75, 100])
-                qb = np.percentile(before, [0, 25, 50, 75, 100])
                 share = float(((served >= 0.75) & (served <= 0.85)).mean())
-                share_b = float(((before >= 0.75) & (before <= 0.85)).mean())
                 goals[(name, h, "people")] = (share, len(served))
-                print(f"    per person from day {FROM_DAYS} ({len(served)} people with >= 20 points), 80%: "
-                      f"train min/q1/median/q3/max {' / '.join(f'{v:.2f}' for v in qb)} (in 0.75-0.85: {share_b:.0%}); "
-                      f"served {' / '.join(f'{v:.2f}' for v in q)} (in 0.75-0.85: {share:.0%})")
+                print(f"    per person from day {FROM_DAYS} ({len(served)} people with >= 20 points), 80% coverage "
+                      f"min / q1 / median / q3 / max {' / '.join(f'{v:.2f}' for v in q)}; within 0.75-0.85: {share:.0%}")
 
 
 def main() -> None:
@@ -278,7 +258,7 @@ def main() -> None:
             print(f"  {name} {h} min: people within 0.75-0.85: {value[0]:.0%} of {value[1]} "
                   f"{'met' if value[0] >= 0.8 else 'MISSED'}")
         elif rname != "all":
-            c80, c95, n = value
+            c80, c95, n, _width = value
             ok = 0.77 <= c80 <= 0.83 and 0.93 <= c95 <= 0.97
             print(f"  {name} {h} min {rname}: 80% {c80:.3f}, 95% {c95:.3f} [{n}] {'met' if ok else 'MISSED'}")
     print(f"total {time.perf_counter() - started:.0f} s")
