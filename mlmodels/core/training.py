@@ -653,7 +653,8 @@ def train_forecaster(
             }
             log("per horizon, on the test part: " + ", ".join(f"{h} min {choice[h]}" for h in (30, 60, 120))
                 + "; MAE 30/60 " + "; ".join(f"{n} {v[0]}/{v[1]}" for n, v in evidence.items()))
-            evaluated, conformal, algorithm, hyper, metrics = assemble(union, mixed[:, used], union_preds)
+            kept, weights = union, mixed[:, used]  # what serves, refitted on all data below
+            evaluated, conformal, algorithm, hyper, metrics = assemble(kept, weights, union_preds)
             hyper["per_horizon_choice"] = {str(h): c for h, c in choice.items()}
             hyper["per_horizon_evidence_mae_30_60"] = evidence
     s = metrics["summary"]

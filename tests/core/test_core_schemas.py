@@ -157,6 +157,9 @@ def test_each_short_horizon_is_served_by_the_best_of_the_blend_prior_plain_ridge
     start, end = result.test_period
     own = evaluate_on(result.evaluated_forecaster, past, start, end, horizons=[30, 60])["summary"]["model"]
     assert own["mae_60"] == pytest.approx(model["60"]["mae"], abs=1e-3)
+    # The served model (refitted on all data) is the same mix as the evaluated one.
+    assert [c.name for c in result.forecaster.model.candidates] == [c.name for c in result.evaluated_forecaster.model.candidates]
+    assert np.allclose(result.forecaster.model.weights, result.evaluated_forecaster.model.weights)
     # Stored and loaded, the mix of candidates serves the same forecast.
     again = type(result.forecaster).from_files(result.forecaster.to_files())
     X = result.forecaster.features.build_grid(prepare_grid(readings), "UTC").to_numpy()[-50:]
