@@ -64,18 +64,20 @@ def personal_calibration_of(mlmodel: MLModel) -> dict | None:
     return comparison.get("personal") if comparison.get("decision") == PERSONAL_CALIBRATION else None
 
 
-def calibration_info(mlmodel: MLModel | None) -> dict:
+def calibration_info(mlmodel: MLModel | None, personal: dict | None = None) -> dict:
     """Which calibration a forecast's bands used: {version, kind, outcomes_used, updated_at}.
 
-    kind "personal": the version's bands were calibrated from the person's own matched outcomes;
-    "training": the training-time bands (the population's, without a personal model), maybe
-    rescaled by a drift PATCH."""
+    `personal`: the personal factors the loaded forecaster's bands carry (conformal.personal):
+    serving passes them, since it never reads the version's large JSON columns. kind "personal":
+    the bands were calibrated from the person's own matched outcomes; "training": the
+    training-time bands (the population's, without a personal model), maybe rescaled by a drift
+    PATCH."""
     if mlmodel is None:
         return {"version": None, "kind": "training", "outcomes_used": 0, "updated_at": None}
-    personal = personal_calibration_of(mlmodel)
-    if personal is not None:
+    if personal:
+        at = personal.get("at") or (mlmodel.created_at.isoformat() if mlmodel.created_at else None)
         return {"version": mlmodel.version, "kind": "personal", "outcomes_used": int(personal.get("outcomes_used", 0)),
-                "updated_at": mlmodel.created_at.isoformat() if mlmodel.created_at else None}
+                "updated_at": at}
     at = mlmodel.created_at if mlmodel.parent_id else (mlmodel.trained_at or mlmodel.created_at)
     return {"version": mlmodel.version, "kind": "training", "outcomes_used": 0,
             "updated_at": at.isoformat() if at else None}

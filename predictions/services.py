@@ -441,6 +441,13 @@ class Answer:
     algorithm: str
     fallback_reason: str = ""
     reason: str = ""  # why no personal model answered (quality.reason), for population/short history
+    # Which calibration the bands used (mlmodels.recalibration.calibration_info); None: training-time.
+    calibration: dict | None = None
+
+
+def model_calibration(mlmodel, forecaster) -> dict:
+    """The calibration a stored model's bands carry, read from its loaded (cached) forecaster."""
+    return calibration_info(mlmodel, getattr(getattr(forecaster, "conformal", None), "personal", None))
 
 
 def fallback_reason_for(exc: BaseException) -> str:
@@ -493,7 +500,8 @@ def predict_with_fallback(person, mlmodel, variant, readings: Readings, *, as_of
         future = _prediction_executor().submit(run)
         try:
             forecast = future.result(timeout=predict_timeout_s())
-            return Answer(forecast, mlmodel, variant, mlmodel.version, mlmodel.algorithm or "")
+            return Answer(forecast, mlmodel, variant, mlmodel.version, mlmodel.algorithm or "",
+                          calibration=model_calibration(mlmodel, cached_forecaster(mlmodel)))
         except Exception as exc:  # noqa: BLE001 - never a 500: the baseline answers instead
             future.cancel()
             failure = exc
@@ -758,7 +766,7 @@ def build_log(
     if answer.reason:
         quality["reason"] = answer.reason
     # Which calibration the bands used (training-time or the person's own outcomes).
-    provenance["calibration"] = calibration_info(answer.ml_model)
+    provenance["calibration"] = answer.calibration or calibration_info(answer.ml_model)
     # Scored only when made live from stored readings: a what-if has no real outcome, and a
     # replay of the past (as_of long before now) may lie inside the model's own training data,
     # which would flatter its realized accuracy. Looked up from when the first point can be.

@@ -45,6 +45,7 @@ from predictions.services import (
     build_log,
     cached_forecaster,
     fallback_reason_for,
+    model_calibration,
     to_ns,
 )
 
@@ -160,7 +161,8 @@ def _forecast_group(group, tz, horizons, choices, readings, counts, people) -> l
             out.append(_failed_shadow(log, model, rollout_id, f"{NOT_ERROR_FALLBACK}_for_model: model {model.version}"))
             continue
         shadow = build_log(
-            people[log.person_id], Answer(forecast, model, Variant.SHADOW, model.version, model.algorithm or ""),
+            people[log.person_id], Answer(forecast, model, Variant.SHADOW, model.version, model.algorithm or "",
+                                          calibration=model_calibration(model, forecaster)),
             window, horizons=horizons, unit=log.unit, issued_at=log.issued_at, forecast_time=log.issued_at,
             last_reading_ns=int(window.times_ns[-1]), source=Source.SHADOW, from_history=False,
         )

@@ -93,7 +93,7 @@ def test_outcomes_narrow_the_in_range_band_and_widen_the_high_one_in_a_personal_
     assert patch.comparison["decision"] == PERSONAL_CALIBRATION
     before, after = half_widths(trained, 80), half_widths(patch, 80)
     assert after["in_range"] < before["in_range"] and after["high"] > before["high"]
-    info = calibration_info(patch)
+    info = calibration_info(patch, load_forecaster(patch).conformal.personal)
     assert info["kind"] == "personal" and info["version"] == "2.0.1" and info["outcomes_used"] == 360
     # Right after, nothing is due: the new version was just calibrated, the old one has a patch.
     assert calibrate_personal_bands()["requested"] == []
