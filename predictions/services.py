@@ -495,13 +495,13 @@ def predict_with_fallback(person, mlmodel, variant, readings: Readings, *, as_of
     if mlmodel is not None:
         def run():
             forecaster = cached_forecaster(mlmodel)
-            return fastpath.predict(forecaster, readings, as_of_ns=as_of_ns, horizons=horizons, tz=tz)
+            forecast = fastpath.predict(forecaster, readings, as_of_ns=as_of_ns, horizons=horizons, tz=tz)
+            return forecast, model_calibration(mlmodel, forecaster)
 
         future = _prediction_executor().submit(run)
         try:
-            forecast = future.result(timeout=predict_timeout_s())
-            return Answer(forecast, mlmodel, variant, mlmodel.version, mlmodel.algorithm or "",
-                          calibration=model_calibration(mlmodel, cached_forecaster(mlmodel)))
+            forecast, calibration = future.result(timeout=predict_timeout_s())
+            return Answer(forecast, mlmodel, variant, mlmodel.version, mlmodel.algorithm or "", calibration=calibration)
         except Exception as exc:  # noqa: BLE001 - never a 500: the baseline answers instead
             future.cancel()
             failure = exc
