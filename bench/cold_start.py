@@ -56,7 +56,7 @@ sys.path.insert(0, str(REPO))
 from bench.population import RANGES, covered  # noqa: E402
 from mlmodels.core import coldstart, training  # noqa: E402
 from mlmodels.core.coldstart import PopulationForecaster, ShortHistoryForecaster  # noqa: E402
-from mlmodels.core.estimators import RidgeForecaster  # noqa: E402
+from mlmodels.core.estimators import PlainRidgeForecaster  # noqa: E402
 from mlmodels.core.evaluation import DEPLOY_HORIZONS, FAR_TIEBREAK_HORIZONS, decide  # noqa: E402
 from mlmodels.core.features import HORIZONS, build_targets  # noqa: E402
 from mlmodels.core.forecaster import (  # noqa: E402
@@ -89,13 +89,13 @@ METHODS = ("persistence", "ar2", "ridge", "prior", "release_1", "release_2")
 TZ = "UTC"  # the corpora hold local clock times, read as UTC (as in bench/population.py)
 
 
-def ridge_baseline(X1: np.ndarray, Y: np.ndarray, past: np.ndarray) -> RidgeForecaster:
+def ridge_baseline(X1: np.ndarray, Y: np.ndarray, past: np.ndarray) -> PlainRidgeForecaster:
     """A per-person ridge on release-1 features: alpha on the last 20% of the past, refitted on all."""
     rows = np.flatnonzero(past & np.isfinite(X1).all(axis=1) & np.isfinite(Y).all(axis=1))
     cut = rows[int(len(rows) * 0.8)] if len(rows) else 0
     fit, val = rows[rows < cut], rows[rows >= cut]
-    tuned = RidgeForecaster().fit(X1[fit], Y[fit], X1[val], Y[val])
-    return RidgeForecaster(alpha=tuned.alpha).fit(X1[rows], Y[rows])
+    tuned = PlainRidgeForecaster().fit(X1[fit], Y[fit], X1[val], Y[val])
+    return PlainRidgeForecaster(alpha=tuned.alpha).fit(X1[rows], Y[rows])
 
 
 def served(result, readings, reference, fallback_name: str, tz: str):
@@ -162,22 +162,33 @@ class Tally:
         return (float(np.mean(np.concatenate(v))) if n else float("nan")), n
 
 
-def score_person(tally: Tally, scenario: str, corpus: str, readings: pd.DataFrame, known_until, stride: int, prior):
-    """Fit everything on readings before `known_until`, forecast every `stride` slots after it."""
+def person_rows(readings: pd.DataFrame, known_until, stride: int, prior):
+    """(past readings, grid, X1, X2, Y, past mask, origins) of one person, or None where the known
+    days hold too few complete windows (e.g. a gap at the start) or the rest too few origins.
+    Shared by bench/simple_floor.py."""
     past_readings = readings[readings["time"] < known_until]
     grid = prepare_grid(readings)
-    times = grid.index
     X1 = Release1Features().build_grid(grid, TZ).to_numpy()
     X2 = Release2Features(prior).build_grid(grid, TZ).to_numpy()
     Y = build_targets(grid, HORIZONS).to_numpy()
-    past = np.asarray(times < known_until)
+    past = np.asarray(grid.index < known_until)
     if (past & np.isfinite(X1).all(axis=1) & np.isfinite(Y).all(axis=1)).sum() < 100:
-        return False  # the known days hold too few complete windows (e.g. a gap at the start)
+        return None
     origins = np.flatnonzero(
         ~past & grid["observed"].to_numpy() & np.isfinite(X1).all(axis=1) & np.isfinite(X2).all(axis=1)
     )[::stride]
     if len(origins) < 5:
+        return None
+    return past_readings, grid, X1, X2, Y, past, origins
+
+
+def score_person(tally: Tally, scenario: str, corpus: str, readings: pd.DataFrame, known_until, stride: int, prior):
+    """Fit everything on readings before `known_until`, forecast every `stride` slots after it."""
+    rows = person_rows(readings, known_until, stride, prior)
+    if rows is None:
         return False
+    past_readings, grid, X1, X2, Y, past, origins = rows
+    times = grid.index
     horizons = list(SHORT) + list(EXTRA) + list(FAR)
     future = {h: (grid["glucose_mg_dl"].to_numpy() + build_targets(grid, [h], observed_only=True)[f"h{h}"].to_numpy())[origins]
               for h in horizons}

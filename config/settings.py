@@ -380,6 +380,12 @@ GLUCAST_RETRAIN_PERFORMANCE_MIN_OUTCOMES = env_int("GLUCAST_RETRAIN_PERFORMANCE_
 GLUCAST_RECALIBRATE_COVERAGE_TOLERANCE = env_float("GLUCAST_RECALIBRATE_COVERAGE_TOLERANCE", 0.07)
 # Matched points (5-120 min, 7 days) a version needs before its coverage is judged for a PATCH.
 GLUCAST_RECALIBRATE_MIN_OUTCOMES = env_int("GLUCAST_RECALIBRATE_MIN_OUTCOMES", 200)
+# Per-person online band calibration from the person's own matched outcomes (docs/bands.md).
+GLUCAST_PERSONAL_BANDS = env_bool("GLUCAST_PERSONAL_BANDS", True)
+# At most one new personal calibration version of a person's model per this many hours.
+GLUCAST_PERSONAL_BANDS_EVERY_HOURS = env_float("GLUCAST_PERSONAL_BANDS_EVERY_HOURS", 24.0)
+# Matched points (30/60/120 min) new since the last calibration before another is made.
+GLUCAST_PERSONAL_BANDS_MIN_OUTCOMES = env_int("GLUCAST_PERSONAL_BANDS_MIN_OUTCOMES", 30)
 # Lifetime (s) of a staff artifact download link.
 GLUCAST_ARTIFACT_LINK_MAX_AGE_S = env_int("GLUCAST_ARTIFACT_LINK_MAX_AGE_S", 300)
 

@@ -9,6 +9,13 @@ worker). The job, run_recalibration(), loads the version, rescales its conformal
 stores the result as MAJOR.MINOR.(PATCH+1): same point model, same held-out metrics, new bands.
 It takes the parent's place: active if the parent was active, else next to it (the newest
 version of its release, so a rollout arm serving the parent serves the patch).
+
+A personal calibration (docs/bands.md; predictions/recalibration.calibrate_personal_bands) is
+the same kind of job with `personal` factors in its detail: the PATCH keeps the training-time
+quantiles and carries the person's factors per horizon and glucose range (they replace the
+parent's: each is computed against the training-time band). Its decision is "personal_calibration",
+and `calibration_info` says which calibration a version's bands are (the forecast answer's
+model.calibration).
 """
 
 from __future__ import annotations
@@ -48,8 +55,39 @@ def next_patch(mlmodel: MLModel) -> tuple[int, int, int]:
     return mlmodel.version_major, mlmodel.version_minor, latest.version_patch + 1
 
 
-def request_recalibration(mlmodel: MLModel, *, factors: dict, evidence: dict) -> TrainingJob | None:
-    """Queue a PATCH of `mlmodel` with these band scale factors; None when a job is already open."""
+PERSONAL_CALIBRATION = "personal_calibration"
+
+
+def personal_calibration_of(mlmodel: MLModel) -> dict | None:
+    """The personal factors a version's bands carry (None: training-time bands, maybe PATCHed)."""
+    comparison = mlmodel.comparison or {}
+    return comparison.get("personal") if comparison.get("decision") == PERSONAL_CALIBRATION else None
+
+
+def calibration_info(mlmodel: MLModel | None, personal: dict | None = None) -> dict:
+    """Which calibration a forecast's bands used: {version, kind, outcomes_used, updated_at}.
+
+    `personal`: the personal factors the loaded forecaster's bands carry (conformal.personal):
+    serving passes them, since it never reads the version's large JSON columns. kind "personal":
+    the bands were calibrated from the person's own matched outcomes; "training": the
+    training-time bands (the population's, without a personal model), maybe rescaled by a drift
+    PATCH."""
+    if mlmodel is None:
+        return {"version": None, "kind": "training", "outcomes_used": 0, "updated_at": None}
+    if personal:
+        at = personal.get("at") or (mlmodel.created_at.isoformat() if mlmodel.created_at else None)
+        return {"version": mlmodel.version, "kind": "personal", "outcomes_used": int(personal.get("outcomes_used", 0)),
+                "updated_at": at}
+    at = mlmodel.created_at if mlmodel.parent_id else (mlmodel.trained_at or mlmodel.created_at)
+    return {"version": mlmodel.version, "kind": "training", "outcomes_used": 0,
+            "updated_at": at.isoformat() if at else None}
+
+
+def request_recalibration(
+    mlmodel: MLModel, *, factors: dict, evidence: dict, personal: dict | None = None
+) -> TrainingJob | None:
+    """Queue a PATCH of `mlmodel` with these band scale factors (or, with `personal`, the person's
+    own calibration factors); None when a job is already open."""
     if open_job(mlmodel.person, mlmodel.model_type) is not None:
         return None
     try:
@@ -58,7 +96,7 @@ def request_recalibration(mlmodel: MLModel, *, factors: dict, evidence: dict) ->
                 person_id=mlmodel.person_id, model_type=mlmodel.model_type, trigger=JobTrigger.CALIBRATION,
                 status=JobStatus.QUEUED, priority=TRIGGER_PRIORITY[JobTrigger.CALIBRATION],
                 detail=to_jsonable({"model_id": mlmodel.pk, "version": mlmodel.version, "factors": factors,
-                                    "evidence": evidence}),
+                                    "evidence": evidence, **({"personal": personal} if personal else {})}),
             )
     except IntegrityError:  # another job opened in between
         return None
@@ -90,7 +128,11 @@ def run_recalibration(job: TrainingJob, *, mark=None) -> TrainingJob:
         if not parent.storage_path:
             raise ValueError(f"version {parent.version} has no stored files any more")
         forecaster = load_forecaster(parent)
-        forecaster.conformal = rescaled(forecaster.conformal, job.detail["factors"])
+        personal = job.detail.get("personal")
+        if personal:
+            forecaster.conformal.personal = personal
+        else:
+            forecaster.conformal = rescaled(forecaster.conformal, job.detail["factors"])
         major, minor, patch_no = next_patch(parent)
         with transaction.atomic():
             check_not_erased(job.person_id, mark)
@@ -101,13 +143,20 @@ def run_recalibration(job: TrainingJob, *, mark=None) -> TrainingJob:
                 data_start=parent.data_start, data_end=parent.data_end, n_readings=parent.n_readings,
                 hyperparameters=parent.hyperparameters, feature_schema=parent.feature_schema,
                 metrics=parent.metrics, status=ModelStatus.TRAINING, parent=parent,
-                comparison={"decision": "recalibrated", "rule": "same point model, bands rescaled so the "
-                            "realized outcomes fall inside at the nominal level", **job.detail},
+                comparison=(
+                    {"decision": PERSONAL_CALIBRATION, "rule": "same point model, bands calibrated per horizon "
+                     "and glucose range from the person's own matched outcomes (docs/bands.md)", **job.detail}
+                    if personal else
+                    {"decision": "recalibrated", "rule": "same point model, bands rescaled so the "
+                     "realized outcomes fall inside at the nominal level", **job.detail}
+                ),
             )
         metadata = {"version": patch.version, "recalibrated_from": parent.version, "factors": job.detail["factors"],
                     "feature_schema": parent.feature_schema, "algorithm": parent.algorithm}
         save_artifacts(patch, forecaster.to_files(), to_jsonable(metadata),
-                       f"PATCH of {parent.version}: bands rescaled by {job.detail['factors']}\n")
+                       f"PATCH of {parent.version}: " + (
+                           f"personal band calibration from {personal.get('outcomes_used')} outcomes\n" if personal
+                           else f"bands rescaled by {job.detail['factors']}\n"))
         with transaction.atomic():
             check_not_erased(job.person_id, mark)
             parent = MLModel.objects.select_for_update().get(pk=parent.pk)
@@ -120,8 +169,12 @@ def run_recalibration(job: TrainingJob, *, mark=None) -> TrainingJob:
             patch.save()
             RolloutEvent.objects.create(
                 model_type=patch.model_type, action=EventAction.MODEL_RECALIBRATED,
-                reason=f"realized 80% coverage {job.detail.get('evidence', {}).get('coverage_80')} "
-                       f"outside the tolerance; bands rescaled",
+                reason=(
+                    f"bands calibrated from the person's own {personal.get('outcomes_used')} matched outcomes"
+                    if personal else
+                    f"realized 80% coverage {job.detail.get('evidence', {}).get('coverage_80')} "
+                    f"outside the tolerance; bands rescaled"
+                ),
                 before={"version": parent.version}, after={"version": patch.version, "active": patch.is_active},
                 evidence=job.detail.get("evidence", {}), person=patch.person, ml_model=patch, **actor_fields(None),
             )

@@ -38,6 +38,7 @@ from predictions.services import (
     STALE_AFTER_MIN,
     Answer,
     answers_without_model,
+    model_calibration,
     artifact_nbytes,
     build_log,
     fallback_reason_for,
@@ -219,7 +220,8 @@ def _predict_group(pids, sha, tz, choices, readings, now, horizons, result, reco
                     short.append(pid)  # e.g. a sensor change: the short-history answer below
                 else:
                     out.append((pid, Answer(forecast, model, variant, model.version, model.algorithm or "",
-                                            uses_treatments=uses)))
+                                            uses_treatments=uses,
+                                            calibration=model_calibration(model, forecaster))))
             if short:
                 out += _without_model(
                     short, readings, now_ns, tz, horizons, result,

@@ -42,11 +42,23 @@ class ForecastRequestSerializer(serializers.Serializer):
     )
 
 
+class CalibrationSerializer(serializers.Serializer):
+    version = serializers.CharField(allow_null=True, help_text="The model version whose bands answered")
+    kind = serializers.ChoiceField(
+        choices=["training", "personal"],
+        help_text="training: the bands calibrated when the model (or the population prior) was made; "
+        "personal: calibrated since from this person's own matched outcomes",
+    )
+    outcomes_used = serializers.IntegerField(help_text="The person's matched outcomes the personal calibration used")
+    updated_at = serializers.DateTimeField(allow_null=True)
+
+
 class ForecastModelSerializer(serializers.Serializer):
     type = serializers.CharField()
     version = serializers.CharField()
     variant = serializers.ChoiceField(choices=Variant.choices)
     algorithm = serializers.CharField()
+    calibration = CalibrationSerializer()
 
 
 class ForecastPointSerializer(serializers.Serializer):

@@ -44,6 +44,7 @@ from mlmodels.core.schemas import RELEASE_3, load_prior
 from mlmodels.core.treatments import KERNEL_MIN, LOGGED_RECENTLY_MIN, Treatments
 from mlmodels.core.short_history import GAP_MARGIN_MIN, HISTORY_DAYS, POOLED, ShortHistoryBands, variability
 from mlmodels.models import Variant
+from mlmodels.recalibration import calibration_info
 from mlmodels.storage import RESERVED_FILES, ArtifactIntegrityError, artifact_storage, load_forecaster
 from observations.models import Observation
 from observations.treatments.services import treatments_between
@@ -453,6 +454,13 @@ class Answer:
     fallback_reason: str = ""
     reason: str = ""  # why no personal model answered (quality.reason), for population/short history
     uses_treatments: bool = False  # a release-3 model whose blend reads the person's treatments
+    # Which calibration the bands used (mlmodels.recalibration.calibration_info); None: training-time.
+    calibration: dict | None = None
+
+
+def model_calibration(mlmodel, forecaster) -> dict:
+    """The calibration a stored model's bands carry, read from its loaded (cached) forecaster."""
+    return calibration_info(mlmodel, getattr(getattr(forecaster, "conformal", None), "personal", None))
 
 
 def fallback_reason_for(exc: BaseException) -> str:
@@ -565,14 +573,16 @@ def predict_with_fallback(
         def run():
             forecaster = cached_forecaster(mlmodel)
             uses = bool(getattr(forecaster, "uses_treatments", False))
-            return fastpath.predict(
+            forecast = fastpath.predict(
                 forecaster, readings, as_of_ns=as_of_ns, horizons=horizons, tz=tz, treatments=treatments
-            ), uses
+            )
+            return forecast, uses, model_calibration(mlmodel, forecaster)
 
         future = _prediction_executor().submit(run)
         try:
-            forecast, uses = future.result(timeout=predict_timeout_s())
-            return Answer(forecast, mlmodel, variant, mlmodel.version, mlmodel.algorithm or "", uses_treatments=uses)
+            forecast, uses, calibration = future.result(timeout=predict_timeout_s())
+            return Answer(forecast, mlmodel, variant, mlmodel.version, mlmodel.algorithm or "",
+                          uses_treatments=uses, calibration=calibration)
         except Exception as exc:  # noqa: BLE001 - never a 500: the baseline answers instead
             future.cancel()
             failure = exc
@@ -849,6 +859,8 @@ def build_log(
         if answer.uses_treatments:
             provenance["treatments"] = treatment_provenance(treatments, forecast_time)
         quality["treatments"] = treatment_quality(treatments, forecast_time, expected=answer.uses_treatments)
+    # Which calibration the bands used (training-time or the person's own outcomes).
+    provenance["calibration"] = answer.calibration or calibration_info(answer.ml_model)
     # Scored only when made live from stored readings: a what-if has no real outcome, and a
     # replay of the past (as_of long before now) may lie inside the model's own training data,
     # which would flatter its realized accuracy. Looked up from when the first point can be.
@@ -913,9 +925,10 @@ def prediction_payload(log: PredictionLog, *, with_outcomes: bool = False) -> di
             "version": log.model_version,
             "variant": log.variant,
             "algorithm": log.algorithm,
+            "calibration": (log.provenance or {}).get("calibration") or calibration_info(None),
         },
         "points": points,
-        "provenance": log.provenance,
+        "provenance": {k: v for k, v in (log.provenance or {}).items() if k != "calibration"},
         "quality": log.quality,
         "disclaimer": str(wording.DISCLAIMER),
     }

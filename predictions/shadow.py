@@ -47,6 +47,7 @@ from predictions.services import (
     cached_forecaster,
     fallback_reason_for,
     is_release_3,
+    model_calibration,
     recorded_treatments,
     to_ns,
 )
@@ -175,7 +176,8 @@ def _forecast_group(group, tz, horizons, choices, readings, counts, people) -> l
             continue
         shadow = build_log(
             people[log.person_id],
-            Answer(forecast, model, Variant.SHADOW, model.version, model.algorithm or "", uses_treatments=uses),
+            Answer(forecast, model, Variant.SHADOW, model.version, model.algorithm or "", uses_treatments=uses,
+                   calibration=model_calibration(model, forecaster)),
             window, horizons=horizons, unit=log.unit, issued_at=log.issued_at, forecast_time=log.issued_at,
             last_reading_ns=int(window.times_ns[-1]), source=Source.SHADOW, from_history=False,
             treatments=recorded,

@@ -14,15 +14,17 @@ from predictions.batch import predict_batch
 from predictions.decisions import evaluate_rollouts, retrain_on_performance
 from predictions.models import ChunkKind
 from predictions.outcomes import fill_outcomes, prune_prediction_log
-from predictions.recalibration import recalibrate_drifted
+from predictions.recalibration import calibrate_personal_bands, recalibrate_drifted
 from predictions.shadow import run_pending_shadows
 
 
 def fill_outcomes_task() -> dict:
-    """Match outcomes, then start a PATCH recalibration where realized coverage drifted."""
+    """Match outcomes, then start a PATCH recalibration where realized coverage drifted and a
+    personal band calibration where a person's serving version is due one."""
     with everyone("outcome matching and recalibration"):
         counts = fill_outcomes()
         counts["recalibration"] = recalibrate_drifted()
+        counts["personal_bands"] = calibrate_personal_bands()
         return counts
 
 
@@ -60,6 +62,7 @@ def dispatch_outcomes_task() -> dict:
     with everyone("outcome matching dispatch and recalibration"):
         result = sharding.dispatch(ChunkKind.OUTCOMES)
         result["recalibration"] = recalibrate_drifted()
+        result["personal_bands"] = calibrate_personal_bands()
         return result
 
 

@@ -286,6 +286,18 @@ class RidgeForecaster(Candidate):
         return model
 
 
+class PlainRidgeForecaster(RidgeForecaster):
+    """The person's own plain regression: ridge on the 2-hour window of their glucose alone (its
+    lags, rates and spreads: release 1's ridge inputs), never the prior's forecast. Release 2
+    keeps it as a candidate so that, per horizon, nobody is served worse than this simple model
+    of their own data (training's per-horizon choice; bench/cold_start.py's per-person ridge)."""
+
+    name = "plain_ridge"
+
+    def __init__(self, alpha: float | None = None, features: list[str] | None = None):
+        super().__init__(alpha=alpha, features=features if features is not None else default_features("ridge", 1))
+
+
 class RidgeOnAR2Forecaster(RidgeForecaster):
     """Ridge on AR2's errors: strong regularisation then shrinks toward AR2, not toward "no change"."""
 
@@ -661,6 +673,7 @@ CANDIDATE_CLASSES = {
     "ar2": AR2Forecaster,
     "damped_trend": DampedTrendForecaster,
     "ridge": RidgeForecaster,
+    "plain_ridge": PlainRidgeForecaster,
     "ridge_ar2": RidgeOnAR2Forecaster,
     "ridge_prior": RidgeOnPriorForecaster,
     "xgboost": XGBoostForecaster,
@@ -673,6 +686,8 @@ CANDIDATE_CLASSES = {
 def candidate_from_files(name: str, files: dict[str, bytes], params: dict) -> Candidate:
     if name == "ridge":
         return RidgeForecaster.from_files(files, "ridge", params)
+    if name == "plain_ridge":
+        return PlainRidgeForecaster.from_files(files, "plain_ridge", params)
     if name == "ridge_ar2":
         return RidgeOnAR2Forecaster.from_files(files, "ridge_ar2", params)
     if name == "ridge_prior":

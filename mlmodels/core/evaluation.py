@@ -175,17 +175,29 @@ def deploy_score(metrics: dict, *, baseline: bool = False, horizons=DEPLOY_HORIZ
     return sum(values) / len(values)
 
 
-def decide(candidate_metrics: dict, reference_metrics: dict, *, reference_is_baseline: bool = False) -> dict:
-    """Compare two metric sets computed on the same period. Pure: no database, no files."""
-    candidate = {h: metric_value(candidate_metrics, h, "mae") for h in DEPLOY_HORIZONS}
+def decide(
+    candidate_metrics: dict,
+    reference_metrics: dict,
+    *,
+    reference_is_baseline: bool = False,
+    horizons=DEPLOY_HORIZONS,
+) -> dict:
+    """Compare two metric sets computed on the same period. Pure: no database, no files.
+
+    `horizons`: where the mean MAE is compared (the deploy rule: 30 and 60 min). Training's
+    per-horizon choice asks the same rule one horizon at a time (`horizons=(h,)`).
+    """
+    horizons = tuple(int(h) for h in horizons)
+    candidate = {h: metric_value(candidate_metrics, h, "mae") for h in horizons}
     reference = {
         h: metric_value(reference_metrics, h, "mae", baseline=reference_is_baseline)
-        for h in DEPLOY_HORIZONS
+        for h in horizons
     }
-    candidate_score = deploy_score(candidate_metrics)
-    reference_score = deploy_score(reference_metrics, baseline=reference_is_baseline)
+    candidate_score = deploy_score(candidate_metrics, horizons=horizons)
+    reference_score = deploy_score(reference_metrics, baseline=reference_is_baseline, horizons=horizons)
+    where = "/".join(map(str, horizons))
     if candidate_score is None:
-        decision, better = "rejected: candidate has no MAE at 30/60 min", False
+        decision, better = f"rejected: candidate has no MAE at {where} min", False
     elif reference_score is None:
         decision, better = "deployed: the reference has no comparable figures", True
     else:
@@ -194,7 +206,8 @@ def decide(candidate_metrics: dict, reference_metrics: dict, *, reference_is_bas
         if not better and math.isclose(candidate_score, reference_score, rel_tol=1e-6, abs_tol=1e-6):
             # The same forecast to an hour (e.g. both the prior's): the far horizons decide.
             shared = [h for h in FAR_TIEBREAK_HORIZONS
-                      if deploy_score(candidate_metrics, horizons=[h]) is not None
+                      if horizons == DEPLOY_HORIZONS
+                      and deploy_score(candidate_metrics, horizons=[h]) is not None
                       and deploy_score(reference_metrics, baseline=reference_is_baseline, horizons=[h]) is not None]
             if shared:
                 better = deploy_score(candidate_metrics, horizons=shared) < deploy_score(
@@ -205,8 +218,9 @@ def decide(candidate_metrics: dict, reference_metrics: dict, *, reference_is_bas
                     if better else "rejected: the same forecast as the reference to 60 min, not better beyond"
                 )
     return {
-        "rule": "mean MAE at 30 and 60 min on the same held-out period; lower wins (a tie: mean MAE at "
-                f"{'/'.join(map(str, FAR_TIEBREAK_HORIZONS))} min)",
+        "rule": f"mean MAE at {where} min on the same held-out period; lower wins"
+                + (f" (a tie: mean MAE at {'/'.join(map(str, FAR_TIEBREAK_HORIZONS))} min)"
+                   if horizons == DEPLOY_HORIZONS else ""),
         "candidate_mae": {str(h): v for h, v in candidate.items()},
         "reference_mae": {str(h): v for h, v in reference.items()},
         "candidate_score": candidate_score,

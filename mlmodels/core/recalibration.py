@@ -73,4 +73,6 @@ def rescaled(conformal: ConformalIntervals, factors: dict[str, dict]) -> Conform
             key = f"{side}_{tag}"
             if key in new.quantiles:
                 new.quantiles[key] = np.asarray(new.quantiles[key], float) * per_horizon
+            if key in new.range_quantiles:  # the Mondrian table moves with the pooled quantiles
+                new.range_quantiles[key] = np.asarray(new.range_quantiles[key], float) * per_horizon[None, :]
     return new

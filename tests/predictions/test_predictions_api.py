@@ -25,9 +25,12 @@ def test_default_request_answers_the_documented_shape(api, person_with_model):
     body = response.json()
     assert set(body) == {"prediction_id", "issued_at", "as_of", "unit", "model", "points",
                          "provenance", "quality", "disclaimer"}
-    assert set(body["model"]) == {"type", "version", "variant", "algorithm"}
+    assert set(body["model"]) == {"type", "version", "variant", "algorithm", "calibration"}
     assert body["model"] == {"type": "glucose-prediction", "version": "1.0.0", "variant": "stable",
-                             "algorithm": body["model"]["algorithm"]}
+                             "algorithm": body["model"]["algorithm"], "calibration": body["model"]["calibration"]}
+    calibration = body["model"]["calibration"]  # the training-time bands: no outcomes of their own yet
+    assert calibration["version"] == "1.0.0" and calibration["kind"] == "training"
+    assert calibration["outcomes_used"] == 0 and calibration["updated_at"]
     assert body["unit"] == "mg/dL"
     assert [p["horizon_min"] for p in body["points"]] == [30, 60, 120]
     for point in body["points"]:
