@@ -9,7 +9,9 @@ from __future__ import annotations
 import pytest
 from django.apps import apps
 from django.db import IntegrityError, ProgrammingError, connection, transaction
+from django.utils import timezone
 
+from config.models import DemoPerson
 from config.rls import POLICY, per_person_tables
 from mlmodels.lifecycle import activate_model  # noqa: F401  (the lifecycle app is loaded)
 from mlmodels.models import TrainingJob
@@ -51,6 +53,8 @@ def populate(person) -> None:
     pin_person(model, actor="test", reason="row security test")
     issue_secret(person=person)  # a Nightscout upload secret
     NightscoutSource.objects.create(person=person, url="https://ns.example.org/", access_token="t" * 16)
+    DemoPerson.objects.create(person=person, origin="test", replay_from=timezone.now(),
+                              next_reading_at=timezone.now(), loaded_at=timezone.now())
 
 
 @pytest.fixture
