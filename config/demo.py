@@ -34,6 +34,7 @@ from observations.services import delete_import, import_broll_csv, import_frame
 from observations.synthetic import generate_cgm
 from persons.models import Person
 from persons.services import create_person
+from predictions.outcomes import stop_awaiting_outcomes
 
 DEMO_TIME_ZONE = "Europe/Berlin"
 DEMO_SOURCE = "demo"
@@ -168,8 +169,11 @@ def load_demo(now: dt.datetime | None = None) -> list[dict]:
 def _replace_readings(person: Person, readings: pd.DataFrame) -> ImportBatch:
     # Demo people only: their imports are replaced wholesale so they end "now" again, and the
     # last run's replayed uploads go too (they continued the recording as it was shifted then).
+    # Forecasts still waiting for outcomes stop waiting: the readings at their times are not
+    # the ones they forecast any more, so matching them would score nonsense.
     for batch in ImportBatch.objects.for_person(person).filter(source__in=[DEMO_SOURCE, UPLOAD]):
         delete_import(person, batch)
+    stop_awaiting_outcomes(person)
     batch = import_frame(person, readings, source=DEMO_SOURCE, filename=DEMO_FILENAME)
     GlucoseWindow.objects.for_person(person).delete()
     refresh_windows(person)

@@ -261,6 +261,16 @@ def performance_summary(mlmodel) -> dict:
     }
 
 
+def stop_awaiting_outcomes(person) -> int:
+    """The person's forecasts stop waiting for outcomes, because the readings they would be
+    matched with were replaced (the demo loader shifts a recording in time on every start).
+    Points already scored keep their outcomes. Returns how many forecasts stopped waiting."""
+    return (
+        PredictionLog.objects.for_person(person).filter(outcome_pending=True)
+        .update(outcome_pending=False, outcomes_next_at=None)
+    )
+
+
 def recent_accuracy(person, *, since, horizons=RECENT_ACCURACY_HORIZONS) -> dict[int, dict]:
     """How the person's own forecasts issued since `since` did, by horizon: {h: {"n_matched",
     "mae_mg_dl", "inside_80"}} over the points whose reading is known (served forecasts only:

@@ -36,6 +36,8 @@ from observations.nightscout.secrets import lookup_for
 from observations.nightscout.services import UPLOAD
 from observations.services import import_frame
 from observations.synthetic import generate_cgm
+from predictions.models import Source
+from predictions.services import forecast_for_person
 from tests.factories import PersonFactory
 from tests.workers import running_qcluster
 
@@ -128,7 +130,7 @@ def test_the_address_it_posts_to_follows_the_bind(bind, url):
 
 @pytest.mark.django_db
 def test_load_demo_marks_its_people_and_installs_their_derived_upload_secret(small_demo):
-    now = timezone.now() - dt.timedelta(hours=1)
+    now = timezone.now()
     load_demo(now=now)
     rows = demo_rows()
     assert [r.person.owner.username for r in rows] == ["demo1", "demo2"]
@@ -142,8 +144,13 @@ def test_load_demo_marks_its_people_and_installs_their_derived_upload_secret(sma
         secret = demo_upload_secret(row.person)
         assert len(secret) == 32
         assert NightscoutUploadSecret.objects.get(person=row.person).lookup == lookup_for(secret)
-    # A restart refreshes the same people (no new accounts, one marker each).
+    # A restart refreshes the same people (no new accounts, one marker each), and their
+    # forecasts stop waiting for outcomes: the readings at those times are replaced.
+    log = forecast_for_person(rows[0].person, source=Source.BATCH)
+    assert log.outcome_pending
     load_demo()
+    log.refresh_from_db()
+    assert not log.outcome_pending and log.outcomes_next_at is None
     assert DemoPerson.objects.count() == 2 and get_user_model().objects.filter(username__startswith="demo").count() == 2
 
 
