@@ -63,9 +63,10 @@ logger = logging.getLogger(__name__)
 SCHEDULE_NAME = "glucast: demo live replay"
 TASK = "config.demo_live.replay_demo_task"
 CHECK_EVERY_MIN = 1
-# Recorded gaps longer than this are closed up in the replayed copies (forecasts need a reading
-# from the last 30 minutes, two of them at most 20 minutes apart).
-MAX_GAP = timedelta(minutes=15)
+# Recorded gaps longer than this are closed up in the replayed copies: a forecast needs two
+# readings at most 20 minutes apart within the last 30 minutes, and a reading arrives up to a
+# minute late, so 15-minute spacing (subject 1's recording has it) could fall short.
+MAX_GAP = timedelta(minutes=10)
 # A catch-up sends at most the newest day of what is due, and never more than this many readings.
 CATCH_UP = timedelta(hours=24)
 MAX_READINGS_PER_RUN = 300
