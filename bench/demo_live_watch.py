@@ -59,7 +59,7 @@ def look(base: str, username: str, password: str) -> dict:
     age_min = None
     if latest:
         age_min = (datetime.now(timezone.utc) - datetime.fromisoformat(latest.group(1))).total_seconds() / 60
-    scored = dict(re.findall(r"<tr><td>(\d+) min ahead</td><td>(\d+)</td>", html))
+    scored = dict(re.findall(r'data-horizon="(\d+)" data-scored="(\d+)"', html))
     imports = json.loads(session.get("/api/imports/?limit=100"))
     replayed = sum(row["n_created"] for row in imports["results"] if row["source"] == "nightscout-upload")
     forecasts, matched, path = 0, 0, "/api/predictions/?limit=100"

@@ -220,6 +220,7 @@ def past_accuracy_for_page(person, unit: str, *, now) -> dict:
     for horizon, figures in recent_accuracy(person, since=now - PAST_ACCURACY_WINDOW).items():
         rows.append(
             {
+                "horizon_min": horizon,
                 "horizon_text": _("%(n)d min ahead") % {"n": horizon},
                 "n_matched": figures["n_matched"],
                 "mae": glucose_text(figures["mae_mg_dl"], unit),

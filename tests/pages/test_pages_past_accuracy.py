@@ -53,9 +53,11 @@ def test_the_dashboard_shows_how_past_forecasts_did(logged_in, person, other_per
     assert [row["horizon_text"] for row in rows] == ["30 min ahead", "60 min ahead"]
     assert rows[0]["n_matched"] == 1 and rows[0]["mae"].endswith("mg/dL")
     assert 'data-testid="past-accuracy"' in html and "How past forecasts did" in html
+    assert 'data-horizon="30" data-scored="1"' in html and "inside the 80% range (1 scored)" in html
     assert str(wording.DISCLAIMER) in html
     german = logged_in.get(reverse("dashboard"), HTTP_ACCEPT_LANGUAGE="de").content.decode()
     assert "Wie frühere Prognosen abschnitten" in german and "30 min voraus" in german
+    assert "im 80-%-Bereich (1 bewertet)" in german
     # The dashboard's own forecasts (just made) has no outcome yet and does not count.
     assert PredictionLog.objects.for_person(person).count() == 3
     assert recent_accuracy(person, since=timezone.now() - dt.timedelta(hours=24))[30]["n_matched"] == 1
