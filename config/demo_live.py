@@ -9,7 +9,10 @@ fill in, exactly as for a person whose phone uploads.
 What is replayed: each demo person's recording (the import config.demo.load_demo made, shifted
 to end two minutes before the start) continues with copies of itself, one after another, from
 `DemoPerson.replay_from` on (one reading interval after the recording's last reading), so it
-never runs dry. In the copies, a recorded gap longer than MAX_GAP (a sensor change, subject 2's
+never runs dry. A copy starts at the recorded reading that best continues the last one (nearest
+in value and trend) and goes round the recording from there, so there is no jump right after a
+start (forecasts made then would be scored against it); the one jump, from the recording's end
+to its start, comes once a cycle. In the copies, a recorded gap longer than MAX_GAP (a sensor change, subject 2's
 week without a sensor) is closed up to one reading interval: the readings are the recorded ones,
 and the demo is never without a forecast. A reading is posted once its time has come, never
 ahead of now (the upload surface rejects future readings).
@@ -98,20 +101,30 @@ class ReplayCycle:
     length: int  # ms of one copy (the last offset + one reading interval)
 
     @classmethod
-    def of(cls, times_ms: np.ndarray, values: np.ndarray, replay_from: datetime) -> ReplayCycle | None:
+    def of(cls, times_ms: np.ndarray, values: np.ndarray, replay_from: datetime, *,
+           smooth_join: bool = False) -> ReplayCycle | None:
         """From the recording's times (epoch ms, increasing) and values; None when there is too
-        little of it to replay."""
+        little of it to replay. With `smooth_join` the copies start not at the recording's first
+        reading but at the one that best continues its last (nearest in value and in the change
+        from the reading before), and go round from there: the jump from the recording's end to
+        its start then falls once a cycle, mid-copy, instead of right after every start."""
         times_ms = np.asarray(times_ms, dtype=np.int64)
+        values = np.asarray(values, dtype=float)
         if len(times_ms) < 2:
             return None
         spacing = np.diff(times_ms)
         step = int(np.median(spacing))
         spacing = np.where(spacing > MAX_GAP // timedelta(milliseconds=1), step, spacing)
-        offsets = np.concatenate([[0], np.cumsum(spacing)]).astype(np.int64)
+        first = _best_continuation(values) if smooth_join else 0
+        order = np.concatenate([np.arange(first, len(values)), np.arange(0, first)])
+        # the spacing before each reading of the copy after its first: recorded (gaps closed),
+        # and one interval where the copy goes round from the recording's end to its start
+        before = np.array([spacing[i - 1] if i > 0 else step for i in order[1:]], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(before)]).astype(np.int64)
         length = int(offsets[-1]) + step
         if length < MIN_CYCLE // timedelta(milliseconds=1):
             return None
-        return cls(epoch_ms(replay_from), offsets, np.asarray(values, dtype=float), length)
+        return cls(epoch_ms(replay_from), offsets, values[order], length)
 
     def between(self, after: int, until: int) -> list[tuple[int, float]]:
         """(epoch ms, mg/dL) of the replayed readings with after < time <= until, in order."""
@@ -135,6 +148,17 @@ class ReplayCycle:
         return start + int(self.offsets[i]) if i < len(self.offsets) else start + self.length
 
 
+def _best_continuation(values: np.ndarray) -> int:
+    """Where a copy starts: after the recorded reading (not the last) most like the recording's
+    last one, nearest in value and in the change from the reading before it."""
+    last, change = values[-1], values[-1] - values[-2]
+    candidates = np.arange(1, len(values) - 1)
+    if len(candidates) == 0:
+        return 0
+    cost = np.abs(values[candidates] - last) + np.abs((values[candidates] - values[candidates - 1]) - change)
+    return int(candidates[np.argmin(cost)]) + 1
+
+
 def epoch_ms(moment: datetime) -> int:
     return int(round(moment.timestamp() * 1000))
 
@@ -146,7 +170,7 @@ def from_epoch_ms(value: int) -> datetime:
 def _cycle(demo: DemoPerson) -> ReplayCycle | None:
     frame = readings_frame(demo.person, batch=demo.recording)
     times_ms = frame["time"].map(epoch_ms).to_numpy(dtype=np.int64)
-    return ReplayCycle.of(times_ms, frame["glucose_mg_dl"].to_numpy(), demo.replay_from)
+    return ReplayCycle.of(times_ms, frame["glucose_mg_dl"].to_numpy(), demo.replay_from, smooth_join=True)
 
 
 # --- Sending them as an uploader does ----------------------------------------------------------

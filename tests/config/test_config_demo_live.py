@@ -107,6 +107,22 @@ def test_the_cycle_wraps_around_with_long_gaps_closed():
     assert cycle.between(far - 1, far) == [(far, 103)]
 
 
+def test_the_copies_start_where_the_recording_continues_best():
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    # Up from 100 to 200, down to 60, up again to 150: the recording ends at 150, rising by 10.
+    values = np.concatenate([np.arange(100, 201, 10), np.arange(190, 59, -10), np.arange(70, 151, 10)]).astype(float)
+    times = np.arange(len(values)) * 5 * MINUTE + epoch_ms(start)
+    replay_from = start + dt.timedelta(hours=4)
+    cycle = ReplayCycle.of(times, values, replay_from, smooth_join=True)
+    # The first replayed reading continues the rise (160 after 150), not a jump back to 100.
+    assert cycle.values[0] == 160
+    # Going round: every recorded reading once per copy, one interval apart, same length.
+    assert sorted(cycle.values) == sorted(values) and np.all(np.diff(cycle.offsets) == 5 * MINUTE)
+    assert cycle.length == len(values) * 5 * MINUTE
+    assert list(cycle.values[-6:]) == [100, 110, 120, 130, 140, 150]  # round to where it began
+    assert ReplayCycle.of(times, values, replay_from).values[0] == 100  # without: from the start
+
+
 def test_too_short_a_recording_is_not_replayed():
     start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     assert ReplayCycle.of(np.array([0]), np.array([100.0]), start) is None
@@ -189,9 +205,10 @@ def test_due_readings_arrive_over_http_with_the_persons_secret_and_never_ahead_o
         assert result["created"] == len(got) == result["due"] and 10 <= len(got) <= 13, result
         assert all(r.effective_at <= now for r in got) and got[0].effective_at == row.replay_from
         assert all(r.device == demo_live.DEVICE for r in got)
-        # The recording continued from its start: copy 0 begins with the recording's first readings.
+        # The recording continued where the cycle puts it (copy 0 starts at its best continuation).
         times, values = recording_ms(row)
-        assert [r.value_mg_dl for r in got] == [round(v) for v in values[: len(got)]]
+        cycle = ReplayCycle.of(times, values, row.replay_from, smooth_join=True)
+        assert [r.value_mg_dl for r in got] == [round(v) for v in cycle.values[: len(got)]]
         secret_row = NightscoutUploadSecret.objects.get(person=row.person)
         assert secret_row.last_used_at is not None  # authenticated by their upload secret
         row.refresh_from_db()
@@ -220,7 +237,7 @@ def test_the_replay_wraps_around_the_end_of_the_recording(small_demo, live_serve
     replay_due_readings(base_url=live_server.url, now=now)
     for row in demo_rows():
         times, values = recording_ms(row)
-        cycle = ReplayCycle.of(times, values, row.replay_from)
+        cycle = ReplayCycle.of(times, values, row.replay_from, smooth_join=True)
         boundary = epoch_ms(row.replay_from) + cycle.length  # where copy 1 starts
         got = [(epoch_ms(o.effective_at), o.value_mg_dl) for o in replayed(row.person)]
         before = [item for item in got if item[0] < boundary]
@@ -228,9 +245,9 @@ def test_the_replay_wraps_around_the_end_of_the_recording(small_demo, live_serve
         assert before and after, "readings on both sides of the wrap"
         # The newest day of what was due, exactly where the cycle puts it.
         assert got == [(t, round(v)) for t, v in cycle.between(epoch_ms(now - demo_live.CATCH_UP), epoch_ms(now))]
-        # After the wrap: the recording from its first reading again.
-        assert after[0] == (boundary, round(values[0]))
-        assert [v for _, v in after[:5]] == [round(v) for v in values[:5]]
+        # After the wrap: the same readings again, from the same place in the recording.
+        assert after[0] == (boundary, round(cycle.values[0]))
+        assert [v for _, v in after[:5]] == [round(v) for v in cycle.values[:5]]
 
 
 @pytest.mark.django_db(transaction=True)
