@@ -2,7 +2,8 @@ from django.apps import AppConfig
 
 
 class ConfigConfig(AppConfig):
-    """Project-level operations (the `serve` supervisor, row-level security); holds no models."""
+    """Project-level operations (the `serve` supervisor, row-level security, the demo); its one
+    model marks the people the demo loader made (config/models.py)."""
 
     name = "config"
     verbose_name = "glucast"

@@ -343,6 +343,9 @@ GLUCAST_WEB_WORKERS = env_int("GLUCAST_WEB_WORKERS", 2)
 GLUCAST_SHARED_DATA = Path(env_str("GLUCAST_SHARED_DATA", str(BASE_DIR.parent / "shared" / "data")))
 # Password of the demo people.
 GLUCAST_DEMO_PASSWORD = os.environ.get("GLUCAST_DEMO_PASSWORD") or "glucast-demo"
+# While `manage.py serve` runs, replay the demo people's recordings as live Nightscout uploads
+# (config/demo_live.py); 0 = the demo stays as loaded. Never touches anyone but the demo people.
+GLUCAST_DEMO_LIVE = env_bool("GLUCAST_DEMO_LIVE", True)
 
 # Training
 # Seconds one person's training may spend on model selection (the cost target is 20 s).

@@ -5,18 +5,22 @@ importing each other.
 """
 
 import pandas as pd
+from django.db.models import Max
 
 from observations.models import Observation
 
 
-def readings_frame(person, *, start=None, end=None, kind=Observation.Kind.CGM) -> pd.DataFrame:
-    """One person's usable readings as a frame: time (UTC), glucose_mg_dl, at_sensor_limit, id.
+def readings_frame(person, *, start=None, end=None, kind=Observation.Kind.CGM, batch=None) -> pd.DataFrame:
+    """One person's usable readings as a frame: time (UTC), glucose_mg_dl, at_sensor_limit, id;
+    with `batch`, those of that one import only.
 
     `entered-in-error` readings are excluded here, so no caller can forget to.
     """
+    rows = Observation.objects.for_person(person)
+    if batch is not None:
+        rows = rows.filter(import_batch=batch)
     rows = (
-        Observation.objects.for_person(person)
-        .usable()
+        rows.usable()
         .filter(kind=kind)
         .in_range(start, end)
         .order_by("effective_at")
@@ -29,3 +33,11 @@ def readings_frame(person, *, start=None, end=None, kind=Observation.Kind.CGM) -
     frame["glucose_mg_dl"] = frame["glucose_mg_dl"].astype(float)
     frame["at_sensor_limit"] = frame["at_sensor_limit"].astype(bool)
     return frame
+
+
+def newest_reading_at(person, *, kind=Observation.Kind.CGM):
+    """When the person's newest usable reading was taken (None: no readings)."""
+    return (
+        Observation.objects.for_person(person).usable().filter(kind=kind)
+        .aggregate(newest=Max("effective_at"))["newest"]
+    )

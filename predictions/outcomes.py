@@ -26,11 +26,14 @@ from django.utils import timezone
 from observations.models import Observation
 from persons.erasure import lock_people
 from predictions.models import ModelPerformance, PredictionLog, Source
+from predictions.selectors import matched_points_sql
 
 logger = logging.getLogger(__name__)
 
 MATCH_WINDOW = timedelta(minutes=5)
 BATCH_SIZE = 2000
+# What the dashboard shows of a person's own realized accuracy.
+RECENT_ACCURACY_HORIZONS = (30, 60)
 
 
 def outcome_grace() -> timedelta:
@@ -256,6 +259,34 @@ def performance_summary(mlmodel) -> dict:
         },
         "horizons": performance_rows(ModelPerformance.objects.filter(ml_model=mlmodel)),
     }
+
+
+def stop_awaiting_outcomes(person) -> int:
+    """The person's forecasts stop waiting for outcomes, because the readings they would be
+    matched with were replaced (the demo loader shifts a recording in time on every start).
+    Points already scored keep their outcomes. Returns how many forecasts stopped waiting."""
+    return (
+        PredictionLog.objects.for_person(person).filter(outcome_pending=True)
+        .update(outcome_pending=False, outcomes_next_at=None)
+    )
+
+
+def recent_accuracy(person, *, since, horizons=RECENT_ACCURACY_HORIZONS) -> dict[int, dict]:
+    """How the person's own forecasts issued since `since` did, by horizon: {h: {"n_matched",
+    "mae_mg_dl", "inside_80"}} over the points whose reading is known (served forecasts only:
+    a candidate's shadow forecasts were never shown to them). Horizons without one are absent."""
+    sql = f"""
+        SELECT m.h, count(*), avg(abs(m.value - m.actual)),
+               avg((m.actual BETWEEN m.lower_80 AND m.upper_80)::int)
+          FROM ({matched_points_sql("l.person_id = %s AND l.issued_at >= %s AND l.shadow_of_id IS NULL")}) m
+         GROUP BY m.h ORDER BY m.h
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [person.pk, since, list(horizons)])
+        return {
+            int(h): {"n_matched": int(n), "mae_mg_dl": float(mae), "inside_80": float(inside)}
+            for h, n, mae, inside in cursor.fetchall()
+        }
 
 
 def prune_prediction_log(now=None) -> int:

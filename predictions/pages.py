@@ -1,6 +1,7 @@
 """What the dashboard shows, assembled from the same services the API uses.
 
     dashboard(person, *, view="2h", now=None) -> dict     everything the template places
+    past_accuracy_for_page(person, unit, *, now) -> dict  how the last day's forecasts did
     latest_reading(readings, *, now, unit) -> dict | None  value, age and trend arrow
     feature_in_words(name) -> str                          a model feature in plain words
     ask_for_retraining(person) -> (TrainingJob, created)
@@ -32,6 +33,7 @@ from predictions import wording
 from predictions.errors import ForecastError
 from predictions.feedback import record_feedback
 from predictions.models import Source
+from predictions.outcomes import recent_accuracy
 from predictions.services import STALE_AFTER_MIN, forecast_for_person, population_forecaster
 
 VIEWS = {
@@ -41,6 +43,8 @@ VIEWS = {
 }
 TWO_HOUR_HORIZONS = list(range(5, 121, 5))
 N_EPISODES = 5
+# How far back the dashboard's "how past forecasts did" looks.
+PAST_ACCURACY_WINDOW = timedelta(hours=24)
 
 # Trend arrows as CGM receivers draw them (mg/dL per minute over the last 15 minutes).
 TRENDS = [
@@ -213,6 +217,27 @@ def episodes_for_page(person, unit: str, *, now) -> dict:
             "median": glucose_text(statistics.median(afters), unit),
         }
     return {"rows": rows, "overall": overall, "follow_hours": int(FOLLOW.total_seconds() // 3600)}
+
+
+# --- How past forecasts did -------------------------------------------------------------------
+
+
+def past_accuracy_for_page(person, unit: str, *, now) -> dict:
+    """The person's realized accuracy over the last 24 hours, at 30 and 60 minutes ahead: how
+    many forecasts met their reading, the typical miss (mean absolute error) and the share of
+    readings inside the 80% range."""
+    rows = []
+    for horizon, figures in recent_accuracy(person, since=now - PAST_ACCURACY_WINDOW).items():
+        rows.append(
+            {
+                "horizon_min": horizon,
+                "horizon_text": _("%(n)d min ahead") % {"n": horizon},
+                "n_matched": figures["n_matched"],
+                "mae": glucose_text(figures["mae_mg_dl"], unit),
+                "inside_80": number_format(round(100 * figures["inside_80"])) + " %",
+            }
+        )
+    return {"rows": rows, "hours": int(PAST_ACCURACY_WINDOW.total_seconds() // 3600)}
 
 
 # --- Training ---------------------------------------------------------------------------------
@@ -445,5 +470,6 @@ def dashboard(person, *, view: str = "2h", now=None) -> dict:
         "target_high": glucose_text(RANGE_HIGH, unit, with_unit=False),
         "disclaimer": str(wording.DISCLAIMER),
         "episodes": episodes_for_page(person, unit, now=now),
+        "past_accuracy": past_accuracy_for_page(person, unit, now=now),
         "training": training_status(person),
     }

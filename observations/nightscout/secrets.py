@@ -44,11 +44,15 @@ def lookup_for(presented: str) -> str:
 
 
 @transaction.atomic
-def issue_secret(*, person) -> str:
+def issue_secret(*, person, secret: str | None = None) -> str:
     """Create or rotate the person's upload secret; returns the plaintext (shown once).
 
-    The old secret stops working at once: apps need the new one."""
-    secret = random_secrets.token_urlsafe(SECRET_BYTES)
+    The old secret stops working at once: apps need the new one. `secret` installs a given one
+    instead of a random one: the demo loader's, derived from SECRET_KEY so the demo's live replay
+    can present it (config/demo.py); stored like any other, as its hash only."""
+    secret = secret or random_secrets.token_urlsafe(SECRET_BYTES)
+    if _SHA1_HEX.match(secret):
+        raise ValueError("an upload secret must not look like a SHA-1 hex (clients send that form)")
     NightscoutUploadSecret.objects.update_or_create(
         person=person,
         defaults={"lookup": lookup_for(secret), "hint": secret[:4], "last_used_at": None},

@@ -9,7 +9,9 @@ from __future__ import annotations
 import pytest
 from django.apps import apps
 from django.db import IntegrityError, ProgrammingError, connection, transaction
+from django.utils import timezone
 
+from config.models import DemoPerson
 from config.rls import POLICY, per_person_tables
 from mlmodels.lifecycle import activate_model  # noqa: F401  (the lifecycle app is loaded)
 from mlmodels.models import TrainingJob
@@ -59,6 +61,8 @@ def populate(person) -> None:
         RawTreatment(row=1, kind="bolus", time="2026-01-01T08:00:00Z", amount=3.0),
         RawTreatment(row=2, kind="carbs", time="2026-01-01T08:01:00Z", amount=40.0),
     ])
+    DemoPerson.objects.create(person=person, origin="test", replay_from=timezone.now(),
+                              next_reading_at=timezone.now(), loaded_at=timezone.now())
 
 
 @pytest.fixture

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from mlmodels.models import JobTrigger
@@ -16,6 +17,9 @@ class Command(EveryoneCommand, BaseCommand):
         summary = load_demo()
         self.stdout.write(self.style.SUCCESS("Demo people (log in at /login/):"))
         for row in summary:
+            if "skipped" in row:
+                self.stdout.write(self.style.WARNING(f"  {row['username']:<10} left alone: {row['skipped']}"))
+                continue
             if active_model(row["person"]) is None:
                 request_training(row["person"], trigger=JobTrigger.OPERATOR)
             self.stdout.write(
@@ -23,3 +27,6 @@ class Command(EveryoneCommand, BaseCommand):
                 f"({row['readings']} readings, {row['origin']})"
             )
         self.stdout.write("Models train in the background worker; forecasts come from the population prior until then.")
+        if settings.GLUCAST_DEMO_LIVE:
+            self.stdout.write("While `manage.py serve` runs, their recordings go on as live uploads every 5 minutes "
+                              "(GLUCAST_DEMO_LIVE=0 stops that; docs/demo.md).")

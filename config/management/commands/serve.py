@@ -4,6 +4,9 @@ This process is the supervisor: it holds the embedded PostgreSQL (when DATABASE_
 for as long as it runs, starts gunicorn and `qcluster` as children that join the same server,
 and on Ctrl-C/SIGTERM stops the children first and the database last, so PostgreSQL always
 gets a clean shutdown after its last client is gone.
+
+At start it installs the django-q2 schedules, among them the live demo's replay
+(config/demo_live.py), which posts to the address this server binds.
 """
 
 import os
@@ -15,6 +18,9 @@ import time
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from config.demo_live import install_demo_schedule
+from predictions.schedules import ensure_schedules
+
 
 class Command(BaseCommand):
     help = "Run gunicorn (web) and qcluster (background worker) together until interrupted."
@@ -25,7 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-worker", action="store_true", help="web server only")
 
     def handle(self, *args, bind, web_workers, no_worker, **options):
-        self._install_schedules()
+        self._install_schedules(bind)
         env = os.environ.copy()
         python = sys.executable
         commands = {
@@ -77,9 +83,7 @@ class Command(BaseCommand):
                 child.wait()
         self.stdout.write("stopped.")
 
-    def _install_schedules(self):
-        try:
-            from predictions.schedules import ensure_schedules
-        except ImportError:
-            return
+    def _install_schedules(self, bind):
         ensure_schedules()
+        if install_demo_schedule(bind=bind) is not None:
+            self.stdout.write("The demo people's recordings go on as live uploads (GLUCAST_DEMO_LIVE=0 turns this off).")
