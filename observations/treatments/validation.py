@@ -143,11 +143,11 @@ def _minutes(raw: object, name: str, errors: list[RowError], row: int) -> timede
     if minutes < 0:
         errors.append(RowError(row, name, f"{minutes:g} minutes is negative"))
         return None
-    duration = timedelta(minutes=minutes)
-    if duration > codes.MAX_DURATION:
+    # Compared as a number first: timedelta() itself overflows (a 500) on a huge one.
+    if minutes > codes.MAX_DURATION / timedelta(minutes=1):
         errors.append(RowError(row, name, f"{minutes:g} minutes is longer than 24 hours"))
         return None
-    return duration
+    return timedelta(minutes=minutes)
 
 
 def _client_fields(raw: object) -> tuple[dict, str | None]:

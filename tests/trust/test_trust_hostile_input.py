@@ -561,6 +561,18 @@ def test_rest_treatment_numbers(api, value, field):
     assert nothing_stored()
 
 
+@pytest.mark.parametrize("minutes", [1e10, 3.5e250, 1e308, 10**30], ids=repr)
+@pytest.mark.parametrize("field", ["duration_min", "absorption_min"])
+def test_rest_treatment_huge_minutes(api, minutes, field):
+    # Found by the schema fuzz audit: a duration past what timedelta holds was a 500.
+    bad = treatment(kind="carbs", amount=30.0) if field == "absorption_min" else treatment(
+        kind="temp_basal", effective_at="2025-03-01T08:05:00Z", amount=1.0)
+    bad[field] = minutes
+    response = post_json(api, "/api/treatments/", [treatment(), bad])
+    assert_4xx(response, field=field)
+    assert nothing_stored()
+
+
 @pytest.mark.parametrize("text", NUL_AND_CONTROL + FORMULAS, ids=repr)
 @pytest.mark.parametrize("field", ["kind", "unit", "insulin_kind", "identifier", "device"])
 def test_rest_treatment_text_fields(api, field, text):
