@@ -115,23 +115,29 @@ def _identifier(entry: dict) -> str:
     return ""
 
 
+def documents_in(document: object, *, noun: str, plural: str, max_items: int | None) -> list:
+    """A Nightscout upload body (one JSON object or a list of them) as a list, or ImportRejected
+    naming what is wrong with the body as a whole (not a list, empty, too many). Shared by the
+    entries and treatments parsers: each item is checked by the caller."""
+    if isinstance(document, dict):
+        return [document]
+    if not isinstance(document, list):
+        raise ImportRejected.file_error(
+            f"expected a Nightscout {noun} (JSON object) or a list of {plural}", field="body")
+    if not document:
+        raise ImportRejected.file_error(f"no {plural} given", field="body")
+    if max_items is not None and len(document) > max_items:
+        raise ImportRejected.file_error(
+            f"{len(document)} {plural} in one request; send at most {max_items}", field="body")
+    return document
+
+
 def parse_entries(document: object, *, max_entries: int | None = None) -> ParsedEntries:
     """One entry object or a list of them -> readings to validate, skipped counts, and the
     entries whose fields have the wrong shape (reported with the value errors by
     `check_entries`). Raises ImportRejected only for a body that is not entries at all.
     """
-    if isinstance(document, dict):
-        entries = [document]
-    elif isinstance(document, list):
-        entries = document
-    else:
-        raise ImportRejected.file_error("expected a Nightscout entry (JSON object) or a list of entries", field="body")
-    if not entries:
-        raise ImportRejected.file_error("no entries given", field="body")
-    if max_entries is not None and len(entries) > max_entries:
-        raise ImportRejected.file_error(
-            f"{len(entries)} entries in one request; send at most {max_entries}", field="body"
-        )
+    entries = documents_in(document, noun="entry", plural="entries", max_items=max_entries)
     parsed = ParsedEntries(readings=[], n_entries=len(entries))
     errors = parsed.errors
     for position, entry in enumerate(entries, start=1):

@@ -39,7 +39,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from observations.nightscout.entries import epoch_ms_instant
+from observations.nightscout.entries import documents_in, epoch_ms_instant
 from observations.treatments import codes
 from observations.treatments.validation import RawTreatment
 from observations.validation import ImportRejected, RowError
@@ -221,16 +221,7 @@ def parse_treatments(document: object, *, max_items: int | None = None) -> Parse
     """One treatment object or a list -> raw treatments to validate, skipped ones with reasons,
     cancelled temporary basals, withdrawn documents, and shape errors. Raises ImportRejected
     only for a body that is not treatments at all."""
-    if isinstance(document, dict):
-        items = [document]
-    elif isinstance(document, list):
-        items = document
-    else:
-        raise ImportRejected.file_error("expected a Nightscout treatment (JSON object) or a list of them", field="body")
-    if not items:
-        raise ImportRejected.file_error("no treatments given", field="body")
-    if max_items is not None and len(items) > max_items:
-        raise ImportRejected.file_error(f"{len(items)} treatments in one request; send at most {max_items}", field="body")
+    items = documents_in(document, noun="treatment", plural="treatments", max_items=max_items)
     parsed = ParsedTreatments(n_items=len(items))
     for position, doc in enumerate(items, start=1):
         if not isinstance(doc, dict):
