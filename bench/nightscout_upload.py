@@ -60,10 +60,6 @@ def main() -> None:
     django.setup()
     from persons.row_security import everyone
 
-    # Set-up and checks over many people: the explicit row-security context for everyone, for the
-    # whole process (kept referenced: a collected context manager would end).
-    BENCH_CONTEXT = everyone("benchmark")
-    BENCH_CONTEXT.__enter__()
     from django.conf import settings
     from django.db import connection
     from django.test import Client
@@ -88,6 +84,11 @@ def main() -> None:
     old_name = connection.settings_dict["NAME"]
     connection.settings_dict.setdefault("TEST", {})["NAME"] = "glucast_bench_nightscout"
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    # Set-up and checks over many people: the explicit row-security context for everyone, on the
+    # bench database's connection (entered once it exists: creating it reconnects, and the context
+    # set on the old connection would be gone). Kept referenced: a collected context would end.
+    bench_context = everyone("benchmark")
+    bench_context.__enter__()
     try:
         counter = iter(range(10_000))
 
