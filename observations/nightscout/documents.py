@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone as dt_timezone
 from email.utils import parsedate_to_datetime
 
+from observations.validation import control_characters
+
 # uuid v5 namespace made of the 16 bytes of "NightscoutRocks!" (lib/api3/shared/operationTools.js)
 NAMESPACE = uuid.UUID(bytes=b"NightscoutRocks!")
 MIN_TIMESTAMP = 946684800000  # 2000-01-01, Nightscout's lower bound for `date`
@@ -144,10 +146,16 @@ def normalize_for_create(doc: dict) -> None:
         doc["identifier"] = calculate_identifier(doc)
 
 
+def usable_identifier(identifier) -> bool:
+    """Whether `identifier` can name a document: text of at most MAX_IDENTIFIER characters,
+    not blank, without control characters (PostgreSQL text cannot hold NUL; none is ever stored)."""
+    return (isinstance(identifier, str) and bool(identifier.strip()) and len(identifier) <= MAX_IDENTIFIER
+            and control_characters(identifier) is None)
+
+
 def validate_common(doc: dict, *, patching: bool = False) -> None:
     """lib/api3/shared/operationTools.validateCommon; raises V3Error(400) naming the field."""
-    identifier = doc.get("identifier")
-    if not patching and (not isinstance(identifier, str) or not identifier.strip() or len(identifier) > MAX_IDENTIFIER):
+    if not patching and not usable_identifier(doc.get("identifier")):
         raise V3Error(400, MSG_BAD_IDENTIFIER, field="identifier")
     if not patching or "date" in doc:
         if not is_number(doc.get("date")) or doc["date"] <= MIN_TIMESTAMP:
@@ -231,6 +239,9 @@ def parse_search(query) -> SearchQuery:
             name, _, operator = param.rpartition("$")
             if operator not in OPERATORS:
                 raise V3Error(400, MSG_BAD_OPERATOR.format(operator[:20]), field=param[:60])
+        problem = control_characters(query[param])
+        if problem:
+            raise V3Error(400, f"{param[:60]}: {problem}", field=param[:60])
         search.filters.append(Filter(name, operator, query[param]))
     return search
 

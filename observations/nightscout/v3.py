@@ -37,6 +37,7 @@ from observations.nightscout.documents import (
     parse_history_since,
     parse_limit,
     parse_search,
+    usable_identifier,
 )
 from observations.nightscout.tokens import (
     MSG_MISSING_OR_BAD_TOKEN,
@@ -229,6 +230,11 @@ class DocumentView(NightscoutV3View):
     @property
     def service(self):
         return COLLECTIONS[self.collection]
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if not usable_identifier(kwargs.get("identifier")):
+            raise V3Error(404)  # no document is ever stored under it (a NUL, say), as Nightscout answers
 
     def get(self, request, identifier: str):
         return _ok(self.service.read(person=self.person, identifier=identifier,
