@@ -1,3 +1,4 @@
+import time
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,18 @@ def api(person) -> APIClient:
 @pytest.fixture
 def other_api(other_person) -> APIClient:
     return token_client(other_person)
+
+
+@pytest.fixture
+def one_rate_window(monkeypatch):
+    """The shared throttles' clock stands still for the test, so all its requests count in one
+    window. Those throttles count in fixed windows (persons/throttling.py): requests straddling a
+    window's end (a per-minute rate tested at hh:mm:59.7) started a fresh count, and the request
+    expected to be refused passed."""
+    from persons.throttling import SharedRateThrottle
+
+    frozen = time.time()
+    monkeypatch.setattr(SharedRateThrottle, "timer", staticmethod(lambda: frozen))
 
 
 @pytest.fixture(autouse=True)

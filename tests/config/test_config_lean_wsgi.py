@@ -43,7 +43,7 @@ def test_browser_only_middleware_is_left_out_and_nothing_else():
     assert "django.middleware.locale.LocaleMiddleware" in lean  # answers in the caller's language
 
 
-def test_token_calls_are_answered_with_the_same_checks(person, settings):
+def test_token_calls_are_answered_with_the_same_checks(person, settings, one_rate_window):
     settings.GLUCAST_FORECAST_RATE = "2/min"
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
                                "DEFAULT_THROTTLE_RATES": {"forecast": "2/min"}}

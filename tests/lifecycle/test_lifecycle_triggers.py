@@ -41,8 +41,11 @@ def finish(job):
 @pytest.mark.django_db
 def test_weekly_schedule_trains_active_people_once_per_week(person, other_person):
     give_readings(person)  # other_person has no readings this week
-    # In the person's own hour of the week (the schedule spreads people over the week).
-    now = retrain_slot_start(person.pk, timezone.now()) + dt.timedelta(minutes=10)
+    # In the person's own hour of the week (the schedule spreads people over the week), one that
+    # began at least an hour ago: the readings (up to a minute ago) then reach past `now`, so a week
+    # later the person still has readings "this week". Run in the first 9 minutes of the person's
+    # hour, `now` (its start + 10 min) lay after the newest reading and next week found no one.
+    now = retrain_slot_start(person.pk, timezone.now() - dt.timedelta(hours=1)) + dt.timedelta(minutes=10)
 
     first = retrain_scheduled(now=now)
     assert len(first["started"]) == 1

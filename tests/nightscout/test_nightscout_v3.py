@@ -17,7 +17,8 @@ import json
 import time
 import urllib.error
 import urllib.request
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import jwt as pyjwt
 import pytest
@@ -35,15 +36,23 @@ from tests.mlmodels.conftest import store_readings
 from tests.predictions.conftest import recent_readings
 
 V3 = "/ns/api/v3"
+BERLIN = ZoneInfo("Europe/Berlin")  # PersonFactory's time zone
 
 
 def aaps_fixture() -> dict:
-    """The recorded AndroidAPS bodies, dates shifted so the newest is two minutes old."""
+    """The recorded AndroidAPS bodies, dates shifted so the newest is two minutes old, each
+    utcOffset the one a phone in the people's zone (Europe/Berlin) has at the shifted date."""
     data = json.loads((FIXTURES / "nightscout_v3_aaps.json").read_text())
     newest = max(doc["date"] for doc in data["entries"] + data["treatments"])
     shift = int(time.time() * 1000) - 120_000 - newest
     for doc in data["entries"] + data["treatments"] + [data["devicestatus"], data["profile"]]:
         doc["date"] += shift
+        if "utcOffset" in doc:
+            # The recording's 60 (a winter day) on a summer date was an offset no phone in Berlin
+            # sends, and a stored entry's utcOffset is the person's zone at its date: from the last
+            # Sunday of March to the last of October an entry's PUT was refused as changing it.
+            moment = datetime.fromtimestamp(doc["date"] / 1000, tz=BERLIN)
+            doc["utcOffset"] = int(moment.utcoffset().total_seconds() // 60)
     return data
 
 
@@ -278,7 +287,8 @@ def test_androidaps_sync_cycle_uploads_readings_and_treatments(person, aaps):
         again = aaps.call("get", f"/{collection}/history/{cursor}?limit=500")
         assert again.json() == {"status": 200, "result": []} and again.get("ETag") is None
     bolus = next(d for d in aaps.call("get", "/treatments/history/0").json()["result"] if d.get("insulin") == 6.5)
-    assert bolus["eventType"] == "Meal Bolus" and bolus["pumpId"] == 4102 and bolus["utcOffset"] == 60
+    sent = next(t for t in data["treatments"] if t.get("insulin") == 6.5)
+    assert bolus["eventType"] == "Meal Bolus" and bolus["pumpId"] == 4102 and bolus["utcOffset"] == sent["utcOffset"]
     assert bolus["identifier"] == answers["meal bolus (BS.Type.NORMAL)"].json()["identifier"]
 
 

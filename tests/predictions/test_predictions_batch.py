@@ -63,11 +63,15 @@ def test_a_batch_at_a_past_moment_is_not_taken_for_a_repeat_of_later_forecasts(p
     """A replay (config/demo_rollout.py) forecasts past origins after live batches have run:
     only forecasts issued up to the batch's own moment count as its repeats."""
     live = predict_batch()
-    past = predict_batch(now=timezone.now() - dt.timedelta(minutes=20))
+    # One past moment for both past batches: with a fresh `now - 20 min` each, a reading that
+    # fell between the two moments (the first batch's duration, 20 minutes ago) was new input
+    # for the second, and it forecast that person again.
+    moment = timezone.now() - dt.timedelta(minutes=20)
+    past = predict_batch(now=moment)
 
     assert live.n_forecasts == 3
     assert (past.n_forecasts, past.n_unchanged) == (3, 0)
-    assert predict_batch(now=timezone.now() - dt.timedelta(minutes=20)).n_unchanged == 3  # that one repeats
+    assert predict_batch(now=moment).n_unchanged == 3  # that one repeats
 
 
 def test_a_batch_forecast_equals_the_single_forecast_for_the_same_time(people):

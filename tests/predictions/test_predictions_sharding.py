@@ -201,9 +201,12 @@ def test_real_workers_share_a_cycle_and_a_double_enqueue_does_no_double_work(sma
     process, log_path = cluster
     fresh = _people(n_with_model=3, n_without=3, n_stale=1)
 
-    dispatched = sharding.dispatch(ChunkKind.FORECASTS)  # autocommit: enqueued at once
+    # Both firings at one moment of one cycle: with a fresh clock each, a cycle that ended
+    # between them (during the first one's enqueueing, e.g. at 10:04:59.95) made the second a new cycle.
+    now = timezone.now()
+    dispatched = sharding.dispatch(ChunkKind.FORECASTS, now=now)  # autocommit: enqueued at once
     assert dispatched["created"] > 2
-    duplicate = sharding.dispatch(ChunkKind.FORECASTS)  # the schedule fires twice in a cycle
+    duplicate = sharding.dispatch(ChunkKind.FORECASTS, now=now)  # the schedule fires twice in a cycle
     assert duplicate["created"] == 0
     chunks = _wait_until_finished(ChunkKind.FORECASTS, process, log_path)
     assert {c.status for c in chunks} == {ChunkStatus.DONE}

@@ -10,7 +10,7 @@ URL = "/api/predictions/glucose/"
 
 
 @pytest.fixture
-def three_per_minute(settings):
+def three_per_minute(settings, one_rate_window):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "forecast": "3/min"},

@@ -38,7 +38,7 @@ def rates(settings, **scopes):
 # --- Throttles -------------------------------------------------------------------------------
 
 
-def test_throttle_counters_live_in_the_shared_database(api, settings):
+def test_throttle_counters_live_in_the_shared_database(api, settings, one_rate_window):
     assert caches["default"].__class__.__name__ == "DatabaseCache"  # not Redis: PostgreSQL counts
     rates(settings, forecast="2/min")
     codes = [api.post("/api/predictions/glucose/", {}, format="json").status_code for _ in range(3)]
@@ -48,7 +48,7 @@ def test_throttle_counters_live_in_the_shared_database(api, settings):
         assert cursor.fetchone() == (1, 3)  # one row, seen by every process and machine
 
 
-def test_imports_are_throttled_reading_is_not(api, settings):
+def test_imports_are_throttled_reading_is_not(api, settings, one_rate_window):
     rates(settings, **{"import": "2/min"})
     body = [{"effective_at": "2025-03-01T08:00:00Z", "value": 120, "unit": "mg/dL"}]
     codes = [api.post("/api/observations/", body, format="json").status_code for _ in range(3)]
@@ -58,7 +58,7 @@ def test_imports_are_throttled_reading_is_not(api, settings):
     assert api.get("/api/observations/").status_code == 200
 
 
-def test_training_requests_are_throttled(api, settings):
+def test_training_requests_are_throttled(api, settings, one_rate_window):
     rates(settings, train="1/min")
     assert api.post("/api/models/train/").status_code == 202
     assert api.post("/api/models/train/").status_code == 429
@@ -209,7 +209,7 @@ def test_a_model_versions_person_is_read_only(person, other_person):
     assert MLModel.objects.count() == 1
 
 
-def test_the_pages_upload_and_retrain_share_the_rates(person, settings):
+def test_the_pages_upload_and_retrain_share_the_rates(person, settings, one_rate_window):
     rates(settings, **{"import": "1/min", "train": "1/min"})
     client = logged_in(person.owner)
     from django.core.files.uploadedfile import SimpleUploadedFile
