@@ -226,7 +226,10 @@ def update(*, person, identifier: str, doc: object, replace: bool = False, now: 
     if row.status == ObservationStatus.ENTERED_IN_ERROR:
         raise V3Error(410)
     stored = as_document(row, tz=person.tz)
-    check_immutable(doc, stored)
+    # A reading's utcOffset is not stored: the document's is the person's zone at that moment.
+    # A phone in another zone (travelling, a person left on the default zone) sends its own, which
+    # is no change to anything glucast keeps, so it is not held against the stored document.
+    check_immutable(doc, {name: value for name, value in stored.items() if name != "utcOffset"})
     # PUT carries the whole document (date, utcOffset, app), as Nightscout requires; PATCH a part.
     validate_common({"identifier": identifier, **doc} if replace else doc, patching=not replace)
     changes = {}

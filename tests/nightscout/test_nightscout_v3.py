@@ -543,3 +543,17 @@ def test_put_replaces_a_stored_document_and_never_creates_one(person, aaps):
     unknown = "0f0f0f0f-0000-5000-8000-000000000000"
     assert aaps.call("put", f"/entries/{unknown}", {**entry, "identifier": unknown}).status_code == 404
     assert aaps.call("put", f"/treatments/{unknown}", {**basal, "identifier": unknown}).status_code == 404
+
+
+def test_a_phone_in_another_time_zone_may_put_and_patch_its_entries(person, aaps):
+    # The person's zone is Berlin; the phone is in New York and says so in every body. Readings
+    # keep no offset of their own, so the phone's is no change to anything stored.
+    data = aaps_fixture()
+    entry = {**data["entries"][1], "utcOffset": -300}
+    entry_id = aaps.call("post", "/entries", entry).json()["identifier"]
+    assert aaps.call("put", f"/entries/{entry_id}", {**entry, "identifier": entry_id, "sgv": 141.0}).status_code == 200
+    assert aaps.call("patch", f"/entries/{entry_id}", {"utcOffset": -300, "sgv": 142.0}).status_code == 200
+    assert Observation.objects.for_person(person).get(source_identifier=entry_id).value_mg_dl == 142
+    # What is stored stays immutable: the reading's time.
+    moved = aaps.call("patch", f"/entries/{entry_id}", {"date": entry["date"] + 60_000})
+    assert moved.status_code == 400 and moved.json()["field"] == "date"
