@@ -54,6 +54,7 @@ from observations.validation import (
     ImportRejected,
     RawReading,
     RowError,
+    ascii_digits,
     check_row_count,
     parse_timestamp,
 )
@@ -344,7 +345,7 @@ def _bounded_int(params, name: str, default: int, maximum: int | None, errors: d
     raw = params.get(name)
     if raw is None:
         return default
-    if len(raw) > 20 or not (raw.isascii() and raw.isdigit()):
+    if len(raw) > 20 or not ascii_digits(raw):
         errors[name] = [f"{name} must be a non-negative integer"]
         return default
     value = int(raw)

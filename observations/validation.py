@@ -173,6 +173,12 @@ def control_characters(text: object) -> str | None:
     return None
 
 
+def ascii_digits(text: object) -> bool:
+    """Whether `text` is a run of the ASCII digits 0-9, safe to give int(): str.isdigit() alone
+    also takes "²", which int() refuses (a ValueError, a 500, where a 400 belongs)."""
+    return isinstance(text, str) and text.isascii() and text.isdigit()
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)

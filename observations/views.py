@@ -20,7 +20,7 @@ from observations.nightscout import secrets as nightscout_secrets
 from observations.nightscout import tokens as nightscout_tokens
 from observations.nightscout.models import NightscoutAccessToken, NightscoutSource, NightscoutUploadSecret
 from observations.services import check_upload_size
-from observations.validation import ImportRejected
+from observations.validation import ImportRejected, ascii_digits
 from persons.services import person_for
 
 
@@ -89,7 +89,7 @@ def _wants_json(request) -> bool:
 def data(request):
     person = person_for(request.user)
     imported = None
-    if request.GET.get("imported", "").isdigit():
+    if ascii_digits(request.GET.get("imported")) and len(request.GET["imported"]) <= 18:
         imported = ImportBatch.objects.for_person(person).filter(pk=int(request.GET["imported"])).first()
     with timezone.override(person.tz):
         return render(request, "observations/data.html", _data_context(person, request, imported=imported))

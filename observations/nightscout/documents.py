@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone as dt_timezone
 from email.utils import parsedate_to_datetime
 
-from observations.validation import control_characters
+from observations.validation import ascii_digits, control_characters
 
 # uuid v5 namespace made of the 16 bytes of "NightscoutRocks!" (lib/api3/shared/operationTools.js)
 NAMESPACE = uuid.UUID(bytes=b"NightscoutRocks!")
@@ -118,7 +118,7 @@ def parse_instant(value: object) -> datetime | None:
             return from_ms(value)
         if isinstance(value, str):
             text = value.strip()
-            if text.lstrip("-").isdigit() and len(text) <= 16:
+            if ascii_digits(text.removeprefix("-")) and len(text) <= 16:
                 return from_ms(int(text))
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
             return moment if moment.tzinfo else moment.replace(tzinfo=dt_timezone.utc)
@@ -206,7 +206,7 @@ def parse_limit(query) -> int:
     if "limit" not in query:
         return MAX_LIMIT
     text = query["limit"]
-    if not text.isdigit() or not 0 < int(text) <= MAX_LIMIT:
+    if not ascii_digits(text) or len(text) > 9 or not 0 < int(text) <= MAX_LIMIT:
         raise V3Error(400, MSG_BAD_LIMIT, field="limit")
     return int(text)
 
@@ -228,7 +228,7 @@ def parse_search(query) -> SearchQuery:
     elif "sort" in query:
         search.sort = query["sort"]
     if "skip" in query:
-        if not query["skip"].isdigit() or len(query["skip"]) > 9:
+        if not ascii_digits(query["skip"]) or len(query["skip"]) > 9:
             raise V3Error(400, MSG_BAD_SKIP, field="skip")
         search.skip = int(query["skip"])
     for param in query:

@@ -31,6 +31,7 @@ from observations.validation import (
     ImportRejected,
     RawReading,
     RowError,
+    ascii_digits,
     validate_readings,
 )
 
@@ -166,7 +167,7 @@ def parse_entries(document: object, *, max_entries: int | None = None) -> Parsed
         value = entry.get("sgv")
         if value is None:
             row_errors.append(RowError(position, "sgv", "missing"))
-        elif isinstance(value, str) and not value.strip().replace(".", "", 1).isdigit():
+        elif isinstance(value, str) and not ascii_digits(value.strip().replace(".", "", 1)):
             row_errors.append(RowError(position, "sgv", f"{value[:20]!r} is not a number"))
         moment = _entry_time(entry, position, row_errors)
         if row_errors:

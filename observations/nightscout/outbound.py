@@ -31,6 +31,8 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import urllib3
 from django.conf import settings
 
+from observations.validation import ascii_digits
+
 MAX_REDIRECTS = 3
 USER_AGENT = "glucast-nightscout-pull/1"
 # Not covered by ipaddress' is_private in every Python version: carrier-grade NAT.
@@ -201,7 +203,7 @@ def get(url: str, *, params: dict | None = None, headers: dict | None = None) ->
 
 def _read_capped(response, *, max_bytes: int, deadline: float, total_s: float) -> bytes:
     declared = response.headers.get("Content-Length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
+    if ascii_digits(declared) and int(declared) > max_bytes:
         raise OutboundRefused(f"The answer is larger than {max_bytes / 1_048_576:g} MB; not read.")
     chunks, size = [], 0
     while True:

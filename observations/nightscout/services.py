@@ -24,7 +24,7 @@ from observations.nightscout.treatments import parse_treatments, remap_errors, r
 from observations.services import import_readings, schedule_window_refresh
 from observations.treatments.services import end_running_temp_basal, store_checked_treatments, withdraw_treatments
 from observations.treatments.validation import validate_treatments
-from observations.validation import ImportRejected, RowError, parse_timestamp
+from observations.validation import ImportRejected, RowError, ascii_digits, parse_timestamp
 
 UPLOAD = "nightscout-upload"
 PULL = "nightscout-pull"
@@ -101,7 +101,7 @@ def entries_for(person, *, count: int, bounds: dict[str, datetime]) -> list[dict
 def from_epoch_ms(value: str) -> datetime:
     """An instant from a find[date][...] value (epoch ms, or an ISO date-time); ValueError says why."""
     text = value.strip()
-    if text.lstrip("-").isdigit() and len(text) <= 16:
+    if ascii_digits(text.removeprefix("-")) and len(text) <= 16:
         return datetime.fromtimestamp(int(text) / 1000.0, tz=dt_timezone.utc)
     try:
         moment = datetime.fromisoformat(text)

@@ -34,6 +34,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
 from observations.nightscout.models import NightscoutAccessToken
+from observations.validation import ascii_digits
 from persons.row_security import clear_for_request, use_everyone_for_request, use_person_of
 
 TOKEN_PREFIX = "glucast-"
@@ -128,7 +129,7 @@ def date_header_problem(request, *, now: datetime | None = None) -> str | None:
         return None
     raw = raw.strip()
     try:
-        if raw.isdigit() and len(raw) <= 16:
+        if ascii_digits(raw) and len(raw) <= 16:
             sent = datetime.fromtimestamp(int(raw) / 1000, tz=dt_timezone.utc)
         else:
             sent = parsedate_to_datetime(raw)
@@ -168,7 +169,7 @@ class NightscoutBearerAuthentication(BaseAuthentication):
         except jwt.PyJWTError:
             raise NightscoutV3Unauthorized(MSG_BAD_TOKEN) from None
         subject = str(claims.get("sub", ""))
-        if not subject.startswith(_SUBJECT_PREFIX) or not subject[len(_SUBJECT_PREFIX):].isdigit():
+        if not subject.startswith(_SUBJECT_PREFIX) or not ascii_digits(subject[len(_SUBJECT_PREFIX):]):
             raise NightscoutV3Unauthorized(MSG_BAD_TOKEN)
         row = _find(pk=int(subject[len(_SUBJECT_PREFIX):]))
         if row is None or not hmac.compare_digest(row.lookup[:_VERSION_CHARS], str(claims.get("tv", ""))):

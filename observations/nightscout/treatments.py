@@ -42,7 +42,7 @@ from datetime import datetime
 from observations.nightscout.entries import documents_in, epoch_ms_instant
 from observations.treatments import codes
 from observations.treatments.validation import RawTreatment
-from observations.validation import ImportRejected, RowError
+from observations.validation import ImportRejected, RowError, ascii_digits
 
 MINUTES_PER_DAY = 1440
 ROW_KINDS = ("bolus", "bolus-extended", "carbs", "temp_basal")
@@ -142,7 +142,7 @@ def treatment_time(doc: dict, position: int, errors: list[RowError]):
     `created_at` (ISO); an ISO text is returned as it is (validation reads it)."""
     for name in ("date", "mills", "timestamp"):
         raw = doc.get(name)
-        if raw is None or isinstance(raw, str) and not raw.strip().isdigit():
+        if raw is None or isinstance(raw, str) and not ascii_digits(raw.strip()):
             continue  # absent, or an ISO `timestamp` (read below)
         return epoch_ms_instant(raw, name, position, errors)
     for name in ("timestamp", "created_at"):

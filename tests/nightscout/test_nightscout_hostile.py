@@ -28,7 +28,7 @@ JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30)
     | st.sampled_from(["", "0", "-1", "1e400", "2026-12-08T01:00:00Z", "2026-12-08T01:00:00+25:00",
-                       "9999-12-31T23:59:59Z", "NaN", "Infinity", "\x00", "Meal Bolus", "Temp Basal", "sgv"]),
+                       "9999-12-31T23:59:59Z", "NaN", "Infinity", "\x00", "Meal Bolus", "Temp Basal", "sgv", "²", "17²"]),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
     max_leaves=6,
 )
@@ -125,7 +125,8 @@ def test_v1_treatment_uploads(person, v1, body):
     assert_answered(response, person, before, body)
 
 
-QUERY_TEXT = st.text(max_size=30) | st.sampled_from(["-1", "0", "99999999999999999999", "1e10", "2026-12-08", "date", "_all"])
+QUERY_TEXT = st.text(max_size=30) | st.sampled_from(["-1", "0", "99999999999999999999", "9" * 5000, "1e10", "2026-12-08",
+                                                    "date", "_all", "²", "1²"])
 
 
 @EXAMPLES
@@ -194,3 +195,37 @@ def test_a_created_document_whose_identifier_has_a_nul_is_a_400_and_not_stored(p
     response = v3.call("post", "/treatments", body)
     assert response.status_code == 400 and response.json()["field"] == "identifier"
     assert stored(person) == before
+
+
+# str.isdigit() takes "²", which int() refuses: each of these was a ValueError, a 500.
+SUPERSCRIPT = [
+    ("get", "/ns/api/v1/entries.json?find[date][$gte]=1²"),
+    ("get", "/ns/api/v1/entries.json?count=²"),
+    ("get", "/ns/api/v3/entries?limit=²"),
+    ("get", "/ns/api/v3/entries?limit=" + "9" * 5000),
+    ("get", "/ns/api/v3/entries?skip=²"),
+    ("get", "/ns/api/v3/entries/history/²"),
+    ("get", "/ns/api/v3/entries?date$gt=²"),
+    ("post", "/ns/api/v1/entries", [{"type": "sgv", "sgv": "1²", "date": 1765010100000}]),
+    ("post", "/ns/api/v1/entries", [{"type": "sgv", "sgv": 100, "date": "17²"}]),
+    ("post", "/ns/api/v1/treatments", [{"eventType": "Meal Bolus", "insulin": 1, "mills": "²"}]),
+    ("post", "/ns/api/v3/entries", {"date": "17²", "utcOffset": 60, "app": "AAPS", "sgv": 100, "type": "sgv"}),
+]
+
+
+@pytest.mark.parametrize("method,path,body", [(*case, None)[:3] for case in SUPERSCRIPT])
+def test_superscript_digits_are_a_400_naming_the_field(person, v1, v3, method, path, body):
+    if path.startswith("/ns/api/v3"):
+        response = v3.call(method, path.removeprefix("/ns/api/v3"), body)
+    else:
+        client, secret_sha1 = v1
+        kwargs = {"data": json.dumps(body), "content_type": "application/json"} if body is not None else {}
+        response = getattr(client, method)(path, HTTP_API_SECRET=secret_sha1, **kwargs)
+    assert response.status_code == 400, response.content[:300]
+    assert response.content.strip() not in (b"", b"{}")
+
+
+def test_a_superscript_date_header_is_refused_not_a_500(person, v3):
+    v3.call("get", "/entries")  # a JWT first
+    response = v3.client.get("/ns/api/v3/entries", HTTP_DATE="²", HTTP_AUTHORIZATION=f"Bearer {v3.jwt}")
+    assert response.status_code == 401

@@ -395,6 +395,12 @@ def test_pages_period_corpus(page_client, params):
     assert response.status_code < 500
 
 
+def test_a_superscript_import_number_on_the_data_page_is_ignored_not_a_500(page_client):
+    # "²".isdigit() is True and int("²") a ValueError: the page took it for an import's number.
+    assert page_client.get("/data/", {"imported": "²"}).status_code == 200
+    assert page_client.get("/data/", {"imported": "9" * 50}).status_code == 200
+
+
 # --- Property-based: anything at all in any field --------------------------------------------
 
 JSON_LEAVES = st.one_of(
@@ -673,3 +679,13 @@ def test_fhir_treatment_resources_hostile(api, person):
         bundle = {"resourceType": "Bundle", "type": "collection", "entry": [administration(**dosage)]}
         assert_4xx(post_json(api, "/api/fhir/Bundle", bundle, content_type="application/fhir+json"))
     assert nothing_stored()
+
+
+@PROPERTY_SETTINGS
+@given(
+    path=st.sampled_from(["/", "/insights/", "/data/", "/login/"]),
+    params=st.dictionaries(st.sampled_from(["view", "imported", "start", "end", "next"]),
+                           st.text(max_size=25) | st.sampled_from(["²", "9" * 50, "-1", "2026-02-30", "\x00"]), max_size=3),
+)
+def test_property_page_queries_never_5xx(page_client, path, params):
+    assert page_client.get(path, params).status_code < 500
