@@ -9,13 +9,12 @@ retries a create with utcOffset 0 when the answer says "Bad or missing utcOffset
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone as dt_timezone
 from email.utils import parsedate_to_datetime
 
-from observations.validation import ascii_digits, control_characters
+from observations.validation import ascii_digits, control_characters, finite_number
 
 # uuid v5 namespace made of the 16 bytes of "NightscoutRocks!" (lib/api3/shared/operationTools.js)
 NAMESPACE = uuid.UUID(bytes=b"NightscoutRocks!")
@@ -74,7 +73,7 @@ def rejected(exc) -> V3Error:
 
 
 def is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return finite_number(value)
 
 
 def _js_text(value: object) -> str:

@@ -28,8 +28,11 @@ JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30)
     | st.sampled_from(["", "0", "-1", "1e400", "2026-12-08T01:00:00Z", "2026-12-08T01:00:00+25:00",
-                       "9999-12-31T23:59:59Z", "NaN", "Infinity", "\x00", "Meal Bolus", "Temp Basal", "sgv", "²", "17²"]),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+                       "9999-12-31T23:59:59Z", "NaN", "Infinity", "\x00", "Meal Bolus", "Temp Basal", "sgv", "²", "17²",
+                       # st.text() draws no lone surrogates; st.integers() above stays inside float's range
+                       "\ud800", "a\udc00", 10**400, -(10**400)]),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=8) | st.sampled_from(["\ud800"]), children, max_size=3),
     max_leaves=6,
 )
 # The fields the apps send and the mappers read (Nightscout's entries and treatments).
@@ -229,3 +232,61 @@ def test_a_superscript_date_header_is_refused_not_a_500(person, v3):
     v3.call("get", "/entries")  # a JWT first
     response = v3.client.get("/ns/api/v3/entries", HTTP_DATE="²", HTTP_AUTHORIZATION=f"Bearer {v3.jwt}")
     assert response.status_code == 401
+
+
+# Lone UTF-16 surrogates ("\ud800" in JSON) could be neither stored (psycopg's UnicodeEncodeError,
+# jsonb's DataError) nor hashed into a v3 identifier: each of these was a 500.
+LONE_SURROGATE = [
+    ("post", "/ns/api/v1/entries", [{"type": "sgv", "sgv": 100, "date": 1765010100000, "device": "\ud800"}], "[0].device"),
+    ("post", "/ns/api/v1/entries", [{"type": "\ud800", "sgv": 100, "date": 1765010100000}], "[0].type"),
+    ("post", "/ns/api/v1/treatments", [{"eventType": "Meal Bolus", "insulin": 1, "created_at": "2025-12-06T08:35:00Z",
+                                        "pumpId": "\ud800"}], "[0].pumpId"),
+    ("post", "/ns/api/v1/treatments", [{"eventType": "Meal Bolus", "insulin": 1, "created_at": "2025-12-06T08:35:00Z",
+                                        "enteredBy": "a\udc00"}], "[0].enteredBy"),
+    ("post", "/ns/api/v3/entries", {"date": "NOW", "utcOffset": 60, "app": "AAPS", "sgv": 100, "type": "sgv",
+                                    "device": "\ud800"}, "device"),
+    ("post", "/ns/api/v3/treatments", {"date": "NOW", "utcOffset": 60, "app": "AAPS", "eventType": "Meal Bolus",
+                                       "insulin": 1.0, "identifier": "\ud800"}, "identifier"),
+    ("post", "/ns/api/v3/treatments", {"date": "NOW", "utcOffset": 60, "app": "AAPS", "eventType": "Meal Bolus",
+                                       "insulin": 1.0, "pumpSerial": "\ud800"}, "pumpSerial"),
+]
+
+
+def _send(v1, v3, method, path, body):
+    if isinstance(body, dict) and body.get("date") == "NOW":
+        body = {**body, "date": now_ms() - 60_000}
+    if path.startswith("/ns/api/v3"):
+        return v3.call(method, path.removeprefix("/ns/api/v3"), body)
+    client, secret_sha1 = v1
+    return getattr(client, method)(path, json.dumps(body), content_type="application/json", HTTP_API_SECRET=secret_sha1)
+
+
+@pytest.mark.parametrize("method,path,body,field", LONE_SURROGATE)
+def test_a_lone_surrogate_is_a_400_naming_the_field_and_stores_nothing(person, v1, v3, method, path, body, field):
+    before = stored(person)
+    response = _send(v1, v3, method, path, body)
+    assert response.status_code == 400, response.content[:300]
+    answer = response.json()
+    assert field in (answer.get("field") or answer["errors"][0]["field"]) and "surrogate" in response.content.decode()
+    assert stored(person) == before
+
+
+# JSON integers have no size limit: math.isfinite() of one beyond float's range raised OverflowError
+# (utcOffset's check, a v3 document's client fields), and a JSON text inside a field went to
+# json.loads unbounded (100,000 brackets: RecursionError). Each was a 500.
+HUGE_OR_DEEP = [
+    ("post", "/ns/api/v3/entries", {"date": "NOW", "utcOffset": 10**400, "app": "AAPS", "sgv": 100, "type": "sgv"}, 400),
+    ("post", "/ns/api/v3/treatments", {"date": "NOW", "utcOffset": 60, "app": "AAPS", "eventType": "Meal Bolus",
+                                       "insulin": 1.0, "pumpId": 10**400}, 201),  # the pump's id is not kept
+    ("post", "/ns/api/v1/treatments", [{"eventType": "Meal Bolus", "insulin": 1, "created_at": "2025-12-06T08:35:00Z",
+                                        "pumpId": 10**400}], 200),
+    ("post", "/ns/api/v1/treatments", [{"eventType": "Correction Bolus", "insulin": 1, "created_at": "2025-12-06T08:35:00Z",
+                                        "insulinInjections": "[" * 100_000}], 200),  # xDrip+'s JSON text, unreadable
+]
+
+
+@pytest.mark.parametrize("method,path,body,status", HUGE_OR_DEEP, ids=range(len(HUGE_OR_DEEP)))
+def test_huge_integers_and_deep_json_text_are_answered_not_a_500(person, v1, v3, method, path, body, status):
+    response = _send(v1, v3, method, path, body)
+    assert response.status_code == status, response.content[:300]
+
