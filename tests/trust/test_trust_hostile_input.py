@@ -396,7 +396,9 @@ def test_pages_upload_over_the_limit_is_413_and_never_read_whole(page_client, se
 
 
 @pytest.mark.parametrize("params", [{"start": "0001-01-01"}, {"end": "9999-12-31"}, {"start": "\x00"},
-                                    {"start": "2025-01-01", "end": "9999-12-31"}])
+                                    {"start": "2025-01-01", "end": "9999-12-31"},
+                                    {"end": "0001-01-01"}, {"end": "0001-01-13"},  # the default start overflowed: a 500
+                                    {"start": "9999-12-31"}, {"start": "0001-01-01", "end": "0001-01-02"}])
 def test_pages_period_corpus(page_client, params):
     response = page_client.get("/insights/", params)
     assert response.status_code < 500
