@@ -259,7 +259,7 @@ def parse_history_since(text: str | None, header: str | None) -> tuple[int, bool
         moment = parse_instant(text)
         if moment is None:
             raise V3Error(400, MSG_BAD_LAST_MODIFIED, field="lastModified")
-        return epoch_ms(moment), False
+        return _usable_cursor(epoch_ms(moment), False, field="lastModified")
     if header:
         try:
             moment = parsedate_to_datetime(header)
@@ -268,8 +268,18 @@ def parse_history_since(text: str | None, header: str | None) -> tuple[int, bool
         if moment is not None:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=dt_timezone.utc)
-            return epoch_ms(moment.replace(microsecond=0)), True
+            return _usable_cursor(epoch_ms(moment.replace(microsecond=0)), True, field="Last-Modified")
     raise V3Error(400, MSG_BAD_LAST_MODIFIED, field="Last-Modified")
+
+
+def _usable_cursor(since_ms: int, inclusive: bool, *, field: str) -> tuple[int, bool]:
+    """The cursor, if history_page can read rows from it: an instant in year 1 or 9999 with an
+    offset (0001-01-01T00:00:00+14:00) lies outside UTC's datetimes, and was a ValueError (a 500)."""
+    try:
+        from_ms(since_ms if inclusive else since_ms + 1)
+    except (ValueError, OverflowError, OSError):
+        raise V3Error(400, MSG_BAD_LAST_MODIFIED, field=field) from None
+    return since_ms, inclusive
 
 
 # A full history page never ends inside one millisecond (the next cursor would skip the rest of

@@ -164,7 +164,8 @@ def test_v3_writes(person, v3, body, collection, method, identifier):
                                             "created_at$gt", "srvModified$gte", "eventType$eq", "sgv$in", "type$re",
                                             "identifier$eq", "now"]), QUERY_TEXT, max_size=5),
     collection=st.sampled_from(["entries", "treatments", "devicestatus"]),
-    tail=st.sampled_from(["", "/history", "/history/0", "/history/99999999999999999999", "/history/-5", "/not-an-identifier"]),
+    tail=st.sampled_from(["", "/history", "/history/0", "/history/99999999999999999999", "/history/-5", "/not-an-identifier",
+                          "/history/0001-01-01T00:00:00%2B14:00", "/history/9999-12-31T23:59:59.999999Z"]),
 )
 def test_v3_reads_and_deletes(person, v3, params, collection, tail):
     path = f"/{collection}{tail}?{urlencode(params)}"
@@ -290,3 +291,19 @@ def test_huge_integers_and_deep_json_text_are_answered_not_a_500(person, v1, v3,
     response = _send(v1, v3, method, path, body)
     assert response.status_code == status, response.content[:300]
 
+
+
+# A history cursor in year 1 or 9999 with an offset lies outside UTC's datetimes: reading rows
+# from it was a ValueError ("year 0 is out of range"), a 500.
+@pytest.mark.parametrize("collection", ["entries", "treatments"])
+@pytest.mark.parametrize("since, header", [
+    ("0001-01-01T00:00:00%2B14:00", None), ("9999-12-31T23:59:59-12:00", None), ("9999-12-31T23:59:59.999999Z", None),
+    (None, "Fri, 31 Dec 9999 23:59:59 -1200"),
+])
+def test_a_history_cursor_outside_utc_is_a_400(person, v3, collection, since, header):
+    v3.call("get", "/entries")  # a JWT first
+    path = f"/ns/api/v3/{collection}/history" + (f"/{since}" if since else "")
+    extra = {"HTTP_LAST_MODIFIED": header} if header else {}
+    response = v3.client.get(path, HTTP_DATE=str(now_ms()), HTTP_AUTHORIZATION=f"Bearer {v3.jwt}", **extra)
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["field"] == ("lastModified" if since else "Last-Modified")
