@@ -4,7 +4,8 @@
   Django's DATA_UPLOAD_MAX_MEMORY_SIZE never applies. `BoundedJSONParser` refuses a declared
   Content-Length above GLUCAST_MAX_JSON_BYTES without reading, reads at most one byte more than
   the limit otherwise (413 either way), and decodes with `validation.load_json` (no NaN/Infinity,
-  depth-limited: 100,000 nested brackets used to end in a RecursionError, a 500).
+  depth-limited: 100,000 nested brackets used to end in a RecursionError, a 500; no lone UTF-16
+  surrogates, which no UTF-8 holds: stored or echoed in a refusal, they were a 500).
 - Rates (`SettingsRateThrottle`): forecasts, imports and training requests are counted per
   user with one statement in PostgreSQL (or Redis with GLUCAST_REDIS_URL), shared by every
   process and machine (persons.throttling), so a limit means the same with 1 or 20 workers.

@@ -35,12 +35,14 @@ class InsightsPeriodForm(forms.Form):
             cleaned["end"] = today
             return cleaned
         end = end or today
-        start = start or end - dt.timedelta(days=DEFAULT_PERIOD_DAYS - 1)
         earliest = earliest_reading_time().date()
-        if start < earliest or end > today + dt.timedelta(days=1):
-            raise forms.ValidationError(
-                _("Choose dates between %(earliest)s and today.") % {"earliest": earliest.isoformat()}
-            )
+        # The end is checked before a default start is counted back from it: 0001-01-01 minus
+        # the default period was an OverflowError, a 500.
+        if end < earliest or end > today + dt.timedelta(days=1):
+            raise self._outside(earliest)
+        start = start or end - dt.timedelta(days=DEFAULT_PERIOD_DAYS - 1)
+        if start < earliest:
+            raise self._outside(earliest)
         if end < start:
             raise forms.ValidationError(_("The end date must not be before the start date."))
         if (end - start).days + 1 > MAX_PERIOD_DAYS:
@@ -51,6 +53,13 @@ class InsightsPeriodForm(forms.Form):
         cleaned["start_at"] = dt.datetime.combine(start, dt.time(), tzinfo=self.tz)
         cleaned["end_at"] = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=self.tz)
         return cleaned
+
+
+    @staticmethod
+    def _outside(earliest: dt.date) -> forms.ValidationError:
+        return forms.ValidationError(
+            _("Choose dates between %(earliest)s and today.") % {"earliest": earliest.isoformat()}
+        )
 
 
 class UploadForm(forms.Form):

@@ -36,6 +36,11 @@ SENSOR_HIGH_MG_DL = 400.0
 # Text fields (device, identifiers, file names) may not hold control characters: PostgreSQL
 # refuses NUL in text, and the others only ever come from a broken or hostile source.
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# JSON's \uXXXX escapes can name half of a UTF-16 pair alone ("\ud800"): Python decodes it to a
+# str that no UTF-8 can encode, so PostgreSQL, jsonb and every response renderer fail on it (a
+# 500). A complete pair decodes to one character, so any surrogate left in decoded text is lone.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # An error list longer than this helps nobody; the rest are counted.
 MAX_REPORTED_ERRORS = 100
 
@@ -228,22 +233,67 @@ def json_too_deep(document: object, limit: int | None = None) -> bool:
     return False
 
 
-def load_json(text: str | bytes) -> object:
+def finite_number(value: object) -> bool:
+    """Whether `value` is a JSON number (not true/false) that is finite. Every int is, and
+    math.isfinite() of one beyond float's range is an OverflowError (JSON integers have no size
+    limit), so ints are never given to it."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or isinstance(value, float) and math.isfinite(value)
+
+
+def lone_surrogate_at(document: object) -> str | None:
+    """Where decoded JSON holds text with a lone UTF-16 surrogate, as a path such as
+    `entries[2].device` (`body` for the document itself), or None. Iterative and linear."""
+    stack = [(document, "body")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if _SURROGATES.search(node):
+                return path
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                if isinstance(key, str) and _SURROGATES.search(key):
+                    return f"a field name in {path}"
+                stack.append((child, key if path == "body" else f"{path}.{key}"))
+        elif isinstance(node, list):
+            stack.extend((child, f"{'' if path == 'body' else path}[{i}]") for i, child in enumerate(node))
+    return None
+
+
+class JSONRefused(ValueError):
+    """load_json's refusal of decodable JSON; `field` names where in the document it is."""
+
+    def __init__(self, message: str, field: str = "body"):
+        super().__init__(message)
+        self.field = field
+
+
+def load_json(text: str | bytes, *, allow_constants: bool = False) -> object:
     """Decode JSON text safely: ValueError (with a message for people) for invalid JSON, JSON
     nested deeper than GLUCAST_MAX_JSON_DEPTH (the decoder itself would raise RecursionError on
-    very deep input), and the non-standard NaN/Infinity constants."""
+    very deep input), the non-standard NaN/Infinity constants (unless `allow_constants`: for a
+    caller whose every number check refuses them naming the field), and text holding a lone
+    UTF-16 surrogate (named by its path: it could be neither stored nor answered)."""
 
     def refuse_constant(name):
         raise ValueError(f"{name} is not a number JSON allows")
 
     try:
-        document = json.loads(text, parse_constant=refuse_constant)
+        document = json.loads(text, parse_constant=None if allow_constants else refuse_constant)
     except RecursionError:
         raise ValueError(f"JSON nested deeper than {settings.GLUCAST_MAX_JSON_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if json_too_deep(document):
         raise ValueError(f"JSON nested deeper than {settings.GLUCAST_MAX_JSON_DEPTH} levels")
+    # In text, lone surrogates can only come from \u escapes (a UTF-8 decoder refuses encoded
+    # ones), so most documents skip the walk; bytes may be UTF-16 or -32, and are walked.
+    escaped = not isinstance(text, str) or _SURROGATE_ESCAPE.search(text)
+    where = lone_surrogate_at(document) if escaped else None
+    if where:
+        raise JSONRefused(f"{where}: text with a lone UTF-16 surrogate (such as \\ud800 without its pair) "
+                          "is not Unicode; send UTF-8 text", field=where)
     return document
 
 

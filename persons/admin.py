@@ -3,7 +3,10 @@ for rows that only services write (it lives here so apps can share it without im
 
 from django.contrib import admin
 
+from persons.forms import AdminLoginForm
 from persons.models import Person
+
+admin.site.login_form = AdminLoginForm  # a username longer than any account's is refused (persons.forms)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

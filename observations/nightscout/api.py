@@ -22,7 +22,6 @@ glucast did not store.
 
 from __future__ import annotations
 
-import json
 import zlib
 
 from django.conf import settings
@@ -43,7 +42,7 @@ from observations.nightscout.services import (
     store_treatments_document,
     treatments_for,
 )
-from observations.validation import ImportRejected
+from observations.validation import ImportRejected, JSONRefused, load_json
 
 # Nightscout's compatibility level these answers follow (xDrip+ refuses 0.6-0.8 servers).
 NIGHTSCOUT_API_VERSION = "15.0.2"
@@ -99,12 +98,15 @@ def read_json(request):
             return None, too_large
     if not raw.strip():
         return None, _bad_request("the body is empty; send a Nightscout entry or a list of entries")
+    # glucast's one JSON rule: bounded depth, no lone surrogates (text that neither PostgreSQL nor
+    # an answer can hold). NaN/Infinity pass: the entry and treatment mappers refuse non-finite
+    # numbers naming the field, and the fields they do not read are never stored.
     try:
-        return json.loads(raw), None
-    except (ValueError, UnicodeDecodeError) as exc:
-        return None, _bad_request(f"the body is not valid JSON ({str(exc)[:80]})")
-    except RecursionError:  # e.g. 5,000 nested brackets: json gives up, we answer 400
-        return None, _bad_request("the body nests JSON too deeply")
+        return load_json(raw, allow_constants=True), None
+    except JSONRefused as exc:
+        return None, _bad_request(f"the body is refused: {exc}", field=exc.field)
+    except ValueError as exc:  # UnicodeDecodeError included
+        return None, _bad_request(f"the body is not valid JSON: {str(exc)[:120]}")
 
 
 def _date_bounds(query, *, fields=("date", "dateString"), extra="find[type]=sgv") -> tuple[dict, list[str]]:

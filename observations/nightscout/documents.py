@@ -9,13 +9,12 @@ retries a create with utcOffset 0 when the answer says "Bad or missing utcOffset
 
 from __future__ import annotations
 
-import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone as dt_timezone
 from email.utils import parsedate_to_datetime
 
-from observations.validation import ascii_digits, control_characters
+from observations.validation import ascii_digits, control_characters, finite_number
 
 # uuid v5 namespace made of the 16 bytes of "NightscoutRocks!" (lib/api3/shared/operationTools.js)
 NAMESPACE = uuid.UUID(bytes=b"NightscoutRocks!")
@@ -74,7 +73,7 @@ def rejected(exc) -> V3Error:
 
 
 def is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return finite_number(value)
 
 
 def _js_text(value: object) -> str:
@@ -260,7 +259,7 @@ def parse_history_since(text: str | None, header: str | None) -> tuple[int, bool
         moment = parse_instant(text)
         if moment is None:
             raise V3Error(400, MSG_BAD_LAST_MODIFIED, field="lastModified")
-        return epoch_ms(moment), False
+        return _usable_cursor(epoch_ms(moment), False, field="lastModified")
     if header:
         try:
             moment = parsedate_to_datetime(header)
@@ -269,8 +268,18 @@ def parse_history_since(text: str | None, header: str | None) -> tuple[int, bool
         if moment is not None:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=dt_timezone.utc)
-            return epoch_ms(moment.replace(microsecond=0)), True
+            return _usable_cursor(epoch_ms(moment.replace(microsecond=0)), True, field="Last-Modified")
     raise V3Error(400, MSG_BAD_LAST_MODIFIED, field="Last-Modified")
+
+
+def _usable_cursor(since_ms: int, inclusive: bool, *, field: str) -> tuple[int, bool]:
+    """The cursor, if history_page can read rows from it: an instant in year 1 or 9999 with an
+    offset (0001-01-01T00:00:00+14:00) lies outside UTC's datetimes, and was a ValueError (a 500)."""
+    try:
+        from_ms(since_ms if inclusive else since_ms + 1)
+    except (ValueError, OverflowError, OSError):
+        raise V3Error(400, MSG_BAD_LAST_MODIFIED, field=field) from None
+    return since_ms, inclusive
 
 
 # A full history page never ends inside one millisecond (the next cursor would skip the rest of

@@ -25,7 +25,6 @@ or back off the readings.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime, timedelta, timezone as dt_timezone
 
@@ -39,7 +38,7 @@ from observations.nightscout.models import NightscoutSource
 from observations.nightscout.secrets import sha1_hex
 from observations.nightscout.services import PULL, from_epoch_ms, store_entries, store_treatments_document
 from observations.validation import parse_timestamp
-from observations.validation import ImportRejected
+from observations.validation import ImportRejected, JSONRefused, load_json
 from persons.erasure import ERASED, PersonErased, check_not_erased, erasure_mark
 
 logger = logging.getLogger(__name__)
@@ -111,8 +110,10 @@ def _fetch_page(source: NightscoutSource, *, since: datetime, before: datetime |
     if answer.status != 200:
         raise PullFailed(f"The site answered HTTP {answer.status}.")
     try:
-        document = json.loads(answer.body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        document = load_json(answer.body, allow_constants=True)  # the rules of an upload (api.read_json)
+    except JSONRefused as exc:
+        raise PullFailed(f"The site's answer holds text glucast cannot store ({exc}).") from None
+    except ValueError:
         raise PullFailed("The site's answer is not JSON; is this a Nightscout address?") from None
     if not isinstance(document, list):
         raise PullFailed(f"The site's answer is not a list of Nightscout {'treatments' if treatments else 'entries'}.")

@@ -33,7 +33,6 @@ fallback). One document can give several rows (insulin and carbs), so each row's
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ from datetime import datetime
 from observations.nightscout.entries import documents_in, epoch_ms_instant
 from observations.treatments import codes
 from observations.treatments.validation import RawTreatment
-from observations.validation import ImportRejected, RowError, ascii_digits
+from observations.validation import ImportRejected, RowError, ascii_digits, finite_number, load_json
 
 MINUTES_PER_DAY = 1440
 ROW_KINDS = ("bolus", "bolus-extended", "carbs", "temp_basal")
@@ -179,8 +178,8 @@ def _insulin_kind(doc: dict) -> str | None:
         names.append(doc["insulinType"])
     injections = doc.get("insulinInjections")
     if isinstance(injections, str):  # xDrip+ sends a JSON text
-        try:
-            injections = json.loads(injections)
+        try:  # bounded like every body: 100,000 nested brackets were a RecursionError, a 500
+            injections = load_json(injections)
         except ValueError:
             injections = None
     if isinstance(injections, list):
@@ -198,7 +197,7 @@ def _client_fields(doc: dict) -> dict:
         value = doc.get(name)
         if isinstance(value, str):
             kept[name] = value[:128]
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and abs(value) < 2**53:
+        elif finite_number(value) and abs(value) < 2**53:
             kept[name] = value
     return kept
 

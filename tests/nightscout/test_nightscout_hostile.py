@@ -28,8 +28,11 @@ JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30)
     | st.sampled_from(["", "0", "-1", "1e400", "2026-12-08T01:00:00Z", "2026-12-08T01:00:00+25:00",
-                       "9999-12-31T23:59:59Z", "NaN", "Infinity", "\x00", "Meal Bolus", "Temp Basal", "sgv", "²", "17²"]),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+                       "9999-12-31T23:59:59Z", "NaN", "Infinity", "\x00", "Meal Bolus", "Temp Basal", "sgv", "²", "17²",
+                       # st.text() draws no lone surrogates; st.integers() above stays inside float's range
+                       "\ud800", "a\udc00", 10**400, -(10**400)]),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=8) | st.sampled_from(["\ud800"]), children, max_size=3),
     max_leaves=6,
 )
 # The fields the apps send and the mappers read (Nightscout's entries and treatments).
@@ -161,7 +164,8 @@ def test_v3_writes(person, v3, body, collection, method, identifier):
                                             "created_at$gt", "srvModified$gte", "eventType$eq", "sgv$in", "type$re",
                                             "identifier$eq", "now"]), QUERY_TEXT, max_size=5),
     collection=st.sampled_from(["entries", "treatments", "devicestatus"]),
-    tail=st.sampled_from(["", "/history", "/history/0", "/history/99999999999999999999", "/history/-5", "/not-an-identifier"]),
+    tail=st.sampled_from(["", "/history", "/history/0", "/history/99999999999999999999", "/history/-5", "/not-an-identifier",
+                          "/history/0001-01-01T00:00:00%2B14:00", "/history/9999-12-31T23:59:59.999999Z"]),
 )
 def test_v3_reads_and_deletes(person, v3, params, collection, tail):
     path = f"/{collection}{tail}?{urlencode(params)}"
@@ -229,3 +233,77 @@ def test_a_superscript_date_header_is_refused_not_a_500(person, v3):
     v3.call("get", "/entries")  # a JWT first
     response = v3.client.get("/ns/api/v3/entries", HTTP_DATE="²", HTTP_AUTHORIZATION=f"Bearer {v3.jwt}")
     assert response.status_code == 401
+
+
+# Lone UTF-16 surrogates ("\ud800" in JSON) could be neither stored (psycopg's UnicodeEncodeError,
+# jsonb's DataError) nor hashed into a v3 identifier: each of these was a 500.
+LONE_SURROGATE = [
+    ("post", "/ns/api/v1/entries", [{"type": "sgv", "sgv": 100, "date": 1765010100000, "device": "\ud800"}], "[0].device"),
+    ("post", "/ns/api/v1/entries", [{"type": "\ud800", "sgv": 100, "date": 1765010100000}], "[0].type"),
+    ("post", "/ns/api/v1/treatments", [{"eventType": "Meal Bolus", "insulin": 1, "created_at": "2025-12-06T08:35:00Z",
+                                        "pumpId": "\ud800"}], "[0].pumpId"),
+    ("post", "/ns/api/v1/treatments", [{"eventType": "Meal Bolus", "insulin": 1, "created_at": "2025-12-06T08:35:00Z",
+                                        "enteredBy": "a\udc00"}], "[0].enteredBy"),
+    ("post", "/ns/api/v3/entries", {"date": "NOW", "utcOffset": 60, "app": "AAPS", "sgv": 100, "type": "sgv",
+                                    "device": "\ud800"}, "device"),
+    ("post", "/ns/api/v3/treatments", {"date": "NOW", "utcOffset": 60, "app": "AAPS", "eventType": "Meal Bolus",
+                                       "insulin": 1.0, "identifier": "\ud800"}, "identifier"),
+    ("post", "/ns/api/v3/treatments", {"date": "NOW", "utcOffset": 60, "app": "AAPS", "eventType": "Meal Bolus",
+                                       "insulin": 1.0, "pumpSerial": "\ud800"}, "pumpSerial"),
+]
+
+
+def _send(v1, v3, method, path, body):
+    if isinstance(body, dict) and body.get("date") == "NOW":
+        body = {**body, "date": now_ms() - 60_000}
+    if path.startswith("/ns/api/v3"):
+        return v3.call(method, path.removeprefix("/ns/api/v3"), body)
+    client, secret_sha1 = v1
+    return getattr(client, method)(path, json.dumps(body), content_type="application/json", HTTP_API_SECRET=secret_sha1)
+
+
+@pytest.mark.parametrize("method,path,body,field", LONE_SURROGATE)
+def test_a_lone_surrogate_is_a_400_naming_the_field_and_stores_nothing(person, v1, v3, method, path, body, field):
+    before = stored(person)
+    response = _send(v1, v3, method, path, body)
+    assert response.status_code == 400, response.content[:300]
+    answer = response.json()
+    assert field in (answer.get("field") or answer["errors"][0]["field"]) and "surrogate" in response.content.decode()
+    assert stored(person) == before
+
+
+# JSON integers have no size limit: math.isfinite() of one beyond float's range raised OverflowError
+# (utcOffset's check, a v3 document's client fields), and a JSON text inside a field went to
+# json.loads unbounded (100,000 brackets: RecursionError). Each was a 500.
+HUGE_OR_DEEP = [
+    ("post", "/ns/api/v3/entries", {"date": "NOW", "utcOffset": 10**400, "app": "AAPS", "sgv": 100, "type": "sgv"}, 400),
+    ("post", "/ns/api/v3/treatments", {"date": "NOW", "utcOffset": 60, "app": "AAPS", "eventType": "Meal Bolus",
+                                       "insulin": 1.0, "pumpId": 10**400}, 201),  # the pump's id is not kept
+    ("post", "/ns/api/v1/treatments", [{"eventType": "Meal Bolus", "insulin": 1, "created_at": "2025-12-06T08:35:00Z",
+                                        "pumpId": 10**400}], 200),
+    ("post", "/ns/api/v1/treatments", [{"eventType": "Correction Bolus", "insulin": 1, "created_at": "2025-12-06T08:35:00Z",
+                                        "insulinInjections": "[" * 100_000}], 200),  # xDrip+'s JSON text, unreadable
+]
+
+
+@pytest.mark.parametrize("method,path,body,status", HUGE_OR_DEEP, ids=range(len(HUGE_OR_DEEP)))
+def test_huge_integers_and_deep_json_text_are_answered_not_a_500(person, v1, v3, method, path, body, status):
+    response = _send(v1, v3, method, path, body)
+    assert response.status_code == status, response.content[:300]
+
+
+
+# A history cursor in year 1 or 9999 with an offset lies outside UTC's datetimes: reading rows
+# from it was a ValueError ("year 0 is out of range"), a 500.
+@pytest.mark.parametrize("collection", ["entries", "treatments"])
+@pytest.mark.parametrize("since, header", [
+    ("0001-01-01T00:00:00%2B14:00", None), ("9999-12-31T23:59:59-12:00", None), ("9999-12-31T23:59:59.999999Z", None),
+    (None, "Fri, 31 Dec 9999 23:59:59 -1200"),
+])
+def test_a_history_cursor_outside_utc_is_a_400(person, v3, collection, since, header):
+    v3.call("get", "/entries")  # a JWT first
+    path = f"/ns/api/v3/{collection}/history" + (f"/{since}" if since else "")
+    extra = {"HTTP_LAST_MODIFIED": header} if header else {}
+    response = v3.client.get(path, HTTP_DATE=str(now_ms()), HTTP_AUTHORIZATION=f"Bearer {v3.jwt}", **extra)
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["field"] == ("lastModified" if since else "Last-Modified")

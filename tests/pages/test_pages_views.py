@@ -170,7 +170,8 @@ def test_insights_chosen_period(logged_in, person):
 
 @pytest.mark.parametrize(
     "params",
-    [{"start": "2026-02-10", "end": "2026-02-01"}, {"start": "not a date"}, {"start": "2020-01-01", "end": "2026-01-01"}],
+    [{"start": "2026-02-10", "end": "2026-02-01"}, {"start": "not a date"}, {"start": "2020-01-01", "end": "2026-01-01"},
+     {"end": "0001-01-01"}],  # the default start, counted back from it, was an OverflowError (a 500)
 )
 def test_insights_bad_period_is_a_400_naming_the_problem(logged_in, params):
     response = logged_in.get(reverse("insights"), params)

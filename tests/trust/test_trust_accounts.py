@@ -92,6 +92,19 @@ def test_an_account_locks_after_the_failure_limit_even_across_addresses(alice, s
     assert "_auth_user_id" not in response.client.session
 
 
+@pytest.mark.parametrize("path", ["/login/", "/admin/login/"])
+def test_a_username_longer_than_any_accounts_is_refused_before_it_is_recorded(alice, path):
+    # django-axes records a failed login's username in a varchar(255): 10,000 characters were a
+    # DataError, a 500. Now a form error, and no attempt recorded.
+    from axes.models import AccessAttempt
+
+    response = login(path, "a" * 10_000, "wrong")
+    assert response.status_code == 200 and response.context["form"].errors["username"]
+    assert not AccessAttempt.objects.exists()
+    if path == "/login/":  # alice is no staff member: the admin would refuse her anyway
+        assert login(path, "alice", PASSWORD).status_code == 302  # ordinary logins unchanged
+
+
 def test_an_address_locks_after_the_failure_limit_across_accounts(alice, settings):
     for attempt in range(settings.AXES_FAILURE_LIMIT):
         login("/login/", f"guess{attempt}", "wrong", address="10.9.9.9")

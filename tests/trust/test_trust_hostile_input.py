@@ -25,6 +25,9 @@ from observations.models import GlucoseWindow, ImportBatch, Observation, Treatme
 from predictions.models import PredictionFeedback, PredictionLog
 
 NUL_AND_CONTROL = ["\x00", "a\x00b", "\x01", "dev\x1bice", "x\x7f", "\x08\x0c"]
+# JSON may escape half of a UTF-16 pair alone: text no UTF-8 holds, so PostgreSQL, jsonb and the
+# JSON renderer raised UnicodeEncodeError on it (a 500 storing it, or echoing it in a 400).
+LONE_SURROGATES = ["\ud800", "a\udfffb", "\udc00\ud800"]
 FORMULAS = ["=1+2", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "=HYPERLINK(\"http://x\")"]
 BAD_TIMES = [
     "0001-01-01T00:30:00",  # naive, year 1: overflowed converting from the person's zone
@@ -110,7 +113,7 @@ def test_rest_reading_values(api, value):
     assert nothing_stored()
 
 
-@pytest.mark.parametrize("text", NUL_AND_CONTROL + FORMULAS, ids=repr)
+@pytest.mark.parametrize("text", NUL_AND_CONTROL + FORMULAS + LONE_SURROGATES, ids=repr)
 @pytest.mark.parametrize("field", ["unit", "code", "effective_at"])
 def test_rest_reading_text_fields(api, field, text):
     response = post_json(api, "/api/observations/", [reading(**{field: text})])
@@ -311,6 +314,10 @@ def test_fhir_search(api, params, field):
         ({"history": [{"effective_at": "2025-03-01T08:00:00Z", "value": 120}] * 5001}, "history"),
         ({"history": "\x00"}, "history"),
         ({"\x00": 1}, "\\u0000"),
+        ({"\ud800": 1}, "field name"),  # echoed among the unknown fields: was a 500
+        ({"horizons": ["\ud800"]}, "horizons[0]"),  # echoed among the invalid horizons: was a 500
+        ({"history": [{"effective_at": "2025-03-01T08:00:00Z", "value": 120, "\ud800": 1}]}, "history[0]"),
+        ({"as_of": "\ud800"}, "as_of"),
     ],
     ids=lambda v: repr(v)[:60],
 )
@@ -389,7 +396,9 @@ def test_pages_upload_over_the_limit_is_413_and_never_read_whole(page_client, se
 
 
 @pytest.mark.parametrize("params", [{"start": "0001-01-01"}, {"end": "9999-12-31"}, {"start": "\x00"},
-                                    {"start": "2025-01-01", "end": "9999-12-31"}])
+                                    {"start": "2025-01-01", "end": "9999-12-31"},
+                                    {"end": "0001-01-01"}, {"end": "0001-01-13"},  # the default start overflowed: a 500
+                                    {"start": "9999-12-31"}, {"start": "0001-01-01", "end": "0001-01-02"}])
 def test_pages_period_corpus(page_client, params):
     response = page_client.get("/insights/", params)
     assert response.status_code < 500
@@ -406,9 +415,10 @@ def test_a_superscript_import_number_on_the_data_page_is_ignored_not_a_500(page_
 JSON_LEAVES = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(10**500), max_value=10**500),
     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=30),
-    st.sampled_from(BAD_TIMES[:12] + NUL_AND_CONTROL + FORMULAS),
+    st.sampled_from(BAD_TIMES[:12] + NUL_AND_CONTROL + FORMULAS + LONE_SURROGATES),
 )
-JSON_VALUES = st.recursive(JSON_LEAVES, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+JSON_KEYS = st.text(max_size=8) | st.sampled_from(LONE_SURROGATES)  # st.text() draws no surrogates
+JSON_VALUES = st.recursive(JSON_LEAVES, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(JSON_KEYS, inner, max_size=4), max_leaves=12)
 HOSTILE_READING = st.fixed_dictionaries(
     {}, optional={"effective_at": JSON_VALUES, "value": JSON_VALUES, "unit": JSON_VALUES, "code": JSON_VALUES, "person": JSON_VALUES}
 )
@@ -579,7 +589,7 @@ def test_rest_treatment_huge_minutes(api, minutes, field):
     assert nothing_stored()
 
 
-@pytest.mark.parametrize("text", NUL_AND_CONTROL + FORMULAS, ids=repr)
+@pytest.mark.parametrize("text", NUL_AND_CONTROL + FORMULAS + LONE_SURROGATES, ids=repr)
 @pytest.mark.parametrize("field", ["kind", "unit", "insulin_kind", "identifier", "device"])
 def test_rest_treatment_text_fields(api, field, text):
     if field in ("identifier", "device") and text == "-2+3":
@@ -587,6 +597,23 @@ def test_rest_treatment_text_fields(api, field, text):
     response = post_json(api, "/api/treatments/", [treatment(**{field: text})])
     assert_4xx(response, field=field)
     assert nothing_stored()
+
+
+@pytest.mark.parametrize("path, body, field", [
+    ("/api/treatments/", [{"kind": "bolus", "effective_at": "2025-03-01T08:00:00Z", "amount": 2.0, "\ud800": 1}],
+     "field name in [0]"),  # echoed as the unknown field: was a 500
+    ("/api/me/", {"display_name": "\ud800"}, "display_name"),  # was stored: UnicodeEncodeError
+    ("/api/me/", {"time_zone": "\ud800"}, "time_zone"),  # echoed in the refusal: was a 500
+    ("/api/me/", {"preferred_unit": "\ud800"}, "preferred_unit"),
+    ("/api/fhir/Bundle", {"resourceType": "Bundle", "type": "\ud800"}, "type"),
+])
+def test_lone_surrogates_are_a_400_naming_where(api, person, path, body, field):
+    method = api.patch if path == "/api/me/" else api.post
+    response = method(path, json.dumps(body), content_type="application/json")
+    assert_4xx(response, field=field)
+    assert "surrogate" in response.json()["detail"]
+    person.refresh_from_db()
+    assert nothing_stored() and "\ud800" not in person.display_name + person.time_zone
 
 
 def test_treatments_non_finite_constants_deep_and_wide_json(api):
