@@ -39,6 +39,14 @@ OLD_PRIOR = "prior-0.9.0-test"
 NOW = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
 
 
+@pytest.fixture(autouse=True)
+def _now_is_when_the_test_starts():
+    # Taken again for each test, not once at import: a test that ran long after the module was
+    # imported (a slow suite, or bin/test-at's clock) saw its people as inactive.
+    global NOW
+    NOW = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+
+
 def built_on_older_prior(model: MLModel, version: str = OLD_PRIOR) -> MLModel:
     """Rewrite a stored release-2 model as one trained on another prior: its manifest and
     metadata name that prior, the row's feature schema too, the checksums are recomputed."""
